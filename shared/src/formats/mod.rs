@@ -1,0 +1,101 @@
+//! Log formats: one parser per format, and detection of the format.
+//!
+//! A parser turns one line (newline and trailing `\r` already removed) into
+//! a [`Hit`] borrowed from the line, `Ok(None)` for lines that carry no
+//! request by design (headers, comments, blank lines, NLB lines in an ALB
+//! prefix), or a [`ParseError`] naming the field that failed. A failing line
+//! is counted and skipped by the caller, never fatal.
+
+use crate::hit::Hit;
+use std::fmt;
+
+pub mod alb;
+pub mod cloudfront;
+pub mod detect;
+pub mod pattern;
+mod text;
+pub mod waf;
+
+pub use detect::{detect_from_line, detect_from_name, NameHint};
+pub use text::{parse_ip, parse_ip_port, parse_iso8601_ms, split_request_line, split_url};
+
+/// Why a line could not be turned into a [`Hit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The field that failed (`"time"`, `"client:port"`, `"elb_status_code"`,
+    /// `"json"`, ...).
+    pub field: &'static str,
+    /// What was wrong with it (`"missing"`, `"not a number"`, ...).
+    pub reason: &'static str,
+}
+
+impl ParseError {
+    /// A failure of `field` for `reason`.
+    pub const fn new(field: &'static str, reason: &'static str) -> Self {
+        ParseError { field, reason }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// What a parser made of one line.
+pub type ParseResult<'a> = Result<Option<Hit<'a>>, ParseError>;
+
+/// A line parser. Parsers may keep state between lines of one file
+/// (CloudFront maps columns by its `#Fields` header); make a new one per file.
+pub trait LineParser: Send {
+    /// Parse one line, without its line terminator.
+    fn parse<'a>(&mut self, line: &'a [u8]) -> ParseResult<'a>;
+}
+
+/// The log formats fail2waf reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// Application Load Balancer access logs.
+    Alb,
+    /// AWS WAF logs (JSON lines).
+    Waf,
+    /// CloudFront standard (legacy, W3C) logs.
+    CloudFront,
+    /// A regex with named captures (a preset or user-defined).
+    Pattern(pattern::PatternSpec),
+}
+
+impl Format {
+    /// A fresh parser for one file of this format.
+    pub fn parser(&self) -> Box<dyn LineParser> {
+        match self {
+            Format::Alb => Box::new(alb::AlbParser::default()),
+            Format::Waf => Box::new(waf::WafParser::default()),
+            Format::CloudFront => Box::new(cloudfront::CloudFrontParser::default()),
+            Format::Pattern(spec) => Box::new(pattern::PatternParser::new(spec.clone())),
+        }
+    }
+
+    /// Short name: `alb`, `waf`, `cloudfront`, or the pattern's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Format::Alb => "alb",
+            Format::Waf => "waf",
+            Format::CloudFront => "cloudfront",
+            Format::Pattern(spec) => spec.name(),
+        }
+    }
+
+    /// A format by name: `alb`, `waf`, `cloudfront`, `nginx-combined`,
+    /// `apache-combined`, `common`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "alb" => Some(Format::Alb),
+            "waf" => Some(Format::Waf),
+            "cloudfront" => Some(Format::CloudFront),
+            other => pattern::PatternSpec::preset(other).map(Format::Pattern),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Small, allocation-free helpers shared by the parsers.
+
+use std::net::IpAddr;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn digits(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 9 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u32::from(b - b'0');
+    }
+    Some(v)
+}
+
+/// Milliseconds since the epoch of a civil UTC date and time, after range
+/// checks.
+pub(crate) fn civil_to_ms(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), mo, d);
+    Some(((days * 24 + i64::from(h)) * 60 + i64::from(mi)) * 60_000 + i64::from(s) * 1000)
+}
+
+/// Parse `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)` to epoch
+/// milliseconds. A missing zone is taken as UTC.
+pub fn parse_iso8601_ms(s: &[u8]) -> Option<i64> {
+    if s.len() < 19 || s[4] != b'-' || s[7] != b'-' || !(s[10] == b'T' || s[10] == b' ') {
+        return None;
+    }
+    if s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let base = civil_to_ms(
+        digits(&s[0..4])?,
+        digits(&s[5..7])?,
+        digits(&s[8..10])?,
+        digits(&s[11..13])?,
+        digits(&s[14..16])?,
+        digits(&s[17..19])?,
+    )?;
+    let mut rest = &s[19..];
+    let mut ms = 0i64;
+    if let Some((&b'.', frac)) = rest.split_first() {
+        let n = frac.iter().take_while(|b| b.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        for (i, &b) in frac[..n.min(3)].iter().enumerate() {
+            ms += i64::from(b - b'0') * [100, 10, 1][i];
+        }
+        rest = &frac[n..];
+    }
+    let offset_min = match rest {
+        b"" | b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, tail @ ..] => {
+            let mm = match tail {
+                [b':', m1, m2] | [m1, m2] => digits(&[*m1, *m2])?,
+                [] => 0,
+                _ => return None,
+            };
+            let off = i64::from(digits(&[*h1, *h2])? * 60 + mm);
+            if *sign == b'+' {
+                off
+            } else {
+                -off
+            }
+        }
+        _ => return None,
+    };
+    Some(base + ms - offset_min * 60_000)
+}
+
+/// Parse an address, with or without brackets and with or without a port
+/// (`192.0.2.1`, `192.0.2.1:443`, `2001:db8::1`, `[2001:db8::1]:443`).
+/// An unbracketed IPv6 address is taken whole: use [`parse_ip_port`] where
+/// the format always appends a port.
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(inner) = s.strip_prefix('[') {
+        let end = inner.find(']')?;
+        return inner[..end].parse().ok();
+    }
+    // IPv4 with a port: exactly one colon.
+    let (host, port) = s.rsplit_once(':')?;
+    if host.contains(':') || port.parse::<u16>().is_err() {
+        return None;
+    }
+    host.parse().ok()
+}
+
+/// Parse `address:port` where the port is always present and IPv6 is not
+/// bracketed (ALB's `client:port`): split at the last colon.
+pub fn parse_ip_port(s: &str) -> Option<IpAddr> {
+    if let Some(inner) = s.strip_prefix('[') {
+        let end = inner.find(']')?;
+        return inner[..end].parse().ok();
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    host.parse().ok()
+}
+
+/// Split an HTTP request line `METHOD URL VERSION` into method and URL at
+/// the first and last space, so a URL with spaces stays whole. A line with
+/// no space is all URL with method `-`; with one space the version is taken
+/// to be missing.
+pub fn split_request_line(req: &str) -> (&str, &str) {
+    match req.split_once(' ') {
+        None => ("-", req),
+        Some((method, rest)) => match rest.rsplit_once(' ') {
+            Some((url, version)) if version.starts_with("HTTP/") || version == "-" => {
+                (method, url)
+            }
+            _ => (method, rest),
+        },
+    }
+}
+
+/// Split an absolute URL `scheme://host[:port]/path?query` into host (with
+/// the port removed) and path; a URL that is already a path is returned
+/// with an empty host.
+pub fn split_url(url: &str) -> (&str, &str) {
+    let Some(pos) = url.find("://") else {
+        return ("", url);
+    };
+    let rest = &url[pos + 3..];
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    (host, if path.is_empty() { "/" } else { path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_variants() {
+        let z = parse_iso8601_ms(b"2018-07-02T22:23:00.186641Z").unwrap();
+        assert_eq!(z, 1_530_570_180_186);
+        assert_eq!(parse_iso8601_ms(b"2018-07-02T22:23:00Z"), Some(1_530_570_180_000));
+        assert_eq!(
+            parse_iso8601_ms(b"2018-07-03T00:23:00.186+02:00"),
+            Some(1_530_570_180_186)
+        );
+        assert_eq!(parse_iso8601_ms(b"1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_iso8601_ms(b"2018-13-02T22:23:00Z"), None);
+        assert_eq!(parse_iso8601_ms(b"2018-07-02T22:23:00.Z"), None);
+        assert_eq!(parse_iso8601_ms(b"2018-07-02"), None);
+        assert_eq!(parse_iso8601_ms(b"2018-07-02T22:23:00Zjunk"), None);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(parse_ip_port("192.0.2.1:2817"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            parse_ip_port("2001:db8::1:443"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(parse_ip_port("[2001:db8::1]:443"), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(parse_ip_port("192.0.2.1"), None);
+        assert_eq!(parse_ip("2001:db8::1"), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(parse_ip(" 192.0.2.1:80"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(parse_ip("unknown"), None);
+    }
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(
+            split_request_line("GET http://h:80/a b HTTP/1.1"),
+            ("GET", "http://h:80/a b")
+        );
+        assert_eq!(split_request_line("- http://h:80- -"), ("-", "http://h:80-"));
+        assert_eq!(split_request_line("garbage"), ("-", "garbage"));
+        assert_eq!(split_url("https://www.example.com:443/x?y=1"), ("www.example.com", "/x?y=1"));
+        assert_eq!(split_url("http://h:80-"), ("h:80-", "/"));
+        assert_eq!(split_url("/only/path"), ("", "/only/path"));
+    }
+}
