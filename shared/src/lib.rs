@@ -5,3 +5,7 @@
 
 pub mod formats;
 pub mod hit;
+pub mod config;
+pub mod duration;
+pub mod rules;
+pub mod window;

@@ -10,6 +10,10 @@ impl PatternSpec {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// A user-defined format.
+    pub fn new(name: &str, _regex: &str, _time_format: &str) -> Result<PatternSpec, String> {
+        Ok(PatternSpec { name: name.into() })
+    }
     /// A preset by name.
     pub fn preset(_name: &str) -> Option<PatternSpec> {
         None

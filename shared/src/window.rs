@@ -1,0 +1,302 @@
+//! Event-time bucketed sliding windows.
+//!
+//! Time is cut into buckets of a fixed width (10 s by default); a bucket is
+//! identified by `event_time_ms / bucket_ms`. A [`Series`] holds the count
+//! of each non-empty bucket. A window of `n` buckets ending at bucket `e`
+//! is the sum of buckets `e-n+1 ..= e`; a key offends when *any* window
+//! reaches the threshold, so a late record (older than the newest bucket)
+//! simply lands in its own bucket and the windows that contain it are
+//! evaluated again.
+//!
+//! Series merge by adding counts bucket by bucket, which is commutative and
+//! associative: the counts of two log objects give the same totals in either
+//! order.
+
+use serde::{Deserialize, Serialize};
+
+/// Bucket index: `event_time_ms / bucket_ms`.
+pub type Bucket = u32;
+
+/// Sparse, sorted per-bucket counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Series(Vec<(Bucket, u32)>);
+
+impl Series {
+    /// Add `n` to bucket `b`.
+    pub fn add(&mut self, b: Bucket, n: u32) {
+        match self.0.last_mut() {
+            Some((last, c)) if *last == b => *c = c.saturating_add(n),
+            Some((last, _)) if *last > b => match self.0.binary_search_by_key(&b, |e| e.0) {
+                Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
+                Err(i) => self.0.insert(i, (b, n)),
+            },
+            _ => self.0.push((b, n)),
+        }
+    }
+
+    /// Sum of buckets `lo ..= hi`.
+    pub fn sum(&self, lo: Bucket, hi: Bucket) -> u64 {
+        if lo > hi {
+            return 0;
+        }
+        let start = self.0.partition_point(|e| e.0 < lo);
+        self.0[start..]
+            .iter()
+            .take_while(|e| e.0 <= hi)
+            .map(|e| u64::from(e.1))
+            .sum()
+    }
+
+    /// Sum of the window of `len` buckets that ends at `end`.
+    pub fn window(&self, end: Bucket, len: u32) -> u64 {
+        self.sum(window_start(end, len), end)
+    }
+
+    /// The newest non-empty bucket.
+    pub fn newest(&self) -> Option<Bucket> {
+        self.0.last().map(|e| e.0)
+    }
+
+    /// The oldest non-empty bucket.
+    pub fn oldest(&self) -> Option<Bucket> {
+        self.0.first().map(|e| e.0)
+    }
+
+    /// Add every bucket of `other`.
+    pub fn merge(&mut self, other: &Series) {
+        if other.0.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(self.0.len() + other.0.len());
+        let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    out.push((x.0, x.1.saturating_add(y.1)));
+                    a.next();
+                    b.next();
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    out.push(**x);
+                    a.next();
+                }
+                (_, Some(y)) => {
+                    out.push(**y);
+                    b.next();
+                }
+                (Some(x), None) => {
+                    out.push(**x);
+                    a.next();
+                }
+                (None, None) => break,
+            }
+        }
+        self.0 = out;
+    }
+
+    /// Drop buckets older than `b`.
+    pub fn prune_before(&mut self, b: Bucket) {
+        let n = self.0.partition_point(|e| e.0 < b);
+        self.0.drain(..n);
+    }
+
+    /// No bucket has a count.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The non-empty buckets in `lo ..= hi`, oldest first.
+    pub fn buckets_in(&self, lo: Bucket, hi: Bucket) -> impl Iterator<Item = Bucket> + '_ {
+        let start = self.0.partition_point(|e| e.0 < lo);
+        self.0[start..]
+            .iter()
+            .take_while(move |e| e.0 <= hi)
+            .map(|e| e.0)
+    }
+
+    /// Iterate `(bucket, count)`, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = (Bucket, u32)> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// First bucket of the window of `len` buckets that ends at `end`.
+pub fn window_start(end: Bucket, len: u32) -> Bucket {
+    end.saturating_sub(len.saturating_sub(1))
+}
+
+/// A bounded set of distinct items (paths, member addresses) by 64-bit
+/// hash, each with the newest bucket it was seen in.
+///
+/// It keeps at most `cap` entries, the most recently seen, so
+/// [`DistinctSet::count_since`] returns `min(true distinct count, cap)`:
+/// exactly what a "at least N distinct" condition with `cap = N` needs,
+/// in bounded memory. Merging keeps the newest bucket per hash and then
+/// the `cap` newest entries (ties broken by hash), which does not depend
+/// on the order of merges.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DistinctSet(Vec<(u64, Bucket)>);
+
+impl DistinctSet {
+    /// Record `hash` as seen in bucket `b`, keeping at most `cap` entries.
+    pub fn insert(&mut self, hash: u64, b: Bucket, cap: usize) {
+        if let Some(e) = self.0.iter_mut().find(|e| e.0 == hash) {
+            e.1 = e.1.max(b);
+            return;
+        }
+        if self.0.len() < cap {
+            self.0.push((hash, b));
+            return;
+        }
+        // Full: replace the oldest entry if the new one is newer.
+        if let Some(oldest) = self.0.iter_mut().min_by_key(|e| (e.1, std::cmp::Reverse(e.0))) {
+            if (b, std::cmp::Reverse(hash)) > (oldest.1, std::cmp::Reverse(oldest.0)) {
+                *oldest = (hash, b);
+            }
+        }
+    }
+
+    /// Distinct items seen in bucket `lo` or later (at most `cap`).
+    pub fn count_since(&self, lo: Bucket) -> u32 {
+        u32::try_from(self.0.iter().filter(|e| e.1 >= lo).count()).unwrap_or(u32::MAX)
+    }
+
+    /// Union with `other`, keeping the `cap` newest entries.
+    pub fn merge(&mut self, other: &DistinctSet, cap: usize) {
+        for &(h, b) in &other.0 {
+            match self.0.iter_mut().find(|e| e.0 == h) {
+                Some(e) => e.1 = e.1.max(b),
+                None => self.0.push((h, b)),
+            }
+        }
+        if self.0.len() > cap {
+            self.0
+                .sort_unstable_by_key(|e| (std::cmp::Reverse(e.1), e.0));
+            self.0.truncate(cap);
+        }
+    }
+
+    /// Drop entries last seen before bucket `b`.
+    pub fn prune_before(&mut self, b: Bucket) {
+        self.0.retain(|e| e.1 >= b);
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A stable 64-bit FNV-1a hash, so stored sets mean the same thing in every
+/// process and version.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Brute force: counts per bucket in a plain map.
+    fn reference(events: &[(u32, u32)]) -> std::collections::BTreeMap<u32, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for &(b, n) in events {
+            *m.entry(b).or_insert(0) += u64::from(n);
+        }
+        m
+    }
+
+    proptest! {
+        #[test]
+        fn windows_match_brute_force(
+            events in proptest::collection::vec((0u32..200, 1u32..5), 0..300),
+            len in 1u32..40,
+        ) {
+            let mut s = Series::default();
+            for &(b, n) in &events {
+                s.add(b, n);
+            }
+            let r = reference(&events);
+            for end in 0..220u32 {
+                let lo = window_start(end, len);
+                let want: u64 = r.range(lo..=end).map(|(_, v)| *v).sum();
+                prop_assert_eq!(s.window(end, len), want);
+            }
+            // Sorted and without duplicates.
+            let v: Vec<_> = s.iter().collect();
+            prop_assert!(v.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+
+        #[test]
+        fn merge_is_order_independent(
+            a in proptest::collection::vec((0u32..100, 1u32..5), 0..100),
+            b in proptest::collection::vec((0u32..100, 1u32..5), 0..100),
+            c in proptest::collection::vec((0u32..100, 1u32..5), 0..100),
+        ) {
+            let mk = |ev: &[(u32, u32)]| { let mut s = Series::default(); for &(x, n) in ev { s.add(x, n); } s };
+            let (sa, sb, sc) = (mk(&a), mk(&b), mk(&c));
+            let mut ab_c = sa.clone(); ab_c.merge(&sb); ab_c.merge(&sc);
+            let mut c_ba = sc.clone(); c_ba.merge(&sb); c_ba.merge(&sa);
+            let all: Vec<_> = a.iter().chain(&b).chain(&c).copied().collect();
+            prop_assert_eq!(&ab_c, &c_ba);
+            prop_assert_eq!(ab_c, mk(&all));
+        }
+
+        #[test]
+        fn distinct_counts_are_min_of_truth_and_cap(
+            items in proptest::collection::vec((0u64..30, 0u32..50), 0..200),
+            cap in 1usize..20,
+            lo in 0u32..50,
+        ) {
+            let mut d = DistinctSet::default();
+            for &(h, b) in &items { d.insert(h, b, cap); }
+            let mut newest = std::collections::BTreeMap::new();
+            for &(h, b) in &items { let e = newest.entry(h).or_insert(b); *e = (*e).max(b); }
+            let truth = newest.values().filter(|&&b| b >= lo).count();
+            prop_assert_eq!(d.count_since(lo) as usize, truth.min(cap));
+            prop_assert!(d.len() <= cap);
+        }
+
+        #[test]
+        fn distinct_merge_is_order_independent(
+            a in proptest::collection::vec((0u64..30, 0u32..50), 0..60),
+            b in proptest::collection::vec((0u64..30, 0u32..50), 0..60),
+            cap in 1usize..20,
+        ) {
+            let mk = |ev: &[(u64, u32)]| { let mut s = DistinctSet::default(); for &(h, x) in ev { s.insert(h, x, cap); } s };
+            let (sa, sb) = (mk(&a), mk(&b));
+            let mut ab = sa.clone(); ab.merge(&sb, cap);
+            let mut ba = sb.clone(); ba.merge(&sa, cap);
+            for lo in 0..50 {
+                prop_assert_eq!(ab.count_since(lo), ba.count_since(lo));
+            }
+        }
+    }
+
+    #[test]
+    fn late_records_land_in_their_bucket() {
+        let mut s = Series::default();
+        s.add(10, 1);
+        s.add(12, 1);
+        s.add(11, 5);
+        s.add(3, 2);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![(3, 2), (10, 1), (11, 5), (12, 1)]);
+        assert_eq!(s.window(12, 3), 7);
+        assert_eq!(s.window(12, 2), 6);
+        s.prune_before(11);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![(11, 5), (12, 1)]);
+    }
+}
