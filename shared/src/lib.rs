@@ -9,3 +9,6 @@ pub mod config;
 pub mod duration;
 pub mod rules;
 pub mod window;
+pub mod client;
+pub mod engine;
+pub mod ledger;

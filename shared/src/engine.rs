@@ -1,0 +1,578 @@
+//! Hits → offenses: the pure, deterministic heart of fail2waf.
+//!
+//! For every hit the engine resolves the client, adds the request to the
+//! client's totals (and to its network's, when a rule counts per prefix),
+//! and for every rule the hit matches adds it to that rule's window and
+//! evaluates the windows that contain it. An [`Offense`] is emitted when a
+//! window reaches the rule's threshold and every other condition of the
+//! rule holds (ratio, minimum requests, distinct paths, distinct members,
+//! outage awareness). The same hits in the same order always give the same
+//! offenses; wall-clock time never enters.
+
+use crate::client::{widen, ClientResolver};
+use crate::config::{Config, OutageConfig};
+use crate::duration::Secs;
+use crate::hit::Hit;
+use crate::rules::{KeyKind, Rule};
+use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// The version of [`StoredState`]'s layout.
+pub const STATE_VERSION: u32 = 1;
+
+/// How many example requests an offense keeps as evidence.
+const SAMPLES: usize = 3;
+
+/// Why a client offended: everything an operator needs to judge a block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Matched requests in the offending window.
+    pub matched: u64,
+    /// All requests of the key in that window.
+    pub requests: u64,
+    /// The rule's window.
+    pub window: Secs,
+    /// The threshold in force (lowered in incident mode).
+    pub threshold: u32,
+    /// Distinct matched paths in the window (counted up to the rule's need).
+    pub distinct_paths: u32,
+    /// Distinct offending member addresses (prefix rules).
+    pub members: u32,
+    /// First matched request seen for this key and rule (epoch ms).
+    pub first_seen_ms: i64,
+    /// Last matched request seen (epoch ms).
+    pub last_seen_ms: i64,
+    /// Example matched requests: `STATUS METHOD path`.
+    pub samples: Vec<String>,
+    /// User agent of the first matched request.
+    pub user_agent: String,
+    /// Decided in incident mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incident: bool,
+}
+
+/// A key crossed a rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Offense {
+    /// The offending address (as /32, or the IPv6 /64) or network.
+    pub key: IpNet,
+    /// The rule's name.
+    pub rule: String,
+    /// Event time of the decision (epoch ms).
+    pub time_ms: i64,
+    /// Why.
+    pub evidence: Evidence,
+}
+
+/// Per-rule state of one key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// Matched requests per bucket.
+    pub matched: Series,
+    /// Distinct matched paths (hash, newest bucket).
+    #[serde(default, skip_serializing_if = "DistinctSet::is_empty")]
+    pub paths: DistinctSet,
+    /// Distinct members of a prefix key.
+    #[serde(default, skip_serializing_if = "DistinctSet::is_empty")]
+    pub members: DistinctSet,
+    /// First matched request (epoch ms).
+    pub first_ms: i64,
+    /// Last matched request (epoch ms).
+    pub last_ms: i64,
+    /// No new offense for this key and rule up to this bucket.
+    #[serde(default)]
+    pub quiet_until: Bucket,
+    /// Example requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<String>,
+    /// User agent of the first matched request.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user_agent: String,
+}
+
+impl RuleState {
+    fn merge(&mut self, o: &RuleState, rule: &Rule) {
+        let (pcap, mcap) = caps(rule);
+        if self.matched.is_empty() && self.samples.is_empty() {
+            self.first_ms = o.first_ms;
+            self.user_agent.clone_from(&o.user_agent);
+        } else if !o.matched.is_empty()
+            && (o.first_ms, &o.user_agent) < (self.first_ms, &self.user_agent)
+        {
+            self.first_ms = o.first_ms;
+            self.user_agent.clone_from(&o.user_agent);
+        }
+        self.matched.merge(&o.matched);
+        self.paths.merge(&o.paths, pcap);
+        self.members.merge(&o.members, mcap);
+        self.last_ms = self.last_ms.max(o.last_ms);
+        self.quiet_until = self.quiet_until.max(o.quiet_until);
+        self.samples.extend(o.samples.iter().cloned());
+        self.samples.sort();
+        self.samples.dedup();
+        self.samples.truncate(SAMPLES);
+    }
+}
+
+fn caps(rule: &Rule) -> (usize, usize) {
+    (rule.config.distinct_paths as usize, rule.config.min_members as usize)
+}
+
+#[derive(Debug, Clone, Default)]
+struct KeyState {
+    total: Series,
+    rules: Vec<(u16, RuleState)>,
+}
+
+impl KeyState {
+    fn rule_mut(&mut self, r: u16) -> &mut RuleState {
+        let i = match self.rules.binary_search_by_key(&r, |e| e.0) {
+            Ok(i) => i,
+            Err(i) => {
+                self.rules.insert(i, (r, RuleState::default()));
+                i
+            }
+        };
+        &mut self.rules[i].1
+    }
+
+    fn rule(&self, r: u16) -> Option<&RuleState> {
+        self.rules.binary_search_by_key(&r, |e| e.0).ok().map(|i| &self.rules[i].1)
+    }
+}
+
+/// The engine's state as stored between runs and merged between log
+/// objects: keyed by rule *name*, so a changed config keeps what still
+/// applies and drops the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredState {
+    /// [`STATE_VERSION`].
+    pub version: u32,
+    /// Bucket width the buckets were counted with.
+    pub bucket_secs: u64,
+    /// Newest bucket seen.
+    pub newest: Bucket,
+    /// Site-wide counts (outage awareness).
+    pub site: StoredSite,
+    /// Per-key state, only for keys with matched requests.
+    pub keys: BTreeMap<IpNet, StoredKey>,
+}
+
+/// Site-wide counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredSite {
+    /// All requests per bucket.
+    pub total: Series,
+    /// Requests matching each rule, per bucket.
+    pub matched: BTreeMap<String, Series>,
+}
+
+/// One key's stored state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredKey {
+    /// All requests per bucket.
+    pub total: Series,
+    /// Per-rule state by rule name.
+    pub rules: BTreeMap<String, RuleState>,
+}
+
+/// Counters of what the engine saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Hits observed.
+    pub hits: u64,
+    /// Hits that came only through trusted proxies and counted for nobody.
+    pub proxy_only: u64,
+    /// Hits that matched at least one rule.
+    pub matched: u64,
+}
+
+/// Hits in, offenses out.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    prefix_lens: Vec<(u8, u8)>,
+    own_waf_rule: String,
+    outage: OutageConfig,
+    resolver: ClientResolver,
+    bucket_ms: i64,
+    longest: u32,
+    threshold_factor: f64,
+    keys: HashMap<IpNet, KeyState, ahash::RandomState>,
+    site_total: Series,
+    site_matched: Vec<Series>,
+    newest: Bucket,
+    last_prune: Bucket,
+    offenses: Vec<Offense>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// An empty engine for `config`.
+    pub fn new(config: &Config) -> Engine {
+        let f = &config.file;
+        let mut prefix_lens: Vec<(u8, u8)> = config
+            .rules
+            .iter()
+            .filter(|r| r.config.key == KeyKind::Prefix)
+            .map(|r| (r.config.prefix_v4, r.config.prefix_v6))
+            .collect();
+        prefix_lens.sort_unstable();
+        prefix_lens.dedup();
+        Engine {
+            rules: config.rules.clone(),
+            prefix_lens,
+            own_waf_rule: f.own_waf_rule.clone(),
+            outage: f.outage.clone(),
+            resolver: ClientResolver::new(f.trusted_proxies.clone(), f.ipv6_key_prefix),
+            bucket_ms: config.bucket_ms(),
+            longest: config.longest_window_buckets(),
+            threshold_factor: 1.0,
+            keys: HashMap::default(),
+            site_total: Series::default(),
+            site_matched: vec![Series::default(); config.rules.len()],
+            newest: 0,
+            last_prune: 0,
+            offenses: Vec::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Multiply every threshold by `factor` (incident mode: < 1).
+    pub fn set_threshold_factor(&mut self, factor: f64) {
+        self.threshold_factor = factor.clamp(0.01, 1.0);
+    }
+
+    /// The rules in use.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// What the engine has seen.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The bucket of an event time.
+    pub fn bucket_of(&self, time_ms: i64) -> Bucket {
+        u32::try_from(time_ms.max(0) / self.bucket_ms).unwrap_or(u32::MAX)
+    }
+
+    fn bucket_end_ms(&self, b: Bucket) -> i64 {
+        (i64::from(b) + 1) * self.bucket_ms - 1
+    }
+
+    /// Offenses found since the last call.
+    pub fn take_offenses(&mut self) -> Vec<Offense> {
+        std::mem::take(&mut self.offenses)
+    }
+
+    /// Number of keys held (addresses and networks).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Count one request.
+    pub fn observe(&mut self, hit: &Hit<'_>) {
+        self.stats.hits += 1;
+        let Some(ip) = self.resolver.client(hit) else {
+            self.stats.proxy_only += 1;
+            return;
+        };
+        let b = self.bucket_of(hit.time_ms);
+        if b > self.newest {
+            self.newest = b;
+        }
+        let key = self.resolver.key(ip);
+        let mut matched: u64 = 0;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if rule.matches(hit, &self.own_waf_rule) {
+                matched |= 1 << i;
+            }
+        }
+        self.site_total.add(b, 1);
+        self.keys.entry(key).or_default().total.add(b, 1);
+        for &(l4, l6) in &self.prefix_lens {
+            let net = widen(key, l4, l6);
+            if net != key {
+                self.keys.entry(net).or_default().total.add(b, 1);
+            }
+        }
+        if matched != 0 {
+            self.stats.matched += 1;
+            for r in 0..self.rules.len() {
+                if matched & (1 << r) == 0 {
+                    continue;
+                }
+                self.site_matched[r].add(b, 1);
+                let rule = &self.rules[r];
+                let (k, member) = match rule.config.key {
+                    KeyKind::Ip => (key, None),
+                    KeyKind::Prefix => (
+                        widen(key, rule.config.prefix_v4, rule.config.prefix_v6),
+                        Some(net_hash(key)),
+                    ),
+                };
+                let (pcap, mcap) = caps(rule);
+                let rs = self.keys.entry(k).or_default().rule_mut(r as u16);
+                rs.matched.add(b, 1);
+                if rs.last_ms == 0 && rs.first_ms == 0 {
+                    rs.first_ms = hit.time_ms;
+                    rs.user_agent = clip(&hit.user_agent, 200);
+                }
+                rs.first_ms = rs.first_ms.min(hit.time_ms);
+                rs.last_ms = rs.last_ms.max(hit.time_ms);
+                if pcap > 0 {
+                    let path = hit.path.split('?').next().unwrap_or("");
+                    rs.paths.insert(stable_hash(path.as_bytes()), b, pcap);
+                }
+                if let Some(m) = member {
+                    rs.members.insert(m, b, mcap);
+                }
+                if rs.samples.len() < SAMPLES {
+                    let s = format!("{} {} {}", hit.status, clip(&hit.method, 16), clip(&hit.path, 160));
+                    if !rs.samples.contains(&s) {
+                        rs.samples.push(s);
+                    }
+                }
+                self.evaluate(k, r, b, hit.time_ms);
+            }
+        }
+        if self.newest >= self.last_prune + 6 {
+            self.prune();
+        }
+    }
+
+    /// Evaluate the windows of `key` for rule `r` that contain bucket `b`.
+    fn evaluate(&mut self, key: IpNet, r: usize, b: Bucket, time_ms: i64) {
+        let rule = &self.rules[r];
+        let n = rule.window_buckets;
+        let Some(ks) = self.keys.get(&key) else { return };
+        let Some(rs) = ks.rule(r as u16) else { return };
+        if b <= rs.quiet_until && rs.quiet_until != 0 {
+            return;
+        }
+        let last = rs.matched.newest().unwrap_or(b).min(b.saturating_add(n - 1));
+        let ends = std::iter::once(b).chain(rs.matched.buckets_in(b.saturating_add(1), last));
+        let mut found = None;
+        for e in ends {
+            if let Some(ev) = self.check_window(ks, rs, r, e) {
+                found = Some((e, ev));
+                break;
+            }
+        }
+        let Some((e, evidence)) = found else { return };
+        let t = if e == b { time_ms } else { self.bucket_end_ms(e).min(evidence.last_seen_ms) };
+        let quiet = e.saturating_add(n - 1);
+        let name = rule.config.name.clone();
+        if let Some(rs) = self.keys.get_mut(&key).map(|k| k.rule_mut(r as u16)) {
+            rs.quiet_until = quiet;
+        }
+        self.offenses.push(Offense { key, rule: name, time_ms: t, evidence });
+    }
+
+    /// Does the window of rule `r` ending at `e` offend? The evidence if so.
+    fn check_window(&self, ks: &KeyState, rs: &RuleState, r: usize, e: Bucket) -> Option<Evidence> {
+        let rule = &self.rules[r];
+        let c = &rule.config;
+        let n = rule.window_buckets;
+        let lo = window_start(e, n);
+        let threshold = ((f64::from(c.threshold) * self.threshold_factor).ceil() as u32).max(1);
+        let matched = rs.matched.sum(lo, e);
+        if matched < u64::from(threshold) {
+            return None;
+        }
+        let requests = ks.total.sum(lo, e).max(matched);
+        if requests < u64::from(c.min_requests) {
+            return None;
+        }
+        if let Some(ratio) = c.min_ratio {
+            if (matched as f64) < ratio * requests as f64 {
+                return None;
+            }
+        }
+        let distinct_paths = rs.paths.count_since(lo);
+        if distinct_paths < c.distinct_paths {
+            return None;
+        }
+        let members = rs.members.count_since(lo);
+        if c.key == KeyKind::Prefix && members < c.min_members {
+            return None;
+        }
+        if rule.outage_aware {
+            let others = self.site_total.sum(lo, e).saturating_sub(requests);
+            let others_matched = self.site_matched[r].sum(lo, e).saturating_sub(matched);
+            let o = &self.outage;
+            if others < u64::from(o.min_requests) {
+                // Too quiet to tell: only a client that also got good answers
+                // can be told apart from the victim of an outage.
+                if matched as f64 >= o.victim_ratio * requests as f64 {
+                    return None;
+                }
+            } else if others_matched as f64 >= o.share * others as f64 {
+                return None;
+            }
+        }
+        Some(Evidence {
+            matched,
+            requests,
+            window: c.window,
+            threshold,
+            distinct_paths,
+            members,
+            first_seen_ms: rs.first_ms,
+            last_seen_ms: rs.last_ms,
+            samples: rs.samples.clone(),
+            user_agent: rs.user_agent.clone(),
+            incident: self.threshold_factor < 1.0,
+        })
+    }
+
+    /// Drop counts older than the longest window before the newest bucket.
+    pub fn prune(&mut self) {
+        self.last_prune = self.newest;
+        let horizon = self.newest.saturating_sub(self.longest);
+        self.site_total.prune_before(horizon);
+        for s in &mut self.site_matched {
+            s.prune_before(horizon);
+        }
+        self.keys.retain(|_, ks| {
+            ks.total.prune_before(horizon);
+            ks.rules.retain_mut(|(_, rs)| {
+                rs.matched.prune_before(horizon);
+                rs.paths.prune_before(horizon);
+                rs.members.prune_before(horizon);
+                !rs.matched.is_empty() || rs.quiet_until >= horizon
+            });
+            !ks.total.is_empty() || !ks.rules.is_empty()
+        });
+    }
+
+    /// The state worth keeping: keys with matched requests inside the
+    /// longest window, and the site-wide counts.
+    pub fn export(&self) -> StoredState {
+        self.export_where(|_| true)
+    }
+
+    /// [`Engine::export`] restricted to keys for which `keep` holds
+    /// (a shard of the state).
+    pub fn export_where(&self, keep: impl Fn(&IpNet) -> bool) -> StoredState {
+        let mut keys = BTreeMap::new();
+        for (k, ks) in &self.keys {
+            if ks.rules.is_empty() || !keep(k) {
+                continue;
+            }
+            let rules = ks
+                .rules
+                .iter()
+                .map(|(r, rs)| (self.rules[*r as usize].config.name.clone(), rs.clone()))
+                .collect();
+            keys.insert(*k, StoredKey { total: ks.total.clone(), rules });
+        }
+        StoredState {
+            version: STATE_VERSION,
+            bucket_secs: u64::try_from(self.bucket_ms / 1000).unwrap_or(0),
+            newest: self.newest,
+            site: StoredSite {
+                total: self.site_total.clone(),
+                matched: self
+                    .rules
+                    .iter()
+                    .zip(&self.site_matched)
+                    .map(|(r, s)| (r.config.name.clone(), s.clone()))
+                    .collect(),
+            },
+            keys,
+        }
+    }
+
+    /// Add stored counts to this engine (merge). State of rules that no
+    /// longer exist, or counted with another bucket width, is dropped.
+    pub fn import(&mut self, st: &StoredState) {
+        if st.version != STATE_VERSION || st.bucket_secs * 1000 != self.bucket_ms as u64 {
+            return;
+        }
+        self.newest = self.newest.max(st.newest);
+        self.site_total.merge(&st.site.total);
+        for (name, s) in &st.site.matched {
+            if let Some(r) = self.rule_index(name) {
+                self.site_matched[r].merge(s);
+            }
+        }
+        for (k, sk) in &st.keys {
+            let idx: Vec<(usize, &RuleState)> = sk
+                .rules
+                .iter()
+                .filter_map(|(n, rs)| self.rule_index(n).map(|r| (r, rs)))
+                .collect();
+            let ks = self.keys.entry(*k).or_default();
+            ks.total.merge(&sk.total);
+            for (r, rs) in idx {
+                ks.rule_mut(r as u16).merge(rs, &self.rules[r]);
+            }
+        }
+    }
+
+    fn rule_index(&self, name: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.config.name == name)
+    }
+
+    /// Evaluate every window of every key held (after [`Engine::import`]
+    /// brought counts from elsewhere) and queue the offenses found.
+    pub fn evaluate_all(&mut self) {
+        let mut todo: Vec<(IpNet, usize, Bucket)> = Vec::new();
+        for (k, ks) in &self.keys {
+            for (r, rs) in &ks.rules {
+                if let Some(first) = rs.matched.oldest() {
+                    todo.push((*k, *r as usize, first));
+                }
+            }
+        }
+        todo.sort_unstable();
+        for (k, r, first) in todo {
+            // Walk the buckets in order so the earliest offending window wins.
+            let buckets: Vec<Bucket> = self.keys[&k]
+                .rule(r as u16)
+                .map(|rs| rs.matched.buckets_in(first, Bucket::MAX).collect())
+                .unwrap_or_default();
+            let before = self.offenses.len();
+            for b in buckets {
+                let t = self.bucket_end_ms(b);
+                self.evaluate(k, r, b, t);
+                if self.offenses.len() > before {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn net_hash(net: IpNet) -> u64 {
+    match net {
+        IpNet::V4(n) => stable_hash(&n.addr().octets()),
+        IpNet::V6(n) => stable_hash(&n.addr().octets()),
+    }
+}
+
+/// Shorten `s` to at most `max` bytes (at a char boundary) and escape
+/// control characters, so evidence can be printed and logged safely.
+pub fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = String::with_capacity(end + 8);
+    for c in s[..end].chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if end < s.len() {
+        out.push('…');
+    }
+    out
+}

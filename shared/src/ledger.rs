@@ -1,0 +1,436 @@
+//! Offenses → blocks: escalation, expiry, safety caps, ranking.
+//!
+//! The ledger is the single source of truth for who is blocked. It is
+//! where the safety rules are enforced, whatever produced the offense:
+//! nothing allow-listed, no trusted proxy, nothing wider than the configured
+//! widest prefix and never a `/0` ever becomes a block.
+
+use crate::config::Config;
+use crate::duration::Secs;
+use crate::engine::{clip, Evidence, Offense};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// The version of the ledger's stored layout.
+pub const LEDGER_VERSION: u32 = 1;
+
+/// How many manual actions the audit trail keeps.
+const AUDIT_KEEP: usize = 1000;
+
+/// One active block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    /// The rule that decided it, or `manual`.
+    pub rule: String,
+    /// Event time the block was decided (epoch ms).
+    pub since_ms: i64,
+    /// When it ends (epoch ms).
+    pub until_ms: i64,
+    /// The how-many-th offense of this address (escalation).
+    pub offense: u32,
+    /// Why (rule blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// Who and why (manual blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<Manual>,
+}
+
+/// A manual action's author and reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manual {
+    /// Who did it.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Past offenses of one address, for escalation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// Offenses remembered.
+    pub offenses: u32,
+    /// Time of the last one (epoch ms).
+    pub last_ms: i64,
+    /// End of the ban it earned: memory of an offense starts fading
+    /// only when its ban is over.
+    #[serde(default)]
+    pub until_ms: i64,
+}
+
+/// A manual action, kept in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Wall-clock time (epoch ms).
+    pub at_ms: i64,
+    /// `block` or `unblock`.
+    pub action: String,
+    /// The network acted on.
+    pub net: IpNet,
+    /// Who and why.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The decision ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// [`LEDGER_VERSION`].
+    pub version: u32,
+    /// Blocks by network (some may have expired until [`Ledger::expire`]).
+    pub blocks: BTreeMap<IpNet, Block>,
+    /// Offense history by network.
+    pub history: BTreeMap<IpNet, History>,
+    /// Manual actions, newest last.
+    #[serde(default)]
+    pub audit: Vec<AuditEntry>,
+    /// Incident mode is on until this wall-clock time (epoch ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_until_ms: Option<i64>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger {
+            version: LEDGER_VERSION,
+            blocks: BTreeMap::new(),
+            history: BTreeMap::new(),
+            audit: Vec::new(),
+            incident_until_ms: None,
+        }
+    }
+}
+
+/// What became of an offense.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A new block.
+    Blocked(Block),
+    /// An active block already covers the network.
+    AlreadyBlocked(IpNet),
+    /// The network overlaps the allow-list.
+    Allowlisted(IpNet),
+    /// The network overlaps a trusted proxy.
+    TrustedProxy(IpNet),
+    /// The network is wider than the widest prefix allowed.
+    TooWide,
+}
+
+/// The safety rules and ban lengths the ledger applies.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    allow: Vec<IpNet>,
+    trusted: Vec<IpNet>,
+    max_v4: u8,
+    max_v6: u8,
+    forget_ms: i64,
+    /// Capacity of the IPv4 and IPv6 sets.
+    pub capacity: (usize, usize),
+    bans: HashMap<String, (Secs, f64, Secs)>,
+}
+
+impl Policy {
+    /// The policy of a configuration.
+    pub fn new(config: &Config) -> Policy {
+        let f = &config.file;
+        Policy {
+            allow: f.allow.clone(),
+            trusted: f.trusted_proxies.clone(),
+            max_v4: f.max_prefix_v4,
+            max_v6: f.max_prefix_v6,
+            forget_ms: f.forget_after.ms(),
+            capacity: (f.capacity_v4, f.capacity_v6),
+            bans: config
+                .rules
+                .iter()
+                .map(|r| (r.config.name.clone(), (r.config.ban, r.config.ban_factor, r.config.ban_max)))
+                .collect(),
+        }
+    }
+
+    /// May `net` ever be blocked? `Err` says why not.
+    pub fn check(&self, net: &IpNet) -> Result<(), Outcome> {
+        let widest = match net {
+            IpNet::V4(_) => self.max_v4,
+            IpNet::V6(_) => self.max_v6,
+        };
+        if net.prefix_len() == 0 || net.prefix_len() < widest {
+            return Err(Outcome::TooWide);
+        }
+        let overlaps = |a: &IpNet| a.contains(net) || net.contains(a);
+        if let Some(a) = self.allow.iter().find(|a| overlaps(a)) {
+            return Err(Outcome::Allowlisted(*a));
+        }
+        if let Some(t) = self.trusted.iter().find(|t| overlaps(t)) {
+            return Err(Outcome::TrustedProxy(*t));
+        }
+        Ok(())
+    }
+
+    fn ban_ms(&self, rule: &str, offense: u32) -> i64 {
+        let (ban, factor, max) = self.bans.get(rule).copied().unwrap_or((Secs(3600), 2.0, Secs(7 * 86_400)));
+        let exp = i32::try_from(offense.saturating_sub(1)).unwrap_or(i32::MAX).min(64);
+        let ms = (ban.ms() as f64) * factor.powi(exp);
+        (ms.min(max.ms() as f64)) as i64
+    }
+}
+
+/// The sets to enforce, ranked and cut to capacity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Desired {
+    /// IPv4 networks, host bits masked, sorted.
+    pub v4: Vec<IpNet>,
+    /// IPv6 networks, host bits masked, sorted.
+    pub v6: Vec<IpNet>,
+    /// Active IPv4 blocks left out for lack of capacity.
+    pub overflow_v4: usize,
+    /// Active IPv6 blocks left out for lack of capacity.
+    pub overflow_v6: usize,
+}
+
+impl Ledger {
+    /// Turn an offense into a block, if the policy allows and no active
+    /// block covers it. Repeat offenders get `ban × factor^(n-1)`, capped.
+    pub fn apply(&mut self, off: &Offense, policy: &Policy) -> Outcome {
+        let net = off.key.trunc();
+        if let Err(why) = policy.check(&net) {
+            return why;
+        }
+        if let Some(covering) = self.covering(&net, off.time_ms) {
+            return Outcome::AlreadyBlocked(covering);
+        }
+        let h = self.history.get(&net).copied();
+        let offense = match h {
+            Some(h) if off.time_ms - h.last_ms.max(h.until_ms) < policy.forget_ms => h.offenses + 1,
+            _ => 1,
+        };
+        let until_ms = off.time_ms.saturating_add(policy.ban_ms(&off.rule, offense));
+        self.history.insert(net, History { offenses: offense, last_ms: off.time_ms, until_ms });
+        let block = Block {
+            rule: off.rule.clone(),
+            since_ms: off.time_ms,
+            until_ms,
+            offense,
+            evidence: Some(off.evidence.clone()),
+            manual: None,
+        };
+        self.blocks.insert(net, block.clone());
+        Outcome::Blocked(block)
+    }
+
+    /// The active block that equals or contains `net` at `now_ms`.
+    pub fn covering(&self, net: &IpNet, now_ms: i64) -> Option<IpNet> {
+        let mut n = *net;
+        loop {
+            if self.blocks.get(&n).is_some_and(|b| b.until_ms > now_ms) {
+                return Some(n);
+            }
+            n = n.supernet()?;
+        }
+    }
+
+    /// Block `net` by hand for `ttl`, recorded in the audit trail.
+    pub fn block_manual(
+        &mut self,
+        net: IpNet,
+        ttl: Secs,
+        by: &str,
+        reason: &str,
+        now_ms: i64,
+        policy: &Policy,
+    ) -> Result<Block, Outcome> {
+        let net = net.trunc();
+        policy.check(&net)?;
+        let manual = Manual { by: clip(by, 100), reason: clip(reason, 500) };
+        let block = Block {
+            rule: "manual".into(),
+            since_ms: now_ms,
+            until_ms: now_ms.saturating_add(ttl.ms()),
+            offense: self.history.get(&net).map_or(1, |h| h.offenses + 1),
+            evidence: None,
+            manual: Some(manual.clone()),
+        };
+        self.blocks.insert(net, block.clone());
+        self.record(now_ms, "block", net, manual);
+        Ok(block)
+    }
+
+    /// Remove the block on `net` by hand (and forget its offenses, so the
+    /// next one starts from the first ban again). Returns the removed block.
+    pub fn unblock(&mut self, net: IpNet, by: &str, reason: &str, now_ms: i64) -> Option<Block> {
+        let net = net.trunc();
+        let removed = self.blocks.remove(&net);
+        self.history.remove(&net);
+        self.record(now_ms, "unblock", net, Manual { by: clip(by, 100), reason: clip(reason, 500) });
+        removed
+    }
+
+    fn record(&mut self, at_ms: i64, action: &str, net: IpNet, m: Manual) {
+        self.audit.push(AuditEntry { at_ms, action: action.into(), net, by: m.by, reason: m.reason });
+        if self.audit.len() > AUDIT_KEEP {
+            let extra = self.audit.len() - AUDIT_KEEP;
+            self.audit.drain(..extra);
+        }
+    }
+
+    /// Remove blocks that ended at or before `now_ms` and history older than
+    /// the policy remembers. Returns the removed blocks.
+    pub fn expire(&mut self, now_ms: i64, policy: &Policy) -> Vec<(IpNet, Block)> {
+        let ended: Vec<IpNet> =
+            self.blocks.iter().filter(|(_, b)| b.until_ms <= now_ms).map(|(n, _)| *n).collect();
+        self.history.retain(|_, h| now_ms - h.last_ms.max(h.until_ms) < policy.forget_ms);
+        ended.into_iter().filter_map(|n| self.blocks.remove(&n).map(|b| (n, b))).collect()
+    }
+
+    /// Blocks active at `now_ms`.
+    pub fn active(&self, now_ms: i64) -> impl Iterator<Item = (&IpNet, &Block)> {
+        self.blocks.iter().filter(move |(_, b)| b.until_ms > now_ms)
+    }
+
+    /// What the IP sets should hold at `now_ms`: the active blocks that pass
+    /// the policy, most severe (most offenses) then most recent first, cut
+    /// to capacity.
+    pub fn desired(&self, now_ms: i64, policy: &Policy) -> Desired {
+        let mut ranked: Vec<(&IpNet, &Block)> =
+            self.active(now_ms).filter(|(n, _)| policy.check(n).is_ok()).collect();
+        ranked.sort_by(|a, b| {
+            (b.1.offense, b.1.since_ms, a.0).cmp(&(a.1.offense, a.1.since_ms, b.0))
+        });
+        let mut d = Desired::default();
+        for (net, _) in ranked {
+            let (list, cap, over) = match net {
+                IpNet::V4(_) => (&mut d.v4, policy.capacity.0, &mut d.overflow_v4),
+                IpNet::V6(_) => (&mut d.v6, policy.capacity.1, &mut d.overflow_v6),
+            };
+            if list.len() < cap {
+                list.push(net.trunc());
+            } else {
+                *over += 1;
+            }
+        }
+        d.v4.sort();
+        d.v6.sort();
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offense(key: &str, rule: &str, t: i64) -> Offense {
+        Offense {
+            key: key.parse().unwrap(),
+            rule: rule.into(),
+            time_ms: t,
+            evidence: Evidence {
+                matched: 30,
+                requests: 31,
+                window: Secs(60),
+                threshold: 30,
+                distinct_paths: 15,
+                members: 0,
+                first_seen_ms: t - 5000,
+                last_seen_ms: t,
+                samples: vec![],
+                user_agent: String::new(),
+                incident: false,
+            },
+        }
+    }
+
+    fn policy(extra: &str) -> Policy {
+        Policy::new(&Config::parse(extra).unwrap())
+    }
+
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn escalates_repeat_offenders_up_to_the_cap() {
+        let p = policy("");
+        let mut l = Ledger::default();
+        let mut t = 0;
+        let mut lengths = vec![];
+        for _ in 0..12 {
+            match l.apply(&offense("192.0.2.1/32", "scan-burst", t), &p) {
+                Outcome::Blocked(b) => {
+                    lengths.push((b.until_ms - b.since_ms) / H);
+                    t = b.until_ms + 1;
+                }
+                o => panic!("{o:?}"),
+            }
+        }
+        assert_eq!(&lengths[..8], &[1, 2, 4, 8, 16, 32, 64, 128]);
+        assert_eq!(&lengths[8..], &[168, 168, 168, 168], "capped at ban_max = 7d");
+    }
+
+    #[test]
+    fn active_block_is_not_renewed_and_history_is_forgotten() {
+        let p = policy("forget_after = \"1d\"");
+        let mut l = Ledger::default();
+        assert!(matches!(l.apply(&offense("192.0.2.1/32", "scan-burst", 0), &p), Outcome::Blocked(_)));
+        assert!(matches!(
+            l.apply(&offense("192.0.2.1/32", "scan-slow", H / 2), &p),
+            Outcome::AlreadyBlocked(_)
+        ));
+        // A /24 block covers its addresses.
+        l.apply(&offense("198.51.100.0/24", "scan-subnet", 0), &p);
+        assert_eq!(
+            l.apply(&offense("198.51.100.9/32", "scan-burst", 10), &p),
+            Outcome::AlreadyBlocked("198.51.100.0/24".parse().unwrap())
+        );
+        // Two days later the first offense is forgotten.
+        match l.apply(&offense("192.0.2.1/32", "scan-burst", 48 * H), &p) {
+            Outcome::Blocked(b) => assert_eq!(b.offense, 1),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(l.expire(100 * H, &p).len(), 2);
+        assert!(l.history.is_empty());
+    }
+
+    #[test]
+    fn safety_caps_hold() {
+        let p = policy("allow = [\"203.0.113.0/28\"]\ntrusted_proxies = [\"10.0.0.0/8\"]");
+        let mut l = Ledger::default();
+        assert!(matches!(l.apply(&offense("203.0.113.5/32", "r", 0), &p), Outcome::Allowlisted(_)));
+        assert!(matches!(l.apply(&offense("203.0.113.0/24", "r", 0), &p), Outcome::Allowlisted(_)));
+        assert!(matches!(l.apply(&offense("10.1.1.1/32", "r", 0), &p), Outcome::TrustedProxy(_)));
+        assert_eq!(l.apply(&offense("198.51.0.0/16", "r", 0), &p), Outcome::TooWide);
+        assert_eq!(l.apply(&offense("0.0.0.0/0", "r", 0), &p), Outcome::TooWide);
+        assert_eq!(l.apply(&offense("2001:db8::/32", "r", 0), &p), Outcome::TooWide);
+        assert!(l.blocks.is_empty());
+        assert!(l.block_manual("10.0.0.0/8".parse().unwrap(), Secs(60), "me", "x", 0, &p).is_err());
+    }
+
+    #[test]
+    fn desired_sets_rank_by_severity_then_recency() {
+        let p = policy("capacity_v4 = 2");
+        let mut l = Ledger::default();
+        // 192.0.2.1 offended before: its second offense makes it the most severe.
+        l.apply(&offense("192.0.2.1/32", "scan-burst", -10 * H), &p);
+        for (i, ip) in ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"].iter().enumerate() {
+            l.apply(&offense(ip, "scan-burst", i as i64 * 1000), &p);
+        }
+        l.apply(&offense("2001:db8:1:2::/64", "scan-burst", 0), &p);
+        let d = l.desired(3000, &p);
+        let v4: Vec<String> = d.v4.iter().map(ToString::to_string).collect();
+        assert_eq!(v4, vec!["192.0.2.1/32", "192.0.2.3/32"]);
+        assert_eq!(d.overflow_v4, 1);
+        assert_eq!(d.v6.len(), 1);
+    }
+
+    #[test]
+    fn manual_actions_are_audited() {
+        let p = policy("");
+        let mut l = Ledger::default();
+        let b = l.block_manual("192.0.2.77/24".parse().unwrap(), Secs(7200), "alice", "abuse\nreport", 5, &p).unwrap();
+        assert_eq!(b.until_ms, 5 + 7_200_000);
+        assert!(l.blocks.contains_key(&"192.0.2.0/24".parse().unwrap()));
+        assert!(l.unblock("192.0.2.0/24".parse().unwrap(), "bob", "customer", 9).is_some());
+        assert_eq!(l.audit.len(), 2);
+        assert_eq!(l.audit[0].reason, "abuse\\nreport");
+        assert_eq!(l.audit[1].action, "unblock");
+    }
+}
