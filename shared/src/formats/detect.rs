@@ -83,7 +83,9 @@ fn is_cloudfront_file_name(file: &str) -> bool {
     };
     let id_ok = (10..=20).contains(&id.len())
         && id.starts_with('E')
-        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     // YYYY-MM-DD-HH
     let h = hour.as_bytes();
     let hour_ok = h.len() == 13
@@ -217,12 +219,16 @@ mod tests {
         assert_eq!(detect_from_name(doc), fmt(Format::Alb));
         let file = doc.rsplit('/').next().unwrap();
         assert_eq!(detect_from_name(file), fmt(Format::Alb));
-        assert_eq!(detect_from_name(file.trim_end_matches(".gz")), fmt(Format::Alb));
+        assert_eq!(
+            detect_from_name(file.trim_end_matches(".gz")),
+            fmt(Format::Alb)
+        );
         // Classic ELB: no `app.`.
         let classic = "AWSLogs/123456789012/elasticloadbalancing/us-west-2/2014/02/15/123456789012_elasticloadbalancing_us-west-2_my-loadbalancer_20140215T2340Z_172.160.001.192_20sg8hgm.log";
         assert_eq!(detect_from_name(classic), fmt(Format::Alb));
         // A renamed file under the ELB path still counts.
-        let renamed = "bucket/AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/01/01/part-0001.gz";
+        let renamed =
+            "bucket/AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/01/01/part-0001.gz";
         assert_eq!(detect_from_name(renamed), fmt(Format::Alb));
     }
 
@@ -247,7 +253,10 @@ mod tests {
             NameHint::Skip("ALB connection log")
         );
         let nlb = "123456789012_elasticloadbalancing_us-east-2_net.my-nlb.1234567890abcdef_20241004T1705Z_54ab1234.log.gz";
-        assert_eq!(detect_from_name(&format!("{dir}{nlb}")), NameHint::Skip("NLB access log"));
+        assert_eq!(
+            detect_from_name(&format!("{dir}{nlb}")),
+            NameHint::Skip("NLB access log")
+        );
         assert_eq!(detect_from_name(nlb), NameHint::Skip("NLB access log"));
     }
 
@@ -255,7 +264,10 @@ mod tests {
     fn waf_keys() {
         let doc = "AWSLogs/11111111111/WAFLogs/us-east-1/TEST-WEBACL/2021/10/28/19/50/11111111111_waflogs_us-east-1_TEST-WEBACL_20211028T1950Z_e0ca43b5.log.gz";
         assert_eq!(detect_from_name(doc), fmt(Format::Waf));
-        assert_eq!(detect_from_name(&format!("aws-waf-logs-mine/{doc}")), fmt(Format::Waf));
+        assert_eq!(
+            detect_from_name(&format!("aws-waf-logs-mine/{doc}")),
+            fmt(Format::Waf)
+        );
         assert_eq!(
             detect_from_name(doc.rsplit('/').next().unwrap()),
             fmt(Format::Waf)
@@ -263,14 +275,20 @@ mod tests {
         // Firehose: the stream name is in the object name.
         let firehose = "2021/10/28/19/aws-waf-logs-stream-1-2021-10-28-19-50-00-0a1b2c3d-4e5f";
         assert_eq!(detect_from_name(firehose), fmt(Format::Waf));
-        assert_eq!(detect_from_name("WAFLogs/cloudfront/x.log.gz"), fmt(Format::Waf));
+        assert_eq!(
+            detect_from_name("WAFLogs/cloudfront/x.log.gz"),
+            fmt(Format::Waf)
+        );
     }
 
     #[test]
     fn cloudfront_keys() {
         let doc = "EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz";
         assert_eq!(detect_from_name(doc), fmt(Format::CloudFront));
-        assert_eq!(detect_from_name(&format!("cf-logs/{doc}")), fmt(Format::CloudFront));
+        assert_eq!(
+            detect_from_name(&format!("cf-logs/{doc}")),
+            fmt(Format::CloudFront)
+        );
         assert_eq!(
             detect_from_name("E2QWRUHAPOMQZL.2014-05-23-01.a1b2c3d4"),
             fmt(Format::CloudFront)
@@ -284,7 +302,10 @@ mod tests {
             detect_from_name("emlarxs9example.2019-11-14-20.RT4KCN4SGK9.gz"),
             NameHint::Unknown
         );
-        assert_eq!(detect_from_name("EABC.2019-11-14-20.RT4KCN4SGK9.gz"), NameHint::Unknown);
+        assert_eq!(
+            detect_from_name("EABC.2019-11-14-20.RT4KCN4SGK9.gz"),
+            NameHint::Unknown
+        );
         assert_eq!(
             detect_from_name("EMLARXS9EXAMPLE.2019-11-14.RT4KCN4SGK9.gz"),
             NameHint::Unknown
@@ -371,7 +392,11 @@ mod tests {
             "cloudfront/dpetzold/cloudfront_entry2.csv",
         ];
         for f in cloudfront {
-            assert_eq!(detect_from_line(&first_line(f)), Some(Format::CloudFront), "{f}");
+            assert_eq!(
+                detect_from_line(&first_line(f)),
+                Some(Format::CloudFront),
+                "{f}"
+            );
         }
         // Access logs: the `nginx-combined` preset, once it exists (the
         // pattern presets are written separately; until then `None`).
@@ -435,11 +460,22 @@ mod tests {
             b"#Comment",
             b"\xff\xfe\x00",
         ] {
-            assert_eq!(detect_from_line(line), None, "{:?}", String::from_utf8_lossy(line));
+            assert_eq!(
+                detect_from_line(line),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
         }
         // Leading BOM and whitespace are ignored.
-        assert_eq!(detect_from_line(b"\xEF\xBB\xBF{\"timestamp\":1}"), Some(Format::Waf));
-        assert_eq!(detect_from_line(b"  #Version: 1.0"), Some(Format::CloudFront));
+        assert_eq!(
+            detect_from_line(b"\xEF\xBB\xBF{\"timestamp\":1}"),
+            Some(Format::Waf)
+        );
+        assert_eq!(
+            detect_from_line(b"  #Version: 1.0"),
+            Some(Format::CloudFront)
+        );
         assert_eq!(
             detect_from_line(b"grpcs 2018-07-02T22:23:00.186641Z app/x/y 1.2.3.4:5"),
             Some(Format::Alb)
