@@ -12,3 +12,4 @@ pub mod window;
 pub mod client;
 pub mod engine;
 pub mod ledger;
+pub mod read;
