@@ -19,10 +19,11 @@
 //! Any other capture name is an error, so a typo cannot silently lose a
 //! field; use unnamed or non-capturing groups for everything else.
 //!
-//! **Regex dialect.** Regexes are compiled with Unicode mode *off*, so
-//! `\S`, `[^"]` and `.` match any byte and a line with invalid UTF-8 still
-//! matches; `\w`, `\d` and `\s` are ASCII. Write `(?u)` to turn Unicode back
-//! on for (part of) a regex.
+//! **Regex dialect.** Anchor user regexes with `^`: an unanchored one
+//! matches anywhere in the line, and is slower. Regexes are compiled with
+//! Unicode mode *off*, so `\S`, `[^"]` and `.` match any byte and a line
+//! with invalid UTF-8 still matches; `\w`, `\d` and `\s` are ASCII. Write
+//! `(?u)` to turn Unicode back on for (part of) a regex.
 //!
 //! **Values.** Text fields are unescaped the way nginx (`escape=default`)
 //! and Apache (≥ 2.0.46) escape them: `\"` → `"`, `\\` → `\`, `\xHH` → that
@@ -389,25 +390,25 @@ fn is_token(s: &str) -> bool {
 /// Method, path and URL host of a request line; `-`, `-`, `` when it is
 /// empty, `-` or not an HTTP request (binary, no method).
 fn split_request(req: Cow<'_, str>) -> (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>) {
+    let is_request = |m: &str| m != "-" && is_token(m);
     let dash = || (Cow::Borrowed("-"), Cow::Borrowed("-"), Cow::Borrowed(""));
-    let sub = |whole: &Cow<'_, str>, part: &str| -> (usize, usize) {
-        let start = part.as_ptr() as usize - whole.as_ptr() as usize;
-        (start, start + part.len())
-    };
-    let (m, u) = split_request_line(&req);
-    if m == "-" || !is_token(m) {
-        return dash();
-    }
-    let (mr, ur) = (sub(&req, m), sub(&req, u));
     match req {
         Cow::Borrowed(r) => {
-            let (host, path) = split_path(Cow::Borrowed(&r[ur.0..ur.1]));
-            (Cow::Borrowed(&r[mr.0..mr.1]), path, host)
+            let (m, u) = split_request_line(r);
+            if !is_request(m) {
+                return dash();
+            }
+            let (host, path) = split_path(Cow::Borrowed(u));
+            (Cow::Borrowed(m), path, host)
         }
         Cow::Owned(r) => {
-            let (host, path) = split_path(Cow::Borrowed(&r[ur.0..ur.1]));
+            let (m, u) = split_request_line(&r);
+            if !is_request(m) {
+                return dash();
+            }
+            let (host, path) = split_path(Cow::Borrowed(u));
             (
-                Cow::Owned(r[mr.0..mr.1].to_string()),
+                Cow::Owned(m.to_string()),
                 Cow::Owned(path.into_owned()),
                 Cow::Owned(host.into_owned()),
             )

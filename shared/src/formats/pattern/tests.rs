@@ -309,6 +309,15 @@ fn synthesized_tricky() {
             .unwrap()
             .timestamp_millis()
     );
+    // A line cut inside a quoted field (the last line of a file being
+    // written) is rejected, not misread.
+    let cut = &fixture("synthesized_tricky.log")[0][..99];
+    assert!(
+        cut.ends_with(b"Mozilla/5.0 "),
+        "{}",
+        String::from_utf8_lossy(cut)
+    );
+    assert_eq!(run(&mut preset("nginx-combined"), cut), Err("line"));
     // Same file, as nginx-combined's twin for Apache.
     let mut apache = preset("apache-combined");
     assert!(fixture("synthesized_tricky.log")
@@ -817,4 +826,23 @@ proptest::proptest! {
             let _ = p.parse(&bytes);
         }
     }
+}
+
+#[test]
+#[ignore = "timing, run by hand"]
+fn timing() {
+    let lines = sample_lines();
+    let mut p = preset("nginx-combined");
+    let t = std::time::Instant::now();
+    let mut n = 0usize;
+    for _ in 0..20_000 {
+        for l in &lines {
+            n += usize::from(matches!(p.parse(l), Ok(Some(_))));
+        }
+    }
+    let total = 20_000 * lines.len();
+    eprintln!(
+        "{total} lines, {n} hits, {:?}/line",
+        t.elapsed() / total as u32
+    );
 }
