@@ -23,7 +23,10 @@ pub struct ClientResolver {
 impl ClientResolver {
     /// A resolver trusting `trusted` and folding IPv6 to `/v6_prefix`.
     pub fn new(trusted: Vec<IpNet>, v6_prefix: u8) -> Self {
-        ClientResolver { trusted, v6_prefix: v6_prefix.min(128) }
+        ClientResolver {
+            trusted,
+            v6_prefix: v6_prefix.min(128),
+        }
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -53,7 +56,9 @@ impl ClientResolver {
         match ip {
             IpAddr::V4(a) => IpNet::V4(Ipv4Net::new(a, 32).expect("valid /32")),
             IpAddr::V6(a) => IpNet::V6(
-                Ipv6Net::new(a, self.v6_prefix).expect("prefix ≤ 128").trunc(),
+                Ipv6Net::new(a, self.v6_prefix)
+                    .expect("prefix ≤ 128")
+                    .trunc(),
             ),
         }
     }
@@ -71,10 +76,14 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 pub fn widen(net: IpNet, len_v4: u8, len_v6: u8) -> IpNet {
     match net {
         IpNet::V4(n) => IpNet::V4(
-            Ipv4Net::new(n.addr(), len_v4.clamp(1, 32).min(n.prefix_len())).expect("valid").trunc(),
+            Ipv4Net::new(n.addr(), len_v4.clamp(1, 32).min(n.prefix_len()))
+                .expect("valid")
+                .trunc(),
         ),
         IpNet::V6(n) => IpNet::V6(
-            Ipv6Net::new(n.addr(), len_v6.clamp(1, 128).min(n.prefix_len())).expect("valid").trunc(),
+            Ipv6Net::new(n.addr(), len_v6.clamp(1, 128).min(n.prefix_len()))
+                .expect("valid")
+                .trunc(),
         ),
     }
 }
@@ -93,7 +102,10 @@ mod tests {
     #[test]
     fn untrusted_peer_cannot_name_another_address() {
         let r = ClientResolver::new(vec!["10.0.0.0/8".parse().unwrap()], 64);
-        assert_eq!(r.client(&hit("198.51.100.7", Some("203.0.113.9"))), Some("198.51.100.7".parse().unwrap()));
+        assert_eq!(
+            r.client(&hit("198.51.100.7", Some("203.0.113.9"))),
+            Some("198.51.100.7".parse().unwrap())
+        );
     }
 
     #[test]
@@ -114,11 +126,23 @@ mod tests {
     #[test]
     fn keys_fold_ipv6_and_mapped_addresses() {
         let r = ClientResolver::new(vec![], 64);
-        assert_eq!(r.key("2001:db8:1:2:aaaa::1".parse().unwrap()).to_string(), "2001:db8:1:2::/64");
-        assert_eq!(r.key("192.0.2.1".parse().unwrap()).to_string(), "192.0.2.1/32");
+        assert_eq!(
+            r.key("2001:db8:1:2:aaaa::1".parse().unwrap()).to_string(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            r.key("192.0.2.1".parse().unwrap()).to_string(),
+            "192.0.2.1/32"
+        );
         let mapped = r.client(&hit("::ffff:192.0.2.1", None)).unwrap();
         assert_eq!(mapped, "192.0.2.1".parse::<IpAddr>().unwrap());
-        assert_eq!(widen("192.0.2.77/32".parse().unwrap(), 24, 48).to_string(), "192.0.2.0/24");
-        assert_eq!(widen("2001:db8:1:2::/64".parse().unwrap(), 24, 48).to_string(), "2001:db8:1::/48");
+        assert_eq!(
+            widen("192.0.2.77/32".parse().unwrap(), 24, 48).to_string(),
+            "192.0.2.0/24"
+        );
+        assert_eq!(
+            widen("2001:db8:1:2::/64".parse().unwrap(), 24, 48).to_string(),
+            "2001:db8:1::/48"
+        );
     }
 }

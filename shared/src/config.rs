@@ -205,7 +205,11 @@ impl Default for Config {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 impl Config {
@@ -221,10 +225,16 @@ impl Config {
             return Err(at(None, "`bucket` must be between 1s and 1h".into()));
         }
         if !(1..=32).contains(&f.max_prefix_v4) {
-            return Err(at(None, "`max_prefix_v4` must be 1–32 (a /0 is never blocked)".into()));
+            return Err(at(
+                None,
+                "`max_prefix_v4` must be 1–32 (a /0 is never blocked)".into(),
+            ));
         }
         if !(1..=128).contains(&f.max_prefix_v6) {
-            return Err(at(None, "`max_prefix_v6` must be 1–128 (a /0 is never blocked)".into()));
+            return Err(at(
+                None,
+                "`max_prefix_v6` must be 1–128 (a /0 is never blocked)".into(),
+            ));
         }
         if f.ipv6_key_prefix < f.max_prefix_v6 || f.ipv6_key_prefix > 128 {
             return Err(at(
@@ -232,14 +242,23 @@ impl Config {
                 "`ipv6_key_prefix` must be between `max_prefix_v6` and 128".into(),
             ));
         }
-        for (field, cap) in [("capacity_v4", f.capacity_v4), ("capacity_v6", f.capacity_v6)] {
+        for (field, cap) in [
+            ("capacity_v4", f.capacity_v4),
+            ("capacity_v6", f.capacity_v6),
+        ] {
             if cap == 0 || cap > 10_000 {
-                return Err(at(None, format!("`{field}` must be 1–10000 (the WAF IP set limit)")));
+                return Err(at(
+                    None,
+                    format!("`{field}` must be 1–10000 (the WAF IP set limit)"),
+                ));
             }
         }
         for (name, ok) in [
             ("outage.share", (0.0..=1.0).contains(&f.outage.share)),
-            ("outage.victim_ratio", (0.0..=1.0).contains(&f.outage.victim_ratio)),
+            (
+                "outage.victim_ratio",
+                (0.0..=1.0).contains(&f.outage.victim_ratio),
+            ),
             (
                 "incident.threshold_factor",
                 f.incident.threshold_factor > 0.0 && f.incident.threshold_factor <= 1.0,
@@ -251,13 +270,19 @@ impl Config {
         }
         for net in f.trusted_proxies.iter().chain(&f.allow) {
             if net.prefix_len() == 0 {
-                return Err(at(None, format!("`{net}`: a /0 in `allow` or `trusted_proxies` would disable fail2waf")));
+                return Err(at(
+                    None,
+                    format!("`{net}`: a /0 in `allow` or `trusted_proxies` would disable fail2waf"),
+                ));
             }
         }
         let mut formats = BTreeMap::new();
         for (name, fc) in &f.formats {
             if Format::from_name(name).is_some() {
-                return Err(at(None, format!("format `{name}`: the name of a built-in format")));
+                return Err(at(
+                    None,
+                    format!("format `{name}`: the name of a built-in format"),
+                ));
             }
             let spec = PatternSpec::new(name, &fc.regex, &fc.time_format)
                 .map_err(|e| at(None, format!("format `{name}`: {e}")))?;
@@ -272,7 +297,10 @@ impl Config {
             }
             Some(list) => {
                 if list.is_empty() {
-                    return Err(at(None, "`rules` is empty: remove it to use the defaults".into()));
+                    return Err(at(
+                        None,
+                        "`rules` is empty: remove it to use the defaults".into(),
+                    ));
                 }
                 for spanned in list {
                     let line = Some(line_of(text, spanned.span().start));
@@ -300,7 +328,11 @@ impl Config {
         if rules.len() > 64 {
             return Err(at(None, "at most 64 rules".into()));
         }
-        Ok(Config { file, rules, formats })
+        Ok(Config {
+            file,
+            rules,
+            formats,
+        })
     }
 
     /// Read and validate a configuration file.
@@ -319,7 +351,11 @@ impl Config {
 
     /// The longest rule window, in buckets.
     pub fn longest_window_buckets(&self) -> u32 {
-        self.rules.iter().map(|r| r.window_buckets).max().unwrap_or(1)
+        self.rules
+            .iter()
+            .map(|r| r.window_buckets)
+            .max()
+            .unwrap_or(1)
     }
 
     /// Bucket width in milliseconds.
@@ -341,8 +377,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_line() {
-        let e = Config::parse("bucket = \"10s\"\n\n[[rules]]\nname = \"x\"\nwindow = \"60s\"\ntreshold = 3\n")
-            .unwrap_err();
+        let e = Config::parse(
+            "bucket = \"10s\"\n\n[[rules]]\nname = \"x\"\nwindow = \"60s\"\ntreshold = 3\n",
+        )
+        .unwrap_err();
         assert_eq!(e.line, Some(6), "{e}");
         assert!(e.message.contains("treshold"), "{e}");
     }
@@ -352,7 +390,10 @@ mod tests {
         let text = "[[rules]]\nname = \"a\"\nwindow = \"60s\"\nthreshold = 3\n\n[[rules]]\nname = \"b\"\nwindow = \"65s\"\nthreshold = 3\n";
         let e = Config::parse(text).unwrap_err();
         assert_eq!(e.line, Some(6), "{e}"); // the `[[rules]]` header of rule `b`
-        assert!(e.message.contains("`window`") && e.message.contains("`b`"), "{e}");
+        assert!(
+            e.message.contains("`window`") && e.message.contains("`b`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ impl std::str::FromStr for Secs {
                 'h' => 3600,
                 'd' => 86_400,
                 'w' => 604_800,
-                _ => return Err(format!("duration `{t}`: unknown unit `{c}` (use s, m, h, d, w)")),
+                _ => {
+                    return Err(format!(
+                        "duration `{t}`: unknown unit `{c}` (use s, m, h, d, w)"
+                    ))
+                }
             };
             let n = num
                 .take()

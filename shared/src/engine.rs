@@ -117,7 +117,10 @@ impl RuleState {
 }
 
 fn caps(rule: &Rule) -> (usize, usize) {
-    (rule.config.distinct_paths as usize, rule.config.min_members as usize)
+    (
+        rule.config.distinct_paths as usize,
+        rule.config.min_members as usize,
+    )
 }
 
 #[derive(Debug, Clone, Default)]
@@ -139,7 +142,10 @@ impl KeyState {
     }
 
     fn rule(&self, r: u16) -> Option<&RuleState> {
-        self.rules.binary_search_by_key(&r, |e| e.0).ok().map(|i| &self.rules[i].1)
+        self.rules
+            .binary_search_by_key(&r, |e| e.0)
+            .ok()
+            .map(|i| &self.rules[i].1)
     }
 }
 
@@ -332,7 +338,12 @@ impl Engine {
                     rs.members.insert(m, b, mcap);
                 }
                 if rs.samples.len() < SAMPLES {
-                    let s = format!("{} {} {}", hit.status, clip(&hit.method, 16), clip(&hit.path, 160));
+                    let s = format!(
+                        "{} {} {}",
+                        hit.status,
+                        clip(&hit.method, 16),
+                        clip(&hit.path, 160)
+                    );
                     if !rs.samples.contains(&s) {
                         rs.samples.push(s);
                     }
@@ -349,12 +360,18 @@ impl Engine {
     fn evaluate(&mut self, key: IpNet, r: usize, b: Bucket, time_ms: i64) {
         let rule = &self.rules[r];
         let n = rule.window_buckets;
-        let Some(ks) = self.keys.get(&key) else { return };
+        let Some(ks) = self.keys.get(&key) else {
+            return;
+        };
         let Some(rs) = ks.rule(r as u16) else { return };
         if b <= rs.quiet_until && rs.quiet_until != 0 {
             return;
         }
-        let last = rs.matched.newest().unwrap_or(b).min(b.saturating_add(n - 1));
+        let last = rs
+            .matched
+            .newest()
+            .unwrap_or(b)
+            .min(b.saturating_add(n - 1));
         let ends = std::iter::once(b).chain(rs.matched.buckets_in(b.saturating_add(1), last));
         let mut found = None;
         for e in ends {
@@ -364,13 +381,22 @@ impl Engine {
             }
         }
         let Some((e, evidence)) = found else { return };
-        let t = if e == b { time_ms } else { self.bucket_end_ms(e).min(evidence.last_seen_ms) };
+        let t = if e == b {
+            time_ms
+        } else {
+            self.bucket_end_ms(e).min(evidence.last_seen_ms)
+        };
         let quiet = e.saturating_add(n - 1);
         let name = rule.config.name.clone();
         if let Some(rs) = self.keys.get_mut(&key).map(|k| k.rule_mut(r as u16)) {
             rs.quiet_until = quiet;
         }
-        self.offenses.push(Offense { key, rule: name, time_ms: t, evidence });
+        self.offenses.push(Offense {
+            key,
+            rule: name,
+            time_ms: t,
+            evidence,
+        });
     }
 
     /// Does the window of rule `r` ending at `e` offend? The evidence if so.
@@ -469,7 +495,13 @@ impl Engine {
                 .iter()
                 .map(|(r, rs)| (self.rules[*r as usize].config.name.clone(), rs.clone()))
                 .collect();
-            keys.insert(*k, StoredKey { total: ks.total.clone(), rules });
+            keys.insert(
+                *k,
+                StoredKey {
+                    total: ks.total.clone(),
+                    rules,
+                },
+            );
         }
         StoredState {
             version: STATE_VERSION,

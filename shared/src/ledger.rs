@@ -145,7 +145,12 @@ impl Policy {
             bans: config
                 .rules
                 .iter()
-                .map(|r| (r.config.name.clone(), (r.config.ban, r.config.ban_factor, r.config.ban_max)))
+                .map(|r| {
+                    (
+                        r.config.name.clone(),
+                        (r.config.ban, r.config.ban_factor, r.config.ban_max),
+                    )
+                })
                 .collect(),
         }
     }
@@ -170,8 +175,14 @@ impl Policy {
     }
 
     fn ban_ms(&self, rule: &str, offense: u32) -> i64 {
-        let (ban, factor, max) = self.bans.get(rule).copied().unwrap_or((Secs(3600), 2.0, Secs(7 * 86_400)));
-        let exp = i32::try_from(offense.saturating_sub(1)).unwrap_or(i32::MAX).min(64);
+        let (ban, factor, max) =
+            self.bans
+                .get(rule)
+                .copied()
+                .unwrap_or((Secs(3600), 2.0, Secs(7 * 86_400)));
+        let exp = i32::try_from(offense.saturating_sub(1))
+            .unwrap_or(i32::MAX)
+            .min(64);
         let ms = (ban.ms() as f64) * factor.powi(exp);
         (ms.min(max.ms() as f64)) as i64
     }
@@ -206,8 +217,17 @@ impl Ledger {
             Some(h) if off.time_ms - h.last_ms.max(h.until_ms) < policy.forget_ms => h.offenses + 1,
             _ => 1,
         };
-        let until_ms = off.time_ms.saturating_add(policy.ban_ms(&off.rule, offense));
-        self.history.insert(net, History { offenses: offense, last_ms: off.time_ms, until_ms });
+        let until_ms = off
+            .time_ms
+            .saturating_add(policy.ban_ms(&off.rule, offense));
+        self.history.insert(
+            net,
+            History {
+                offenses: offense,
+                last_ms: off.time_ms,
+                until_ms,
+            },
+        );
         let block = Block {
             rule: off.rule.clone(),
             since_ms: off.time_ms,
@@ -243,7 +263,10 @@ impl Ledger {
     ) -> Result<Block, Outcome> {
         let net = net.trunc();
         policy.check(&net)?;
-        let manual = Manual { by: clip(by, 100), reason: clip(reason, 500) };
+        let manual = Manual {
+            by: clip(by, 100),
+            reason: clip(reason, 500),
+        };
         let block = Block {
             rule: "manual".into(),
             since_ms: now_ms,
@@ -263,12 +286,26 @@ impl Ledger {
         let net = net.trunc();
         let removed = self.blocks.remove(&net);
         self.history.remove(&net);
-        self.record(now_ms, "unblock", net, Manual { by: clip(by, 100), reason: clip(reason, 500) });
+        self.record(
+            now_ms,
+            "unblock",
+            net,
+            Manual {
+                by: clip(by, 100),
+                reason: clip(reason, 500),
+            },
+        );
         removed
     }
 
     fn record(&mut self, at_ms: i64, action: &str, net: IpNet, m: Manual) {
-        self.audit.push(AuditEntry { at_ms, action: action.into(), net, by: m.by, reason: m.reason });
+        self.audit.push(AuditEntry {
+            at_ms,
+            action: action.into(),
+            net,
+            by: m.by,
+            reason: m.reason,
+        });
         if self.audit.len() > AUDIT_KEEP {
             let extra = self.audit.len() - AUDIT_KEEP;
             self.audit.drain(..extra);
@@ -278,10 +315,18 @@ impl Ledger {
     /// Remove blocks that ended at or before `now_ms` and history older than
     /// the policy remembers. Returns the removed blocks.
     pub fn expire(&mut self, now_ms: i64, policy: &Policy) -> Vec<(IpNet, Block)> {
-        let ended: Vec<IpNet> =
-            self.blocks.iter().filter(|(_, b)| b.until_ms <= now_ms).map(|(n, _)| *n).collect();
-        self.history.retain(|_, h| now_ms - h.last_ms.max(h.until_ms) < policy.forget_ms);
-        ended.into_iter().filter_map(|n| self.blocks.remove(&n).map(|b| (n, b))).collect()
+        let ended: Vec<IpNet> = self
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.until_ms <= now_ms)
+            .map(|(n, _)| *n)
+            .collect();
+        self.history
+            .retain(|_, h| now_ms - h.last_ms.max(h.until_ms) < policy.forget_ms);
+        ended
+            .into_iter()
+            .filter_map(|n| self.blocks.remove(&n).map(|b| (n, b)))
+            .collect()
     }
 
     /// Blocks active at `now_ms`.
@@ -293,8 +338,10 @@ impl Ledger {
     /// the policy, most severe (most offenses) then most recent first, cut
     /// to capacity.
     pub fn desired(&self, now_ms: i64, policy: &Policy) -> Desired {
-        let mut ranked: Vec<(&IpNet, &Block)> =
-            self.active(now_ms).filter(|(n, _)| policy.check(n).is_ok()).collect();
+        let mut ranked: Vec<(&IpNet, &Block)> = self
+            .active(now_ms)
+            .filter(|(n, _)| policy.check(n).is_ok())
+            .collect();
         ranked.sort_by(|a, b| {
             (b.1.offense, b.1.since_ms, a.0).cmp(&(a.1.offense, a.1.since_ms, b.0))
         });
@@ -363,14 +410,21 @@ mod tests {
             }
         }
         assert_eq!(&lengths[..8], &[1, 2, 4, 8, 16, 32, 64, 128]);
-        assert_eq!(&lengths[8..], &[168, 168, 168, 168], "capped at ban_max = 7d");
+        assert_eq!(
+            &lengths[8..],
+            &[168, 168, 168, 168],
+            "capped at ban_max = 7d"
+        );
     }
 
     #[test]
     fn active_block_is_not_renewed_and_history_is_forgotten() {
         let p = policy("forget_after = \"1d\"");
         let mut l = Ledger::default();
-        assert!(matches!(l.apply(&offense("192.0.2.1/32", "scan-burst", 0), &p), Outcome::Blocked(_)));
+        assert!(matches!(
+            l.apply(&offense("192.0.2.1/32", "scan-burst", 0), &p),
+            Outcome::Blocked(_)
+        ));
         assert!(matches!(
             l.apply(&offense("192.0.2.1/32", "scan-slow", H / 2), &p),
             Outcome::AlreadyBlocked(_)
@@ -394,14 +448,31 @@ mod tests {
     fn safety_caps_hold() {
         let p = policy("allow = [\"203.0.113.0/28\"]\ntrusted_proxies = [\"10.0.0.0/8\"]");
         let mut l = Ledger::default();
-        assert!(matches!(l.apply(&offense("203.0.113.5/32", "r", 0), &p), Outcome::Allowlisted(_)));
-        assert!(matches!(l.apply(&offense("203.0.113.0/24", "r", 0), &p), Outcome::Allowlisted(_)));
-        assert!(matches!(l.apply(&offense("10.1.1.1/32", "r", 0), &p), Outcome::TrustedProxy(_)));
-        assert_eq!(l.apply(&offense("198.51.0.0/16", "r", 0), &p), Outcome::TooWide);
+        assert!(matches!(
+            l.apply(&offense("203.0.113.5/32", "r", 0), &p),
+            Outcome::Allowlisted(_)
+        ));
+        assert!(matches!(
+            l.apply(&offense("203.0.113.0/24", "r", 0), &p),
+            Outcome::Allowlisted(_)
+        ));
+        assert!(matches!(
+            l.apply(&offense("10.1.1.1/32", "r", 0), &p),
+            Outcome::TrustedProxy(_)
+        ));
+        assert_eq!(
+            l.apply(&offense("198.51.0.0/16", "r", 0), &p),
+            Outcome::TooWide
+        );
         assert_eq!(l.apply(&offense("0.0.0.0/0", "r", 0), &p), Outcome::TooWide);
-        assert_eq!(l.apply(&offense("2001:db8::/32", "r", 0), &p), Outcome::TooWide);
+        assert_eq!(
+            l.apply(&offense("2001:db8::/32", "r", 0), &p),
+            Outcome::TooWide
+        );
         assert!(l.blocks.is_empty());
-        assert!(l.block_manual("10.0.0.0/8".parse().unwrap(), Secs(60), "me", "x", 0, &p).is_err());
+        assert!(l
+            .block_manual("10.0.0.0/8".parse().unwrap(), Secs(60), "me", "x", 0, &p)
+            .is_err());
     }
 
     #[test]
@@ -410,7 +481,10 @@ mod tests {
         let mut l = Ledger::default();
         // 192.0.2.1 offended before: its second offense makes it the most severe.
         l.apply(&offense("192.0.2.1/32", "scan-burst", -10 * H), &p);
-        for (i, ip) in ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"].iter().enumerate() {
+        for (i, ip) in ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"]
+            .iter()
+            .enumerate()
+        {
             l.apply(&offense(ip, "scan-burst", i as i64 * 1000), &p);
         }
         l.apply(&offense("2001:db8:1:2::/64", "scan-burst", 0), &p);
@@ -425,10 +499,21 @@ mod tests {
     fn manual_actions_are_audited() {
         let p = policy("");
         let mut l = Ledger::default();
-        let b = l.block_manual("192.0.2.77/24".parse().unwrap(), Secs(7200), "alice", "abuse\nreport", 5, &p).unwrap();
+        let b = l
+            .block_manual(
+                "192.0.2.77/24".parse().unwrap(),
+                Secs(7200),
+                "alice",
+                "abuse\nreport",
+                5,
+                &p,
+            )
+            .unwrap();
         assert_eq!(b.until_ms, 5 + 7_200_000);
         assert!(l.blocks.contains_key(&"192.0.2.0/24".parse().unwrap()));
-        assert!(l.unblock("192.0.2.0/24".parse().unwrap(), "bob", "customer", 9).is_some());
+        assert!(l
+            .unblock("192.0.2.0/24".parse().unwrap(), "bob", "customer", 9)
+            .is_some());
         assert_eq!(l.audit.len(), 2);
         assert_eq!(l.audit[0].reason, "abuse\\nreport");
         assert_eq!(l.audit[1].action, "unblock");

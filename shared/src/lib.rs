@@ -3,13 +3,13 @@
 //! The engine behind fail2waf, "fail2ban for AWS WAF".
 #![deny(missing_docs)]
 
-pub mod formats;
-pub mod hit;
+pub mod client;
 pub mod config;
 pub mod duration;
-pub mod rules;
-pub mod window;
-pub mod client;
 pub mod engine;
+pub mod formats;
+pub mod hit;
 pub mod ledger;
 pub mod read;
+pub mod rules;
+pub mod window;

@@ -213,7 +213,10 @@ mod tests {
         assert_eq!(l.len(), 5);
         assert_eq!(l[1].len(), BUF_SIZE * 2);
         assert_eq!(l[3], format!("<too long: {}>", MAX_LINE * 3));
-        assert_eq!((l[0].as_str(), l[2].as_str(), l[4].as_str()), ("a", "b", "c"));
+        assert_eq!(
+            (l[0].as_str(), l[2].as_str(), l[4].as_str()),
+            ("a", "b", "c")
+        );
     }
 
     #[test]

@@ -42,7 +42,11 @@ impl TryFrom<String> for StatusPattern {
         if !(100..=599).contains(&lo) {
             return Err(bad());
         }
-        Ok(StatusPattern { text: t, lo, hi: lo + scale - 1 })
+        Ok(StatusPattern {
+            text: t,
+            lo,
+            hi: lo + scale - 1,
+        })
     }
 }
 
@@ -182,7 +186,11 @@ pub struct RuleError {
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rule `{}`, field `{}`: {}", self.rule, self.field, self.message)
+        write!(
+            f,
+            "rule `{}`, field `{}`: {}",
+            self.rule, self.field, self.message
+        )
     }
 }
 
@@ -226,7 +234,10 @@ impl Rule {
             return Err(err("ban_factor", "must be at least 1".into()));
         }
         if config.ban.0 == 0 || config.ban_max < config.ban {
-            return Err(err("ban", "must be positive and not longer than `ban_max`".into()));
+            return Err(err(
+                "ban",
+                "must be positive and not longer than `ban_max`".into(),
+            ));
         }
         if config.prefix_v4 == 0 || config.prefix_v4 > 32 {
             return Err(err("prefix_v4", "must be 1–32".into()));
@@ -235,7 +246,10 @@ impl Rule {
             return Err(err("prefix_v6", "must be 1–128".into()));
         }
         if config.key == KeyKind::Ip && config.min_members > 1 {
-            return Err(err("min_members", "only applies to `key = \"prefix\"`".into()));
+            return Err(err(
+                "min_members",
+                "only applies to `key = \"prefix\"`".into(),
+            ));
         }
         if config.distinct_paths > 1024 || config.min_members > 1024 {
             return Err(err("distinct_paths", "at most 1024".into()));
@@ -249,10 +263,20 @@ impl Rule {
             ),
             None => None,
         };
-        let methods = config.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+        let methods = config
+            .methods
+            .iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
         let has_5xx = config.status.iter().any(|p| p.lo <= 599 && p.hi >= 500);
         let outage_aware = config.outage_aware.unwrap_or(has_5xx);
-        Ok(Rule { config, path, methods, window_buckets, outage_aware })
+        Ok(Rule {
+            config,
+            path,
+            methods,
+            window_buckets,
+            outage_aware,
+        })
     }
 
     /// The rule's name.
@@ -281,7 +305,12 @@ impl Rule {
                 return false;
             }
         }
-        if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(&hit.method)) {
+        if !self.methods.is_empty()
+            && !self
+                .methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(&hit.method))
+        {
             return false;
         }
         if !c.waf_action.is_empty() || !c.waf_rule.is_empty() || !c.waf_label.is_empty() {
@@ -289,14 +318,22 @@ impl Rule {
             if !own_waf_rule.is_empty() && w.rule.starts_with(own_waf_rule) {
                 return false;
             }
-            if !c.waf_action.is_empty() && !c.waf_action.iter().any(|a| a.eq_ignore_ascii_case(&w.action)) {
+            if !c.waf_action.is_empty()
+                && !c
+                    .waf_action
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&w.action))
+            {
                 return false;
             }
             if !c.waf_rule.is_empty() && !c.waf_rule.iter().any(|r| *r == w.rule) {
                 return false;
             }
             if !c.waf_label.is_empty()
-                && !w.labels.iter().any(|l| c.waf_label.iter().any(|p| l.starts_with(p.as_str())))
+                && !w
+                    .labels
+                    .iter()
+                    .any(|l| c.waf_label.iter().any(|p| l.starts_with(p.as_str())))
             {
                 return false;
             }
@@ -316,7 +353,9 @@ impl Rule {
 /// site: see `docs/rules.md` for the reasoning behind each number.
 pub fn default_rules() -> Vec<RuleConfig> {
     let s = |v: &[&str]| -> Vec<StatusPattern> {
-        v.iter().map(|t| StatusPattern::try_from((*t).to_string()).expect("valid default")).collect()
+        v.iter()
+            .map(|t| StatusPattern::try_from((*t).to_string()).expect("valid default"))
+            .collect()
     };
     let base = |name: &str, description: &str, window: u64, threshold: u32| RuleConfig {
         name: name.into(),
@@ -455,8 +494,10 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_waf_blocked_requests_never_count() {
-        let rules: Vec<Rule> =
-            default_rules().into_iter().map(|c| Rule::new(c, Secs(10)).unwrap()).collect();
+        let rules: Vec<Rule> = default_rules()
+            .into_iter()
+            .map(|c| Rule::new(c, Secs(10)).unwrap())
+            .collect();
         let scan = &rules[0];
         assert!(scan.matches(&hit(404, "GET", "/x"), "fail2waf"));
         assert!(!scan.matches(&hit(401, "GET", "/x"), "fail2waf"));
@@ -473,8 +514,10 @@ mod tests {
 
     #[test]
     fn own_waf_rule_never_counts() {
-        let rules: Vec<Rule> =
-            default_rules().into_iter().map(|c| Rule::new(c, Secs(10)).unwrap()).collect();
+        let rules: Vec<Rule> = default_rules()
+            .into_iter()
+            .map(|c| Rule::new(c, Secs(10)).unwrap())
+            .collect();
         let waf = rules.iter().find(|r| r.name() == "waf-blocks").unwrap();
         let mut h = hit(403, "GET", "/");
         h.blocked_by_waf = true;

@@ -151,7 +151,11 @@ impl DistinctSet {
             return;
         }
         // Full: replace the oldest entry if the new one is newer.
-        if let Some(oldest) = self.0.iter_mut().min_by_key(|e| (e.1, std::cmp::Reverse(e.0))) {
+        if let Some(oldest) = self
+            .0
+            .iter_mut()
+            .min_by_key(|e| (e.1, std::cmp::Reverse(e.0)))
+        {
             if (b, std::cmp::Reverse(hash)) > (oldest.1, std::cmp::Reverse(oldest.0)) {
                 *oldest = (hash, b);
             }
@@ -293,7 +297,10 @@ mod tests {
         s.add(12, 1);
         s.add(11, 5);
         s.add(3, 2);
-        assert_eq!(s.iter().collect::<Vec<_>>(), vec![(3, 2), (10, 1), (11, 5), (12, 1)]);
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            vec![(3, 2), (10, 1), (11, 5), (12, 1)]
+        );
         assert_eq!(s.window(12, 3), 7);
         assert_eq!(s.window(12, 2), 6);
         s.prune_before(11);
