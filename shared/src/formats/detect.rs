@@ -398,19 +398,26 @@ mod tests {
                 "{f}"
             );
         }
-        // Access logs: the `nginx-combined` preset, once it exists (the
-        // pattern presets are written separately; until then `None`).
+        // Access logs: the `nginx-combined` preset.
         let combined = Format::from_name("nginx-combined");
+        assert!(combined.is_some());
         let applog = [
             "applog/nginx_combined_vrl.log",
             "applog/nginx_main_vrl.log",
             "applog/nginx_ingress_upstreaminfo_vrl.log",
             "applog/apache_combined_vrl.log",
-            "applog/apache_escaped_quote_fluentbit_pr566.log",
             "applog/apache_httpd_docs_examples.log",
             "applog/common_log_vrl.log",
             "applog/synthesized_tricky.log",
         ];
+        // Its client address was redacted to `x.x.x.x` upstream: not a log
+        // we can count, so no format is guessed for it.
+        assert_eq!(
+            detect_from_line(&first_line(
+                "applog/apache_escaped_quote_fluentbit_pr566.log"
+            )),
+            None
+        );
         for f in applog {
             let got = detect_from_line(&first_line(f));
             assert_eq!(got, combined, "{f}");
