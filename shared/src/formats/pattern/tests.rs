@@ -827,22 +827,3 @@ proptest::proptest! {
         }
     }
 }
-
-#[test]
-#[ignore = "timing, run by hand"]
-fn timing() {
-    let lines = sample_lines();
-    let mut p = preset("nginx-combined");
-    let t = std::time::Instant::now();
-    let mut n = 0usize;
-    for _ in 0..20_000 {
-        for l in &lines {
-            n += usize::from(matches!(p.parse(l), Ok(Some(_))));
-        }
-    }
-    let total = 20_000 * lines.len();
-    eprintln!(
-        "{total} lines, {n} hits, {:?}/line",
-        t.elapsed() / total as u32
-    );
-}
