@@ -223,7 +223,9 @@ impl LineParser for CloudFrontParser {
         };
 
         let mut hit = Hit::new(time_ms, peer, status);
-        hit.method = cols[METHOD].map(String::from_utf8_lossy).unwrap_or_default();
+        hit.method = cols[METHOD]
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
         hit.path = path;
         hit.host = text(HOST_HEADER)
             .or_else(|| text(CS_HOST))
@@ -246,7 +248,10 @@ fn parse_date_time(date: &[u8], time: &[u8]) -> Result<i64, ParseError> {
         return Err(BAD_TIME);
     };
     let year = num(&[y1, y2, y3, y4]).ok_or(BAD_DATE)?;
-    let (month, day) = (num(&[m1, m2]).ok_or(BAD_DATE)?, num(&[d1, d2]).ok_or(BAD_DATE)?);
+    let (month, day) = (
+        num(&[m1, m2]).ok_or(BAD_DATE)?,
+        num(&[d1, d2]).ok_or(BAD_DATE)?,
+    );
     let (hour, min, sec) = (
         num(&[h1, h2]).ok_or(BAD_TIME)?,
         num(&[i1, i2]).ok_or(BAD_TIME)?,

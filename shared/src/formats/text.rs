@@ -131,9 +131,7 @@ pub fn split_request_line(req: &str) -> (&str, &str) {
     match req.split_once(' ') {
         None => ("-", req),
         Some((method, rest)) => match rest.rsplit_once(' ') {
-            Some((url, version)) if version.starts_with("HTTP/") || version == "-" => {
-                (method, url)
-            }
+            Some((url, version)) if version.starts_with("HTTP/") || version == "-" => (method, url),
             _ => (method, rest),
         },
     }
@@ -166,7 +164,10 @@ mod tests {
     fn iso8601_variants() {
         let z = parse_iso8601_ms(b"2018-07-02T22:23:00.186641Z").unwrap();
         assert_eq!(z, 1_530_570_180_186);
-        assert_eq!(parse_iso8601_ms(b"2018-07-02T22:23:00Z"), Some(1_530_570_180_000));
+        assert_eq!(
+            parse_iso8601_ms(b"2018-07-02T22:23:00Z"),
+            Some(1_530_570_180_000)
+        );
         assert_eq!(
             parse_iso8601_ms(b"2018-07-03T00:23:00.186+02:00"),
             Some(1_530_570_180_186)
@@ -180,15 +181,27 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(parse_ip_port("192.0.2.1:2817"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            parse_ip_port("192.0.2.1:2817"),
+            Some("192.0.2.1".parse().unwrap())
+        );
         assert_eq!(
             parse_ip_port("2001:db8::1:443"),
             Some("2001:db8::1".parse().unwrap())
         );
-        assert_eq!(parse_ip_port("[2001:db8::1]:443"), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            parse_ip_port("[2001:db8::1]:443"),
+            Some("2001:db8::1".parse().unwrap())
+        );
         assert_eq!(parse_ip_port("192.0.2.1"), None);
-        assert_eq!(parse_ip("2001:db8::1"), Some("2001:db8::1".parse().unwrap()));
-        assert_eq!(parse_ip(" 192.0.2.1:80"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            parse_ip("2001:db8::1"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_ip(" 192.0.2.1:80"),
+            Some("192.0.2.1".parse().unwrap())
+        );
         assert_eq!(parse_ip("unknown"), None);
     }
 
@@ -198,9 +211,15 @@ mod tests {
             split_request_line("GET http://h:80/a b HTTP/1.1"),
             ("GET", "http://h:80/a b")
         );
-        assert_eq!(split_request_line("- http://h:80- -"), ("-", "http://h:80-"));
+        assert_eq!(
+            split_request_line("- http://h:80- -"),
+            ("-", "http://h:80-")
+        );
         assert_eq!(split_request_line("garbage"), ("-", "garbage"));
-        assert_eq!(split_url("https://www.example.com:443/x?y=1"), ("www.example.com", "/x?y=1"));
+        assert_eq!(
+            split_url("https://www.example.com:443/x?y=1"),
+            ("www.example.com", "/x?y=1")
+        );
         assert_eq!(split_url("http://h:80-"), ("h:80-", "/"));
         assert_eq!(split_url("/only/path"), ("", "/only/path"));
     }
