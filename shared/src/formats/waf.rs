@@ -61,7 +61,11 @@ use std::marker::PhantomData;
 /// `timestamp`, `httpRequest.clientIp` or `action` fails under that name;
 /// a `responseCodeSent` that is neither null nor an HTTP status fails as
 /// `responseCodeSent`. Blank lines are `Ok(None)`.
+///
+/// It keeps no state between lines; it is `#[non_exhaustive]` so that it
+/// is made with [`Default`], like the other parsers, and may gain some.
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct WafParser;
 
 impl LineParser for WafParser {
