@@ -285,8 +285,9 @@ impl<'de: 'a, 'a> Visitor<'de> for LooseVisitor<'a> {
         // 2^63 as f64; anything at or beyond does not fit an i64.
         const LIMIT: f64 = 9_223_372_036_854_775_808.0;
         if v.fract() == 0.0 && v.abs() < LIMIT {
-            #[allow(clippy::cast_possible_truncation)]
-            Ok(Loose::Int(v as i64))
+            #[allow(clippy::cast_possible_truncation)] // integral and in range
+            let ms = v as i64;
+            Ok(Loose::Int(ms))
         } else {
             Ok(Loose::Other)
         }
