@@ -95,11 +95,10 @@ pub struct RuleState {
 impl RuleState {
     fn merge(&mut self, o: &RuleState, rule: &Rule) {
         let (pcap, mcap) = caps(rule);
-        if self.matched.is_empty() && self.samples.is_empty() {
-            self.first_ms = o.first_ms;
-            self.user_agent.clone_from(&o.user_agent);
-        } else if !o.matched.is_empty()
-            && (o.first_ms, &o.user_agent) < (self.first_ms, &self.user_agent)
+        let mine_empty = self.matched.is_empty() && self.samples.is_empty();
+        if mine_empty
+            || (!o.matched.is_empty()
+                && (o.first_ms, &o.user_agent) < (self.first_ms, &self.user_agent))
         {
             self.first_ms = o.first_ms;
             self.user_agent.clone_from(&o.user_agent);

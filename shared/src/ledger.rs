@@ -108,6 +108,13 @@ impl Default for Ledger {
 pub enum Outcome {
     /// A new block.
     Blocked(Block),
+    /// No block, and why.
+    Refused(Refusal),
+}
+
+/// Why an offense did not become a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
     /// An active block already covers the network.
     AlreadyBlocked(IpNet),
     /// The network overlaps the allow-list.
@@ -156,20 +163,20 @@ impl Policy {
     }
 
     /// May `net` ever be blocked? `Err` says why not.
-    pub fn check(&self, net: &IpNet) -> Result<(), Outcome> {
+    pub fn check(&self, net: &IpNet) -> Result<(), Refusal> {
         let widest = match net {
             IpNet::V4(_) => self.max_v4,
             IpNet::V6(_) => self.max_v6,
         };
         if net.prefix_len() == 0 || net.prefix_len() < widest {
-            return Err(Outcome::TooWide);
+            return Err(Refusal::TooWide);
         }
         let overlaps = |a: &IpNet| a.contains(net) || net.contains(a);
         if let Some(a) = self.allow.iter().find(|a| overlaps(a)) {
-            return Err(Outcome::Allowlisted(*a));
+            return Err(Refusal::Allowlisted(*a));
         }
         if let Some(t) = self.trusted.iter().find(|t| overlaps(t)) {
-            return Err(Outcome::TrustedProxy(*t));
+            return Err(Refusal::TrustedProxy(*t));
         }
         Ok(())
     }
@@ -207,10 +214,10 @@ impl Ledger {
     pub fn apply(&mut self, off: &Offense, policy: &Policy) -> Outcome {
         let net = off.key.trunc();
         if let Err(why) = policy.check(&net) {
-            return why;
+            return Outcome::Refused(why);
         }
         if let Some(covering) = self.covering(&net, off.time_ms) {
-            return Outcome::AlreadyBlocked(covering);
+            return Outcome::Refused(Refusal::AlreadyBlocked(covering));
         }
         let h = self.history.get(&net).copied();
         let offense = match h {
@@ -260,7 +267,7 @@ impl Ledger {
         reason: &str,
         now_ms: i64,
         policy: &Policy,
-    ) -> Result<Block, Outcome> {
+    ) -> Result<Block, Refusal> {
         let net = net.trunc();
         policy.check(&net)?;
         let manual = Manual {
@@ -427,13 +434,13 @@ mod tests {
         ));
         assert!(matches!(
             l.apply(&offense("192.0.2.1/32", "scan-slow", H / 2), &p),
-            Outcome::AlreadyBlocked(_)
+            Outcome::Refused(Refusal::AlreadyBlocked(_))
         ));
         // A /24 block covers its addresses.
         l.apply(&offense("198.51.100.0/24", "scan-subnet", 0), &p);
         assert_eq!(
             l.apply(&offense("198.51.100.9/32", "scan-burst", 10), &p),
-            Outcome::AlreadyBlocked("198.51.100.0/24".parse().unwrap())
+            Outcome::Refused(Refusal::AlreadyBlocked("198.51.100.0/24".parse().unwrap()))
         );
         // Two days later the first offense is forgotten.
         match l.apply(&offense("192.0.2.1/32", "scan-burst", 48 * H), &p) {
@@ -450,21 +457,24 @@ mod tests {
         let mut l = Ledger::default();
         assert!(matches!(
             l.apply(&offense("203.0.113.5/32", "r", 0), &p),
-            Outcome::Allowlisted(_)
+            Outcome::Refused(Refusal::Allowlisted(_))
         ));
         assert!(matches!(
             l.apply(&offense("203.0.113.0/24", "r", 0), &p),
-            Outcome::Allowlisted(_)
+            Outcome::Refused(Refusal::Allowlisted(_))
         ));
         assert!(matches!(
             l.apply(&offense("10.1.1.1/32", "r", 0), &p),
-            Outcome::TrustedProxy(_)
+            Outcome::Refused(Refusal::TrustedProxy(_))
         ));
         assert_eq!(
             l.apply(&offense("198.51.0.0/16", "r", 0), &p),
             Outcome::TooWide
         );
-        assert_eq!(l.apply(&offense("0.0.0.0/0", "r", 0), &p), Outcome::TooWide);
+        assert_eq!(
+            l.apply(&offense("0.0.0.0/0", "r", 0), &p),
+            Outcome::Refused(Refusal::TooWide)
+        );
         assert_eq!(
             l.apply(&offense("2001:db8::/32", "r", 0), &p),
             Outcome::TooWide
