@@ -269,6 +269,11 @@ impl Engine {
         (i64::from(b) + 1) * self.bucket_ms - 1
     }
 
+    /// Are offenses waiting to be taken?
+    pub fn has_offenses(&self) -> bool {
+        !self.offenses.is_empty()
+    }
+
     /// Offenses found since the last call.
     pub fn take_offenses(&mut self) -> Vec<Offense> {
         std::mem::take(&mut self.offenses)

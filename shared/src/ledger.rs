@@ -469,7 +469,7 @@ mod tests {
         ));
         assert_eq!(
             l.apply(&offense("198.51.0.0/16", "r", 0), &p),
-            Outcome::TooWide
+            Outcome::Refused(Refusal::TooWide)
         );
         assert_eq!(
             l.apply(&offense("0.0.0.0/0", "r", 0), &p),
@@ -477,7 +477,7 @@ mod tests {
         );
         assert_eq!(
             l.apply(&offense("2001:db8::/32", "r", 0), &p),
-            Outcome::TooWide
+            Outcome::Refused(Refusal::TooWide)
         );
         assert!(l.blocks.is_empty());
         assert!(l

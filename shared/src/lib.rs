@@ -13,3 +13,5 @@ pub mod ledger;
 pub mod read;
 pub mod rules;
 pub mod window;
+pub mod pipeline;
+pub mod state;

@@ -1,0 +1,281 @@
+//! Log objects → decisions: read, detect, parse, count, decide.
+//!
+//! [`Detector`] ties the stages together for one configuration. It is what
+//! the CLI runs over local files and what the Lambda functions run over S3
+//! objects, so both decide the same way.
+
+use crate::config::Config;
+use crate::engine::{Engine, Offense, StoredState};
+use crate::formats::{detect_from_line, detect_from_name, Format, LineParser, NameHint};
+use crate::ledger::{Block, Ledger, Outcome, Policy, Refusal};
+use crate::read::{decompress, Line, Lines};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// What happened to one log file or object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    /// File path or S3 key.
+    pub name: String,
+    /// The format it was read as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The whole file was skipped, and why (an ALB connection log...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Lines read.
+    pub lines_read: u64,
+    /// Lines that gave a request.
+    pub lines_parsed: u64,
+    /// Lines that did not (headers, blank, malformed, too long).
+    pub lines_skipped: u64,
+    /// Skipped lines by reason (`field: reason`, `no request`, `too long`).
+    pub skip_reasons: BTreeMap<String, u64>,
+    /// Bytes read after decompression.
+    pub bytes: u64,
+    /// A read error that ended the file early (a truncated gzip...): every
+    /// line before it was processed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A new block, with the network it applies to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// The blocked network.
+    pub net: IpNet,
+    /// The block.
+    pub block: Block,
+}
+
+/// Runs the pipeline for one configuration over any number of inputs.
+pub struct Detector {
+    config: Config,
+    engine: Engine,
+    ledger: Ledger,
+    policy: Policy,
+    decisions: Vec<Decision>,
+    refused: BTreeMap<&'static str, u64>,
+}
+
+impl Detector {
+    /// A detector with empty state.
+    pub fn new(config: Config) -> Detector {
+        Detector::with_state(config, None, Ledger::default())
+    }
+
+    /// A detector that goes on from stored windows and a ledger.
+    pub fn with_state(config: Config, state: Option<&StoredState>, ledger: Ledger) -> Detector {
+        let mut engine = Engine::new(&config);
+        if let Some(s) = state {
+            engine.import(s);
+        }
+        Detector {
+            policy: Policy::new(&config),
+            config,
+            engine,
+            ledger,
+            decisions: Vec::new(),
+            refused: BTreeMap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The engine (windows).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine, mutably (incident mode, imports).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// New blocks so far, in the order they were decided.
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+
+    /// Offenses that did not become blocks, by reason.
+    pub fn refused(&self) -> &BTreeMap<&'static str, u64> {
+        &self.refused
+    }
+
+    /// Give up the engine and the ledger (to store them).
+    pub fn into_parts(self) -> (Engine, Ledger) {
+        (self.engine, self.ledger)
+    }
+
+    /// Decide on the offenses the engine has queued.
+    pub fn settle(&mut self) {
+        for off in self.engine.take_offenses() {
+            self.decide(&off);
+        }
+    }
+
+    fn decide(&mut self, off: &Offense) {
+        match self.ledger.apply(off, &self.policy) {
+            Outcome::Blocked(block) => {
+                self.decisions.push(Decision { net: off.key.trunc(), block });
+            }
+            Outcome::Refused(r) => {
+                let why = match r {
+                    Refusal::AlreadyBlocked(_) => "already blocked",
+                    Refusal::Allowlisted(_) => "allow-listed",
+                    Refusal::TrustedProxy(_) => "trusted proxy",
+                    Refusal::TooWide => "wider than the widest prefix",
+                };
+                *self.refused.entry(why).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// Read one log file or object to the end. `format` overrides detection.
+    pub fn process<R: Read + Send + 'static>(
+        &mut self,
+        name: &str,
+        input: R,
+        format: Option<&Format>,
+    ) -> FileReport {
+        let mut report = FileReport { name: name.to_string(), ..FileReport::default() };
+        let mut format = format.cloned();
+        if format.is_none() {
+            match detect_from_name(name) {
+                NameHint::Format(f) => format = Some(f),
+                NameHint::Skip(why) => {
+                    report.skipped = Some(why.to_string());
+                    return report;
+                }
+                NameHint::Unknown => {}
+            }
+        }
+        let reader = match decompress(input) {
+            Ok(r) => r,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        };
+        let mut lines = Lines::new(reader);
+        self.run(&mut lines, format, &mut report);
+        report.bytes = lines.bytes;
+        report
+    }
+
+    fn run<R: Read>(&mut self, lines: &mut Lines<R>, mut format: Option<Format>, report: &mut FileReport) {
+        let mut parser: Option<Box<dyn LineParser>> = format.as_ref().map(Format::parser);
+        let mut reasons: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
+        loop {
+            let line = match lines.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => break,
+                Err(e) => {
+                    report.error = Some(e.to_string());
+                    break;
+                }
+            };
+            report.lines_read += 1;
+            let text = match line {
+                Line::Text(t) => t,
+                Line::TooLong(_) => {
+                    *reasons.entry(("line", "too long")).or_insert(0) += 1;
+                    continue;
+                }
+            };
+            if parser.is_none() {
+                if text.iter().all(u8::is_ascii_whitespace) {
+                    *reasons.entry(("line", "no request")).or_insert(0) += 1;
+                    continue;
+                }
+                match detect_from_line(text) {
+                    Some(f) => {
+                        parser = Some(f.parser());
+                        format = Some(f);
+                    }
+                    None => {
+                        report.error = Some("unknown log format (use --format)".into());
+                        *reasons.entry(("line", "unknown format")).or_insert(0) += 1;
+                        break;
+                    }
+                }
+            }
+            let p = parser.as_mut().expect("set above");
+            match p.parse(text) {
+                Ok(Some(hit)) => {
+                    report.lines_parsed += 1;
+                    self.engine.observe(&hit);
+                    if self.engine.has_offenses() {
+                        self.settle();
+                    }
+                }
+                Ok(None) => *reasons.entry(("line", "no request")).or_insert(0) += 1,
+                Err(e) => *reasons.entry((e.field, e.reason)).or_insert(0) += 1,
+            }
+        }
+        report.format = format.map(|f| f.name().to_string());
+        report.lines_skipped = report.lines_read - report.lines_parsed;
+        report.skip_reasons =
+            reasons.into_iter().map(|((f, r), n)| (format!("{f}: {r}"), n)).collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn alb_line(t: &str, ip: &str, status: u16, path: &str) -> String {
+        format!(
+            "http {t} app/lb/1 {ip}:4000 10.0.0.1:80 0.000 0.001 0.000 {status} {status} 10 20 \"GET http://shop.example.com:80{path} HTTP/1.1\" \"scan/1.0\" - - arn:tg \"Root=1\" \"-\" \"-\" 0 {t} \"forward\" \"-\" \"-\" \"10.0.0.1:80\" \"{status}\" \"-\" \"-\""
+        )
+    }
+
+    #[test]
+    fn a_404_storm_is_blocked_and_bad_lines_are_counted() {
+        let mut text = String::from("garbage line\n\n");
+        for i in 0..40 {
+            text += &alb_line(&format!("2026-01-01T00:00:{:02}.000000Z", i), "198.51.100.7", 404, &format!("/p{i}"));
+            text.push('\n');
+        }
+        text += "http 2026-01-01T00:01:00.000000Z app/lb/1 198.51.100.7:1 - 0 0 0 \"unterminated";
+        let mut d = Detector::new(Config::default());
+        let r = d.process("x.log", Cursor::new(text.into_bytes()), Some(&Format::Alb));
+        assert_eq!((r.lines_read, r.lines_parsed, r.lines_skipped), (43, 40, 3), "{r:?}");
+        assert_eq!(r.skip_reasons.values().sum::<u64>(), 3);
+        let decisions = d.decisions();
+        assert_eq!(decisions.len(), 1);
+        assert_eq!(decisions[0].net.to_string(), "198.51.100.7/32");
+        assert_eq!(decisions[0].block.rule, "scan-burst");
+        // The 30th 404 (threshold) at second 29 decided it.
+        assert_eq!(decisions[0].block.since_ms, 1_767_225_600_000 + 29_000);
+    }
+
+    #[test]
+    fn connection_logs_are_skipped_by_name_and_unknown_formats_reported() {
+        let mut d = Detector::new(Config::default());
+        let r = d.process(
+            "AWSLogs/1/elasticloadbalancing/us-east-1/2026/01/01/conn_log.1_elasticloadbalancing_us-east-1_app.lb.1_20260101T0000Z_10.0.0.1_x.log.gz",
+            Cursor::new(Vec::new()),
+            None,
+        );
+        assert!(r.skipped.is_some());
+        let r = d.process("mystery.txt", Cursor::new(b"hello world\n".to_vec()), None);
+        assert!(r.error.unwrap().contains("unknown log format"));
+    }
+}
