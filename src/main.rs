@@ -1,1 +1,84 @@
-fn main() {}
+//! `fail2waf`: run the fail2waf engine on local logs.
+//!
+//! Exit codes: 0 success; 2 usage error or unreadable or damaged input
+//! (after processing everything that could be read); 1 any other failure.
+
+mod detect;
+mod inputs;
+mod output;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// fail2ban for AWS WAF: find the clients whose responses give them away
+/// (404 storms, failed logins, 5xx fuzzing) and block them.
+#[derive(Debug, Parser)]
+#[command(name = "fail2waf", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the rules over log files and print the blocks they decide.
+    Detect(detect::DetectArgs),
+    /// Check or print configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file; errors name the line and field.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+/// An error that is the user's to fix: exit code 2.
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Detect(args) => detect::run(&args),
+        Command::Config(ConfigCommand::Check { file }) => {
+            let c = fail2waf_core::config::Config::load(&file)
+                .map_err(|e| InputError(format!("{}: {e}", file.display())))?;
+            println!("{}: ok, {} rules", file.display(), c.rules.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<InputError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

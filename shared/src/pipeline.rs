@@ -132,7 +132,10 @@ impl Detector {
     fn decide(&mut self, off: &Offense) {
         match self.ledger.apply(off, &self.policy) {
             Outcome::Blocked(block) => {
-                self.decisions.push(Decision { net: off.key.trunc(), block });
+                self.decisions.push(Decision {
+                    net: off.key.trunc(),
+                    block,
+                });
             }
             Outcome::Refused(r) => {
                 let why = match r {
@@ -153,7 +156,10 @@ impl Detector {
         input: R,
         format: Option<&Format>,
     ) -> FileReport {
-        let mut report = FileReport { name: name.to_string(), ..FileReport::default() };
+        let mut report = FileReport {
+            name: name.to_string(),
+            ..FileReport::default()
+        };
         let mut format = format.cloned();
         if format.is_none() {
             match detect_from_name(name) {
@@ -178,7 +184,12 @@ impl Detector {
         report
     }
 
-    fn run<R: Read>(&mut self, lines: &mut Lines<R>, mut format: Option<Format>, report: &mut FileReport) {
+    fn run<R: Read>(
+        &mut self,
+        lines: &mut Lines<R>,
+        mut format: Option<Format>,
+        report: &mut FileReport,
+    ) {
         let mut parser: Option<Box<dyn LineParser>> = format.as_ref().map(Format::parser);
         let mut reasons: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
         loop {
@@ -230,8 +241,10 @@ impl Detector {
         }
         report.format = format.map(|f| f.name().to_string());
         report.lines_skipped = report.lines_read - report.lines_parsed;
-        report.skip_reasons =
-            reasons.into_iter().map(|((f, r), n)| (format!("{f}: {r}"), n)).collect();
+        report.skip_reasons = reasons
+            .into_iter()
+            .map(|((f, r), n)| (format!("{f}: {r}"), n))
+            .collect();
     }
 }
 
@@ -250,13 +263,22 @@ mod tests {
     fn a_404_storm_is_blocked_and_bad_lines_are_counted() {
         let mut text = String::from("garbage line\n\n");
         for i in 0..40 {
-            text += &alb_line(&format!("2026-01-01T00:00:{:02}.000000Z", i), "198.51.100.7", 404, &format!("/p{i}"));
+            text += &alb_line(
+                &format!("2026-01-01T00:00:{:02}.000000Z", i),
+                "198.51.100.7",
+                404,
+                &format!("/p{i}"),
+            );
             text.push('\n');
         }
         text += "http 2026-01-01T00:01:00.000000Z app/lb/1 198.51.100.7:1 - 0 0 0 \"unterminated";
         let mut d = Detector::new(Config::default());
         let r = d.process("x.log", Cursor::new(text.into_bytes()), Some(&Format::Alb));
-        assert_eq!((r.lines_read, r.lines_parsed, r.lines_skipped), (43, 40, 3), "{r:?}");
+        assert_eq!(
+            (r.lines_read, r.lines_parsed, r.lines_skipped),
+            (43, 40, 3),
+            "{r:?}"
+        );
         assert_eq!(r.skip_reasons.values().sum::<u64>(), 3);
         let decisions = d.decisions();
         assert_eq!(decisions.len(), 1);

@@ -35,7 +35,10 @@ impl DirState {
         let path = self.dir.join(name);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
             Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
@@ -53,14 +56,26 @@ impl DirState {
     /// Load the windows, the ledger and the absorbed inputs (empty when the
     /// directory is new).
     pub fn load(&self) -> io::Result<(StoredState, Ledger, Absorbed)> {
-        Ok((self.read("state.json")?, self.read("ledger.json")?, self.read("absorbed.json")?))
+        Ok((
+            self.read("state.json")?,
+            self.read("ledger.json")?,
+            self.read("absorbed.json")?,
+        ))
     }
 
     /// Save all three.
-    pub fn save(&self, state: &StoredState, ledger: &Ledger, absorbed: &Absorbed) -> io::Result<()> {
+    pub fn save(
+        &self,
+        state: &StoredState,
+        ledger: &Ledger,
+        absorbed: &Absorbed,
+    ) -> io::Result<()> {
         let mut absorbed = absorbed.clone();
         while absorbed.len() > ABSORBED_KEEP {
-            let oldest = absorbed.iter().min_by_key(|(k, v)| (**v, (*k).clone())).map(|(k, _)| k.clone());
+            let oldest = absorbed
+                .iter()
+                .min_by_key(|(k, v)| (**v, (*k).clone()))
+                .map(|(k, _)| k.clone());
             match oldest {
                 Some(k) => absorbed.remove(&k),
                 None => break,
