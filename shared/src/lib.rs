@@ -5,3 +5,4 @@
 
 pub mod formats;
 pub mod hit;
+pub mod sim;
