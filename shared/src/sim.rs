@@ -84,7 +84,10 @@ impl Scenario {
     /// The default scenario at full production scale: 150 people behind
     /// each NAT. About three times the size of the default.
     pub fn full_scale() -> Self {
-        Scenario { nat_users: 150, ..Scenario::default() }
+        Scenario {
+            nat_users: 150,
+            ..Scenario::default()
+        }
     }
 }
 
@@ -202,7 +205,14 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(ip: IpAddr, ua: impl Into<String>, max_conns: usize) -> Self {
-        Client { ip, ua: ua.into(), max_conns, ports: (32_768, 60_999), conns: Vec::new(), recv: 420 }
+        Client {
+            ip,
+            ua: ua.into(),
+            max_conns,
+            ports: (32_768, 60_999),
+            conns: Vec::new(),
+            recv: 420,
+        }
     }
 
     /// The connection a request at `t` goes over. Connections idle for
@@ -210,8 +220,8 @@ impl Client {
     /// one resolves the ALB name again and may land on another node.
     fn conn(&mut self, rng: &mut Rng, t: i64) -> (u16, u128, u8) {
         self.conns.retain(|c| t - c.last_us < 60_000_000);
-        let open_new = self.conns.is_empty()
-            || (self.conns.len() < self.max_conns && rng.chance(0.35));
+        let open_new =
+            self.conns.is_empty() || (self.conns.len() < self.max_conns && rng.chance(0.35));
         let i = if open_new {
             let node = match self.conns.first() {
                 // Browsers reuse the address they resolved for all sockets.
@@ -219,7 +229,12 @@ impl Client {
                 _ => rng.below(NODE_IPS.len() as u64) as u8,
             };
             let port = rng.range(i64::from(self.ports.0), i64::from(self.ports.1)) as u16;
-            self.conns.push(Conn { port, tid: rng.u128(), node, last_us: t });
+            self.conns.push(Conn {
+                port,
+                tid: rng.u128(),
+                node,
+                last_us: t,
+            });
             self.conns.len() - 1
         } else {
             rng.below(self.conns.len() as u64) as usize
@@ -249,11 +264,22 @@ pub(crate) struct Emitter<'a> {
 impl Emitter<'_> {
     /// Send a request at `t` (µs); returns what the client got back.
     /// Requests outside the period are not logged but still answered.
-    pub(crate) fn send(&mut self, c: &mut Client, t: i64, method: &'static str, path: &str, intent: Intent) -> Outcome {
+    pub(crate) fn send(
+        &mut self,
+        c: &mut Client,
+        t: i64,
+        method: &'static str,
+        path: &str,
+        intent: Intent,
+    ) -> Outcome {
         let out = self.site.serve(&mut self.rng, t, method, path, intent);
         if t >= self.start_us && t < self.end_us {
             let (port, tid, node) = c.conn(&mut self.rng, t);
-            let body = if method == "POST" { 60 + self.rng.below(120) as u32 } else { 0 };
+            let body = if method == "POST" {
+                60 + self.rng.below(120) as u32
+            } else {
+                0
+            };
             let recv = c.recv + path.len() as u32 + body + self.rng.below(24) as u32;
             let trace = self.rng.u128();
             self.reqs.push(Req {
@@ -292,7 +318,13 @@ impl Emitter<'_> {
             path: String::new(),
             ua: "-".to_string(),
             recv: 0,
-            out: Outcome { elb: 400, target_status: None, disp: Disp::Malformed, sent: 272, times: [-1, -1, -1] },
+            out: Outcome {
+                elb: 400,
+                target_status: None,
+                disp: Disp::Malformed,
+                sent: 272,
+                times: [-1, -1, -1],
+            },
             actor: self.actor,
         });
     }
@@ -373,27 +405,91 @@ fn render(r: &Req) -> String {
                 Tg::Static => (TG_STATIC, "1"),
             };
             let st = o.target_status.map_or("-".to_string(), |s| s.to_string());
-            (t.to_string(), arn, prio, "forward", "-".to_string(), t.to_string(), st)
+            (
+                t.to_string(),
+                arn,
+                prio,
+                "forward",
+                "-".to_string(),
+                t.to_string(),
+                st,
+            )
         }
         Disp::TargetFailed { target } => {
             let t = APP_TARGETS[*target as usize];
-            (t.to_string(), TG_APP, "0", "forward", "-".into(), t.to_string(), "-".into())
+            (
+                t.to_string(),
+                TG_APP,
+                "0",
+                "forward",
+                "-".into(),
+                t.to_string(),
+                "-".into(),
+            )
         }
-        Disp::NoTarget => ("-".into(), TG_APP, "0", "forward", "-".into(), "-".into(), "-".into()),
-        Disp::Waf => ("-".into(), TG_APP, "0", "waf", "-".into(), "-".into(), "-".into()),
-        Disp::Redirect(to) => ("-".into(), "-", "3", "redirect", to.clone(), "-".into(), "-".into()),
-        Disp::Fixed => ("-".into(), "-", "2", "fixed-response", "-".into(), "-".into(), "-".into()),
-        Disp::Malformed => ("-".into(), "-", "-", "-", "-".into(), "-".into(), "-".into()),
+        Disp::NoTarget => (
+            "-".into(),
+            TG_APP,
+            "0",
+            "forward",
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ),
+        Disp::Waf => (
+            "-".into(),
+            TG_APP,
+            "0",
+            "waf",
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ),
+        Disp::Redirect(to) => (
+            "-".into(),
+            "-",
+            "3",
+            "redirect",
+            to.clone(),
+            "-".into(),
+            "-".into(),
+        ),
+        Disp::Fixed => (
+            "-".into(),
+            "-",
+            "2",
+            "fixed-response",
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ),
+        Disp::Malformed => (
+            "-".into(),
+            "-",
+            "-",
+            "-",
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ),
     };
     let request = if matches!(o.disp, Disp::Malformed) {
         format!("- http://{HOST}:80- -")
     } else {
-        format!("{} http://{HOST}:80{} HTTP/1.1", r.method, alb_escape(&r.path))
+        format!(
+            "{} http://{HOST}:80{} HTTP/1.1",
+            r.method,
+            alb_escape(&r.path)
+        )
     };
     let target_status = o.target_status.map_or("-".to_string(), |s| s.to_string());
     let trace_secs = r.t_us.div_euclid(1_000_000) as u32;
     let trace_rand = r.trace & ((1u128 << 96) - 1);
-    let recv = if matches!(o.disp, Disp::Malformed) { 0 } else { r.recv };
+    let recv = if matches!(o.disp, Disp::Malformed) {
+        0
+    } else {
+        r.recv
+    };
     format!(
         "http {time} app/{LB_NAME}/{LB_ID} {client} {target} {t0} {t1} {t2} {elb} {ts} {recv} {sent} \"{request}\" \"{ua}\" - - {tg_arn} \"Root=1-{trace_secs:08x}-{trace_rand:024x}\" \"-\" \"-\" {prio} {created} \"{actions}\" \"{redirect}\" \"-\" \"{tlist}\" \"{slist}\" \"-\" \"-\" TID_{tid:032x}",
         time = iso_us(resp),
@@ -414,7 +510,9 @@ fn render(r: &Req) -> String {
 pub fn simulate(s: &Scenario) -> Simulation {
     let start_us = s.start_ms * 1000;
     let end_us = (s.start_ms + s.duration_ms) * 1000;
-    let outage = s.outage_ms.map(|(a, b)| (start_us + a * 1000, start_us + b * 1000));
+    let outage = s
+        .outage_ms
+        .map(|(a, b)| (start_us + a * 1000, start_us + b * 1000));
     let site = Site::new(outage);
     let (actors, mut reqs) = actors::generate(s, &site, start_us, end_us);
     // Sort by the logged time; ties keep generation order (stable sort).
@@ -423,7 +521,11 @@ pub fn simulate(s: &Scenario) -> Simulation {
     let mut lines = Vec::with_capacity(keyed.len());
     let mut line_actor = Vec::with_capacity(keyed.len());
     for (t, r) in &keyed {
-        lines.push(SimLine { time_ms: t.div_euclid(1000), node: r.node, line: render(r) });
+        lines.push(SimLine {
+            time_ms: t.div_euclid(1000),
+            node: r.node,
+            line: render(r),
+        });
         line_actor.push(r.actor);
     }
     Simulation {
@@ -466,7 +568,9 @@ impl Simulation {
 
     /// The actor whose networks contain `ip` (the first, if several).
     pub fn actor_of(&self, ip: IpAddr) -> Option<&Actor> {
-        self.actors.iter().find(|a| a.networks.iter().any(|n| n.contains(&ip)))
+        self.actors
+            .iter()
+            .find(|a| a.networks.iter().any(|n| n.contains(&ip)))
     }
 
     /// Write ALB-style files into `dir` (created if missing): one gzip file
@@ -503,7 +607,10 @@ impl Simulation {
             );
             let path = dir.join(name);
             let f = std::fs::File::create(&path)?;
-            let mut gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(f), flate2::Compression::default());
+            let mut gz = flate2::write::GzEncoder::new(
+                std::io::BufWriter::new(f),
+                flate2::Compression::best(),
+            );
             for line in &files[&key] {
                 gz.write_all(line.as_bytes())?;
                 gz.write_all(b"\n")?;

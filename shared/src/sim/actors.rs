@@ -63,11 +63,31 @@ impl<'a> World<'a> {
         self.start + ((self.end - self.start) as f64 * minute / 60.0) as i64
     }
 
-    fn add(&mut self, name: String, kind: &'static str, networks: Vec<IpNet>, expect: Expect, description: &str) -> Emitter<'a> {
+    fn add(
+        &mut self,
+        name: String,
+        kind: &'static str,
+        networks: Vec<IpNet>,
+        expect: Expect,
+        description: &str,
+    ) -> Emitter<'a> {
         let idx = self.actors.len();
         let rng = Rng::stream(self.s.seed, &name);
-        self.actors.push(Actor { name, kind, networks, expect, description: description.to_string() });
-        Emitter { site: self.site, rng, reqs: Vec::new(), actor: idx, start_us: self.start, end_us: self.end }
+        self.actors.push(Actor {
+            name,
+            kind,
+            networks,
+            expect,
+            description: description.to_string(),
+        });
+        Emitter {
+            site: self.site,
+            rng,
+            reqs: Vec::new(),
+            actor: idx,
+            start_us: self.start,
+            end_us: self.end,
+        }
     }
 
     fn done(&mut self, em: Emitter<'_>) {
@@ -77,7 +97,12 @@ impl<'a> World<'a> {
     /// A fresh residential IPv4 address (172.20.0.0/14, never reused).
     fn user_v4(&mut self, rng: &mut Rng) -> IpAddr {
         loop {
-            let ip = v4(172, 20 + rng.below(4) as u8, rng.below(256) as u8, 1 + rng.below(254) as u8);
+            let ip = v4(
+                172,
+                20 + rng.below(4) as u8,
+                rng.below(256) as u8,
+                1 + rng.below(254) as u8,
+            );
             if self.used_v4.insert(ip) {
                 return ip;
             }
@@ -125,7 +150,11 @@ impl Shopper {
             favicon_done: false,
             touch_done: false,
             logged_in: false,
-            mistypes: if rng.chance(0.10) { 1 + rng.below(3) as u32 } else { 0 },
+            mistypes: if rng.chance(0.10) {
+                1 + rng.below(3) as u32
+            } else {
+                0
+            },
             broken: None,
             retry_for: 0,
         }
@@ -157,7 +186,14 @@ fn in_range(rng: &mut Rng, r: std::ops::Range<usize>) -> usize {
 /// assets it has not cached (on a reload it revalidates them: 304), the
 /// favicon, and the page's XHR calls. Returns (time the page finished, the
 /// page's status).
-fn view(em: &mut Emitter<'_>, sh: &mut Shopper, t: i64, page: usize, path: &str, reload: bool) -> (i64, u16) {
+fn view(
+    em: &mut Emitter<'_>,
+    sh: &mut Shopper,
+    t: i64,
+    page: usize,
+    path: &str,
+    reload: bool,
+) -> (i64, u16) {
     let site = em.site;
     let out = em.send(&mut sh.c, t, "GET", path, Intent::Auto);
     let html_done = t + i64::from(out.times[1].max(0)) * 1000 + em.rng.range(20_000, 120_000);
@@ -166,10 +202,16 @@ fn view(em: &mut Emitter<'_>, sh: &mut Shopper, t: i64, page: usize, path: &str,
     let mut k = 0i64;
     for a in &pg.assets {
         let cached = sh.cached.contains(a);
-        if cached && !reload {
+        // Chromium and Safari reload only the main resource and take
+        // subresources from the cache; Firefox revalidates them (304).
+        if cached && !(reload && sh.fam == Fam::Firefox) {
             continue;
         }
-        let intent = if cached { Intent::Revalidate } else { Intent::Auto };
+        let intent = if cached {
+            Intent::Revalidate
+        } else {
+            Intent::Auto
+        };
         // Six parallel connections: assets arrive in waves within ~1 s.
         let at = html_done + k / 6 * em.rng.range(60_000, 250_000) + em.rng.range(0, 90_000);
         k += 1;
@@ -190,14 +232,25 @@ fn view(em: &mut Emitter<'_>, sh: &mut Shopper, t: i64, page: usize, path: &str,
         sh.touch_done = true;
         if em.rng.chance(0.5) {
             let at = last + em.rng.range(50_000, 400_000);
-            em.send(&mut sh.c, at, "GET", "/apple-touch-icon-precomposed.png", Intent::Auto);
-            em.send(&mut sh.c, at + 30_000, "GET", "/apple-touch-icon.png", Intent::Auto);
+            em.send(
+                &mut sh.c,
+                at,
+                "GET",
+                "/apple-touch-icon-precomposed.png",
+                Intent::Auto,
+            );
+            em.send(
+                &mut sh.c,
+                at + 30_000,
+                "GET",
+                "/apple-touch-icon.png",
+                Intent::Auto,
+            );
         }
     }
     for api in &pg.api {
         let at = last + em.rng.range(100_000, 1_200_000);
-        let intent = if api == "/api/v1/cart" || sh.logged_in { Intent::Auto } else { Intent::Auto };
-        em.send(&mut sh.c, at, "GET", api, intent);
+        em.send(&mut sh.c, at, "GET", api, Intent::Auto);
         last = last.max(at);
     }
     if let Some(b) = sh.broken {
@@ -240,13 +293,43 @@ fn login(em: &mut Emitter<'_>, sh: &mut Shopper, mut t: i64) -> i64 {
 fn next_page(rng: &mut Rng, cur: usize) -> usize {
     let r = rng.f64();
     if cur == HOME {
-        if r < 0.55 { in_range(rng, CATS) } else if r < 0.85 { in_range(rng, PRODS) } else if r < 0.93 { BLOG } else { in_range(rng, INFO) }
+        if r < 0.55 {
+            in_range(rng, CATS)
+        } else if r < 0.85 {
+            in_range(rng, PRODS)
+        } else if r < 0.93 {
+            BLOG
+        } else {
+            in_range(rng, INFO)
+        }
     } else if CATS.contains(&cur) {
-        if r < 0.65 { in_range(rng, PRODS) } else if r < 0.85 { in_range(rng, CATS) } else { HOME }
+        if r < 0.65 {
+            in_range(rng, PRODS)
+        } else if r < 0.85 {
+            in_range(rng, CATS)
+        } else {
+            HOME
+        }
     } else if PRODS.contains(&cur) {
-        if r < 0.40 { in_range(rng, PRODS) } else if r < 0.65 { in_range(rng, CATS) } else if r < 0.80 { CART } else if r < 0.90 { HOME } else { in_range(rng, INFO) }
+        if r < 0.40 {
+            in_range(rng, PRODS)
+        } else if r < 0.65 {
+            in_range(rng, CATS)
+        } else if r < 0.80 {
+            CART
+        } else if r < 0.90 {
+            HOME
+        } else {
+            in_range(rng, INFO)
+        }
     } else if cur == BLOG || POSTS.contains(&cur) {
-        if r < 0.6 { in_range(rng, POSTS) } else if r < 0.8 { BLOG } else { in_range(rng, PRODS) }
+        if r < 0.6 {
+            in_range(rng, POSTS)
+        } else if r < 0.8 {
+            BLOG
+        } else {
+            in_range(rng, PRODS)
+        }
     } else if r < 0.5 {
         HOME
     } else {
@@ -389,12 +472,22 @@ pub(crate) fn generate(s: &Scenario, site: &Site, start: i64, end: i64) -> (Vec<
 /// three devices (phone, laptop, tablet) browsing independently.
 fn users(w: &mut World<'_>, ar: &mut Rng) {
     for i in 0..w.s.users {
-        let ip = if ar.chance(0.2) { IpAddr::V6(w.user_v6(ar)) } else { w.user_v4(ar) };
+        let ip = if ar.chance(0.2) {
+            IpAddr::V6(w.user_v6(ar))
+        } else {
+            w.user_v4(ar)
+        };
         let net = match ip {
             IpAddr::V6(a) => net64(a),
             a => net32(a),
         };
-        let mut em = w.add(format!("user-{i:03}"), "user", vec![net], Expect::Allow, USER_DESC);
+        let mut em = w.add(
+            format!("user-{i:03}"),
+            "user",
+            vec![net],
+            Expect::Allow,
+            USER_DESC,
+        );
         let mut sh = Shopper::new(&mut em.rng, ip);
         browse_hour(&mut em, &mut sh);
         w.done(em);
@@ -421,12 +514,21 @@ fn users(w: &mut World<'_>, ar: &mut Rng) {
 /// `user` from one address (source ports 1024–65535), so every favicon 404,
 /// broken banner and mistyped password of the office adds up on one key.
 fn nats(w: &mut World<'_>) {
-    for (i, ip) in [v4(192, 0, 2, 10), v4(192, 0, 2, 77)].into_iter().enumerate() {
+    for (i, ip) in [v4(192, 0, 2, 10), v4(192, 0, 2, 77)]
+        .into_iter()
+        .enumerate()
+    {
         let desc = format!(
             "Corporate NAT egress address carrying {} people who each browse like `user` (their sessions overlap, including all their 404s, 401s and outage reloads).",
             w.s.nat_users
         );
-        let mut em = w.add(format!("nat-{i}"), "nat", vec![net32(ip)], Expect::Allow, &desc);
+        let mut em = w.add(
+            format!("nat-{i}"),
+            "nat",
+            vec![net32(ip)],
+            Expect::Allow,
+            &desc,
+        );
         for _ in 0..w.s.nat_users {
             let mut sh = Shopper::new(&mut em.rng, ip);
             sh.c.ports = (1024, 65_535);
@@ -453,9 +555,14 @@ fn crawlers(w: &mut World<'_>) {
             ("crawler-yandex-stale-sitemap", v4(198, 51, 100, 22), net32(v4(198, 51, 100, 22)), "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)", 0.40),
         ]
     };
-    const COLORS: [&str; 8] = ["black", "navy", "olive", "red", "grey", "white", "blue", "green"];
+    const COLORS: [&str; 8] = [
+        "black", "navy", "olive", "red", "grey", "white", "blue", "green",
+    ];
     const SORTS: [&str; 4] = ["popular", "price-asc", "price-desc", "new"];
-    const WORDS: [&str; 12] = ["summer", "winter", "guide", "tips", "news", "launch", "sale", "story", "care", "style", "travel", "gift"];
+    const WORDS: [&str; 12] = [
+        "summer", "winter", "guide", "tips", "news", "launch", "sale", "story", "care", "style",
+        "travel", "gift",
+    ];
     for (name, ip, net, ua, dead) in specs {
         let desc = format!(
             "Search-engine crawler ({}) fetching one page every 1-4 s all hour over thousands of distinct URLs; {:.0}% dead links (404), some legacy links redirected by the ALB (301); backs off on 5xx.",
@@ -478,7 +585,13 @@ fn crawlers(w: &mut World<'_>) {
                 if r < dead {
                     match em.rng.weighted(&[5, 3, 2]) {
                         0 => format!("/products/{}", em.rng.pick(&em.site.dead_products)),
-                        1 => format!("/blog/20{}/{}-{}-{}", em.rng.range(15, 23), em.rng.pick(&WORDS), em.rng.pick(&WORDS), em.rng.range(1, 40)),
+                        1 => format!(
+                            "/blog/20{}/{}-{}-{}",
+                            em.rng.range(15, 23),
+                            em.rng.pick(&WORDS),
+                            em.rng.pick(&WORDS),
+                            em.rng.range(1, 40)
+                        ),
                         _ => format!("/p/{}", em.rng.range(100, 9999)),
                     }
                 } else if r < dead + 0.05 {
@@ -504,7 +617,9 @@ fn crawlers(w: &mut World<'_>) {
                                 format!("/products/{p}")
                             }
                         }
-                        2 => em.site.pages[em.rng.below(em.site.pages.len() as u64) as usize].path.clone(),
+                        2 => em.site.pages[em.rng.below(em.site.pages.len() as u64) as usize]
+                            .path
+                            .clone(),
                         3 => format!("/search?q={}", em.rng.pick(&SEARCH_TERMS)),
                         _ => "/sitemap.xml".to_string(),
                     }
@@ -513,7 +628,10 @@ fn crawlers(w: &mut World<'_>) {
             let o = em.send(&mut c, t, "GET", &path, Intent::Auto);
             if o.elb == 301 {
                 if let super::site::Disp::Redirect(to) = &o.disp {
-                    follow = Some(to.trim_start_matches("http://shop.example.com:80").to_string());
+                    follow = Some(
+                        to.trim_start_matches("http://shop.example.com:80")
+                            .to_string(),
+                    );
                 }
             }
             if o.elb >= 500 {
@@ -526,6 +644,7 @@ fn crawlers(w: &mut World<'_>) {
 
 /// `monitor` ×4: uptime checks with fixed intervals and a little jitter,
 /// a new connection each time.
+#[allow(clippy::type_complexity)]
 fn monitors(w: &mut World<'_>) {
     // (name, addresses, UA, path, interval s, description)
     let r53: Vec<IpAddr> = (0..4).map(|i| v4(198, 51, 100, 40 + i)).collect();
@@ -561,17 +680,32 @@ fn monitors(w: &mut World<'_>) {
 /// (± network jitter) and gets 401 for 25 / 40 minutes until the laptop
 /// sleeps. Nobody reloads the tab.
 fn pollers(w: &mut World<'_>, ar: &mut Rng) {
-    for (i, (every, mins, from)) in [(10i64, 25.0, 4.0), (15, 40.0, 15.0)].into_iter().enumerate() {
+    for (i, (every, mins, from)) in [(10i64, 25.0, 4.0), (15, 40.0, 15.0)]
+        .into_iter()
+        .enumerate()
+    {
         let ip = w.user_v4(ar);
         let desc = format!("Single-page app with an expired token polling GET /api/v1/notifications every {every} s and getting 401 for {mins} minutes.");
-        let mut em = w.add(format!("poller-{i}"), "poller", vec![net32(ip)], Expect::Allow, &desc);
+        let mut em = w.add(
+            format!("poller-{i}"),
+            "poller",
+            vec![net32(ip)],
+            Expect::Allow,
+            &desc,
+        );
         let (ua, _) = pick_browser(&mut em.rng);
         let mut c = Client::new(ip, ua, 6);
         c.recv = 700;
         let mut t = w.at(from);
         let stop = t + (mins * MIN as f64) as i64;
         while t < stop.min(em.end_us) {
-            em.send(&mut c, t, "GET", "/api/v1/notifications", Intent::Status(401));
+            em.send(
+                &mut c,
+                t,
+                "GET",
+                "/api/v1/notifications",
+                Intent::Status(401),
+            );
             t += every * SEC + em.rng.range(-200_000, 300_000);
         }
         w.done(em);
@@ -586,10 +720,16 @@ fn spa_broken(w: &mut World<'_>, ar: &mut Rng) {
     for (i, route) in ["/sw.js", "/api/v1/me/preferences"].into_iter().enumerate() {
         let ip = w.user_v4(ar);
         let desc = format!("Browses normally (2 visits of up to 20 pages) but its client requests the broken route {route} (404) on every page view.");
-        let mut em = w.add(format!("spa-broken-{i}"), "spa-broken", vec![net32(ip)], Expect::Allow, &desc);
+        let mut em = w.add(
+            format!("spa-broken-{i}"),
+            "spa-broken",
+            vec![net32(ip)],
+            Expect::Allow,
+            &desc,
+        );
         let mut sh = Shopper::new(&mut em.rng, ip);
         sh.broken = Some(route);
-        let mut t = w.at(5.0 + 20.0 * i as f64);
+        let mut t = w.at(5.0 + 35.0 * i as f64);
         for _ in 0..2 {
             let n = em.rng.range(12, 20) as u32;
             t = session(&mut em, &mut sh, t, n) + em.rng.range(2 * MIN, 8 * MIN);
@@ -599,12 +739,18 @@ fn spa_broken(w: &mut World<'_>, ar: &mut Rng) {
 }
 
 /// `outage-retrier` ×4: shoppers mid-visit when the backend fails who hit
-/// reload every 2–5 s (each reload revalidating the page's assets) for 1.5
-/// to 6 minutes; one keeps going for the whole outage.
+/// reload every 2–5 s for 1.5
+/// to 6 minutes; one keeps going for the whole outage. Two use Firefox,
+/// which revalidates every asset on reload (304s), two Chrome/Safari, which
+/// re-request only the page.
 fn retriers(w: &mut World<'_>, ar: &mut Rng) {
     let Some((a, b)) = w.site.outage else { return };
     for i in 0..4 {
-        let ip = if i == 3 { IpAddr::V6(w.user_v6(ar)) } else { w.user_v4(ar) };
+        let ip = if i == 3 {
+            IpAddr::V6(w.user_v6(ar))
+        } else {
+            w.user_v4(ar)
+        };
         let net = match ip {
             IpAddr::V6(x) => net64(x),
             x => net32(x),
@@ -614,10 +760,23 @@ fn retriers(w: &mut World<'_>, ar: &mut Rng) {
             "outage-retrier",
             vec![net],
             Expect::Allow,
-            "A shopper who is mid-visit when the backend fails and reloads every 2-5 s (page 5xx, assets revalidated from the static target group) until it works or patience runs out (1.5-6 min).",
+            "A shopper who is mid-visit when the backend fails and reloads every 2-5 s (page 5xx; Firefox also revalidates the assets: 304) until it works or patience runs out (1.5-6 min).",
         );
         let mut sh = Shopper::new(&mut em.rng, ip);
-        sh.retry_for = if i == 0 { b - a } else { em.rng.range(90 * SEC, 6 * MIN) };
+        if i % 2 == 0 {
+            sh.c.ua =
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+                    .into();
+            sh.fam = Fam::Firefox;
+        } else {
+            sh.c.ua = BROWSERS[0].0.into();
+            sh.fam = Fam::Chromium;
+        }
+        sh.retry_for = if i == 0 {
+            b - a
+        } else {
+            em.rng.range(90 * SEC, 6 * MIN)
+        };
         let t = a - em.rng.range(2 * MIN, 5 * MIN) + i64::from(i) * 40 * SEC;
         let end = session(&mut em, &mut sh, t, 20);
         // Comes back after the outage and finishes shopping.
@@ -645,13 +804,13 @@ fn tool_gap(rng: &mut Rng, rate: f64) -> i64 {
 /// variants (`backup_old`, `admin2021`, ...) as in SecLists raft lists.
 fn dir_words() -> Vec<String> {
     const BASE: [&str; 30] = [
-        "admin", "backup", "config", "db", "old", "test", "dev", "api", "user", "upload", "data", "site",
-        "web", "app", "file", "log", "tmp", "temp", "private", "public", "img", "assets", "media", "cache",
-        "secure", "portal", "panel", "account", "shop", "store",
+        "admin", "backup", "config", "db", "old", "test", "dev", "api", "user", "upload", "data",
+        "site", "web", "app", "file", "log", "tmp", "temp", "private", "public", "img", "assets",
+        "media", "cache", "secure", "portal", "panel", "account", "shop", "store",
     ];
     const SUF: [&str; 20] = [
-        "s", "1", "2", "_old", "-old", ".old", "_bak", "-backup", "_backup", "2019", "2020", "2021",
-        "2022", "2023", "2024", "_new", "-dev", "-test", "_files", "_tmp",
+        "s", "1", "2", "_old", "-old", ".old", "_bak", "-backup", "_backup", "2019", "2020",
+        "2021", "2022", "2023", "2024", "_new", "-dev", "-test", "_files", "_tmp",
     ];
     let mut v: Vec<String> = COMMON.iter().map(|s| s.to_string()).collect();
     for b in BASE {
@@ -665,28 +824,35 @@ fn dir_words() -> Vec<String> {
 }
 
 /// `scanner-fast` ×2: gobuster and ffuf walking a directory list with
-/// extensions. gobuster's 10 default threads give 25–40 req/s against a
-/// nearby origin; ffuf with `-rate 22` and a faked Chrome UA (`-H`).
+/// extensions. gobuster's 10 default threads give ~25 req/s against a
+/// nearby origin; ffuf with `-rate 20` and a faked Chrome UA (`-H`).
 /// Both start with a wildcard check on a random UUID path. ~97% 404; the
 /// real directories give 301/302/403/200.
+#[allow(clippy::type_complexity)]
 fn scanners_fast(w: &mut World<'_>) {
     let words = dir_words();
     let specs: [(&str, IpAddr, IpNet, &str, f64, &[&str], usize, f64); 2] = {
         let f = v6([0x2001, 0xdb8, 0xbad, 3], 0xa);
         [
-            ("scanner-fast-gobuster", v4(198, 51, 100, 201), net32(v4(198, 51, 100, 201)), "gobuster/3.6", 32.0, &["", ".php", ".txt", ".bak"], 10, 8.0),
-            ("scanner-fast-ffuf", IpAddr::V6(f), net64(f), "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", 22.0, &["", ".php", ".zip"], 40, 37.5),
+            ("scanner-fast-gobuster", v4(198, 51, 100, 201), net32(v4(198, 51, 100, 201)), "gobuster/3.6", 25.0, &["", ".php", ".txt", ".bak"], 10, 8.0),
+            ("scanner-fast-ffuf", IpAddr::V6(f), net64(f), "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", 20.0, &["", ".php", ".zip"], 40, 37.5),
         ]
     };
     for (name, ip, net, ua, rate, exts, threads, minute) in specs {
         let desc = format!(
             "Directory brute force ({}) at ~{rate} req/s: {} words x extensions {:?} (~{} requests, 2-4 minutes), starting minute {minute}. ~97% 404, a few 301/302/403/200.",
-            if name.ends_with("gobuster") { "gobuster dir, UA gobuster/3.6" } else { "ffuf -rate 22 with a faked Chrome user agent" },
+            if name.ends_with("gobuster") { "gobuster dir, UA gobuster/3.6" } else { "ffuf -rate 20 with a faked Chrome user agent" },
             words.len(),
             exts,
             words.len() * exts.len()
         );
-        let mut em = w.add(name.to_string(), "scanner-fast", vec![net], Expect::Block, &desc);
+        let mut em = w.add(
+            name.to_string(),
+            "scanner-fast",
+            vec![net],
+            Expect::Block,
+            &desc,
+        );
         let mut c = Client::new(ip, ua, threads);
         c.recv = 130;
         let mut t = w.at(minute);
@@ -702,7 +868,7 @@ fn scanners_fast(w: &mut World<'_>) {
     }
 }
 
-/// `scanner-nikto`: nikto 2.5 with `-maxtime 5m` at 5–10 req/s. Its UA
+/// `scanner-nikto`: nikto 2.5 with `-maxtime 3m` at 5–10 req/s. Its UA
 /// carries the test id. Mostly 404 file checks; malformed request lines
 /// (ALB 400, `"- http://host:80- -"`); OPTIONS/TRACE/TRACK/PROPFIND
 /// (PROPFIND is blocked by the WAF's known-bad-inputs rules); dotfiles and
@@ -714,22 +880,56 @@ fn nikto(w: &mut World<'_>) {
         "scanner-nikto",
         vec![net32(ip)],
         Expect::Block,
-        "nikto 2.5 (-maxtime 5m) at 5-10 req/s from minute 22: mostly 404 checks for known files, ~7% malformed request lines (ALB 400), odd methods (OPTIONS 204, TRACE/TRACK 405, PROPFIND blocked by WAF), dotfiles/server-status 403, query probes on real pages 200. UA carries the test id.",
+        "nikto 2.5 (-maxtime 3m) at 5-10 req/s from minute 22: mostly 404 checks for known files, ~7% malformed request lines (ALB 400), odd methods (OPTIONS 204, TRACE/TRACK 405, PROPFIND blocked by WAF), dotfiles/server-status 403, query probes on real pages 200. UA carries the test id.",
     );
     let mut c = Client::new(ip, "", 8);
     c.recv = 180;
     let mut t = w.at(22.0);
-    let stop = t + 5 * MIN;
-    const DIRS: [&str; 14] = ["", "cgi-bin/", "scripts/", "admin/", "manual/", "docs/", "servlet/", "iisadmin/", "phpmyadmin/", "includes/", "webdav/", "jsp/", "examples/", "_vti_bin/"];
+    let stop = t + 3 * MIN;
+    const DIRS: [&str; 14] = [
+        "",
+        "cgi-bin/",
+        "scripts/",
+        "admin/",
+        "manual/",
+        "docs/",
+        "servlet/",
+        "iisadmin/",
+        "phpmyadmin/",
+        "includes/",
+        "webdav/",
+        "jsp/",
+        "examples/",
+        "_vti_bin/",
+    ];
     const FILES: [&str; 18] = [
-        "test-cgi", "printenv", "index.php.bak", "login.asp", "default.aspx", "config.inc", "global.asa", "web.config",
-        "admin.cgi", "info.php", "shell.php", "upload.php", "htimage.exe", "phf", "snoop.jsp", "readme.txt", "install.txt", "changelog",
+        "test-cgi",
+        "printenv",
+        "index.php.bak",
+        "login.asp",
+        "default.aspx",
+        "config.inc",
+        "global.asa",
+        "web.config",
+        "admin.cgi",
+        "info.php",
+        "shell.php",
+        "upload.php",
+        "htimage.exe",
+        "phf",
+        "snoop.jsp",
+        "readme.txt",
+        "install.txt",
+        "changelog",
     ];
     let mut test = 0u32;
     while t < stop {
-        t += tool_gap(&mut em.rng, 7.5);
+        t += tool_gap(&mut em.rng, 6.5);
         test += 1;
-        c.ua = format!("Mozilla/5.00 (Nikto/2.5.0) (Evasions:None) (Test:{:06})", 1000 + test * 3);
+        c.ua = format!(
+            "Mozilla/5.00 (Nikto/2.5.0) (Evasions:None) (Test:{:06})",
+            1000 + test * 3
+        );
         match em.rng.weighted(&[7, 6, 5, 6, 76]) {
             0 => em.malformed(&mut c, t),
             1 => {
@@ -737,7 +937,9 @@ fn nikto(w: &mut World<'_>) {
                 em.send(&mut c, t, m, "/", Intent::Auto);
             }
             2 => {
-                let p = *em.rng.pick(&["/.htaccess", "/.htpasswd", "/server-status", "/.ht"]);
+                let p = *em
+                    .rng
+                    .pick(&["/.htaccess", "/.htpasswd", "/server-status", "/.ht"]);
                 em.send(&mut c, t, "GET", p, Intent::Auto);
             }
             3 => {
@@ -797,7 +999,7 @@ fn scanner_slow(w: &mut World<'_>) {
 
 /// `wp-scan`: wpscan 3.8 with `--force --enumerate ap,at --plugins-detection
 /// aggressive` against a site that is not WordPress, over IPv6, 3–8 req/s
-/// (5 threads) for ~4 minutes: core files, `?author=N` user enumeration
+/// (5 threads), ~400 requests: core files, `?author=N` user enumeration
 /// (200: the home page ignores the query), then `readme.txt` of each plugin.
 fn wpscan(w: &mut World<'_>) {
     let ip = v6([0x2001, 0xdb8, 0xbad, 2], 0x1337);
@@ -806,16 +1008,35 @@ fn wpscan(w: &mut World<'_>) {
         "wp-scan",
         vec![net64(ip)],
         Expect::Block,
-        "wpscan --force --enumerate ap,at --plugins-detection aggressive from minute 41 over IPv6: WP core files, ?author=N enumeration (200), then /wp-content/plugins/<slug>/readme.txt for a long plugin list at 3-8 req/s for ~4 minutes. Mostly 404.",
+        "wpscan --force --enumerate ap,at --plugins-detection aggressive from minute 41 over IPv6: WP core files, ?author=N enumeration (200), then /wp-content/plugins/<slug>/readme.txt for a long plugin list: ~400 requests at 3-8 req/s (~80 s). Mostly 404.",
     );
-    let mut c = Client::new(IpAddr::V6(ip), "WPScan v3.8.27 (https://wpscan.com/wordpress-security-scanner)", 5);
+    let mut c = Client::new(
+        IpAddr::V6(ip),
+        "WPScan v3.8.27 (https://wpscan.com/wordpress-security-scanner)",
+        5,
+    );
     c.recv = 200;
     let mut t = w.at(41.0);
     let stop = t + 4 * MIN;
     let mut paths: Vec<String> = [
-        "/", "/robots.txt", "/readme.html", "/wp-login.php", "/xmlrpc.php", "/wp-json/", "/wp-json/wp/v2/users",
-        "/wp-content/", "/wp-includes/", "/wp-cron.php", "/license.txt", "/wp-config.php.bak", "/wp-config.php~",
-        "/.wp-config.php.swp", "/wp-content/debug.log", "/wp-content/uploads/", "/feed/", "/wp-links-opml.php",
+        "/",
+        "/robots.txt",
+        "/readme.html",
+        "/wp-login.php",
+        "/xmlrpc.php",
+        "/wp-json/",
+        "/wp-json/wp/v2/users",
+        "/wp-content/",
+        "/wp-includes/",
+        "/wp-cron.php",
+        "/license.txt",
+        "/wp-config.php.bak",
+        "/wp-config.php~",
+        "/.wp-config.php.swp",
+        "/wp-content/debug.log",
+        "/wp-content/uploads/",
+        "/feed/",
+        "/wp-links-opml.php",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -823,15 +1044,46 @@ fn wpscan(w: &mut World<'_>) {
     for n in 1..=10 {
         paths.push(format!("/?author={n}"));
     }
-    for th in ["twentytwentyfive", "twentytwentyfour", "twentytwentythree", "astra", "hello-elementor", "generatepress", "oceanwp", "kadence", "divi", "avada"] {
+    for th in [
+        "twentytwentyfive",
+        "twentytwentyfour",
+        "twentytwentythree",
+        "astra",
+        "hello-elementor",
+        "generatepress",
+        "oceanwp",
+        "kadence",
+        "divi",
+        "avada",
+    ] {
         paths.push(format!("/wp-content/themes/{th}/style.css"));
     }
     for p in WP_PLUGINS {
         paths.push(format!("/wp-content/plugins/{p}/readme.txt"));
     }
     // The aggressive list goes on for tens of thousands of slugs.
-    const A: [&str; 16] = ["wp", "simple", "easy", "ultimate", "advanced", "smart", "custom", "quick", "responsive", "social", "seo", "secure", "mobile", "ajax", "woo", "flexible"];
-    const B: [&str; 16] = ["gallery", "slider", "forms", "backup", "cache", "popup", "login", "map", "share", "table", "chat", "booking", "shop", "menu", "video", "calendar"];
+    const A: [&str; 16] = [
+        "wp",
+        "simple",
+        "easy",
+        "ultimate",
+        "advanced",
+        "smart",
+        "custom",
+        "quick",
+        "responsive",
+        "social",
+        "seo",
+        "secure",
+        "mobile",
+        "ajax",
+        "woo",
+        "flexible",
+    ];
+    const B: [&str; 16] = [
+        "gallery", "slider", "forms", "backup", "cache", "popup", "login", "map", "share", "table",
+        "chat", "booking", "shop", "menu", "video", "calendar",
+    ];
     for a in A {
         for b in B {
             paths.push(format!("/wp-content/plugins/{a}-{b}/readme.txt"));
@@ -865,7 +1117,9 @@ fn stuffers(w: &mut World<'_>) {
     let mut t = w.at(12.0);
     let stop = t + 10 * MIN;
     while t < stop {
-        c.ua = BROWSERS[em.rng.below(BROWSERS.len() as u64) as usize].0.to_string();
+        c.ua = BROWSERS[em.rng.below(BROWSERS.len() as u64) as usize]
+            .0
+            .to_string();
         if em.rng.chance(1.0 / 15.0) {
             em.send(&mut c, t, "GET", "/login", Intent::Auto);
             t += em.rng.range(100_000, 400_000);
@@ -883,12 +1137,12 @@ fn stuffers(w: &mut World<'_>) {
         "stuffer-api",
         vec![net32(ip)],
         Expect::Block,
-        "Credential stuffing against the mobile API from minute 47 for 8 minutes: POST /api/v1/auth/token -> 403 at ~2 req/s, UA okhttp/4.12.0 (impersonating the Android app).",
+        "Credential stuffing against the mobile API from minute 47 for 5 minutes: POST /api/v1/auth/token -> 403 at ~2 req/s, UA okhttp/4.12.0 (impersonating the Android app).",
     );
     let mut c = Client::new(ip, "okhttp/4.12.0", 4);
     c.recv = 240;
     let mut t = w.at(47.0);
-    let stop = t + 8 * MIN;
+    let stop = t + 5 * MIN;
     while t < stop {
         em.send(&mut c, t, "POST", "/api/v1/auth/token", Intent::Status(403));
         t += em.rng.range(300_000, 700_000);
@@ -943,14 +1197,20 @@ fn fuzzer(w: &mut World<'_>) {
     let weights: Vec<u32> = PAYLOADS.iter().map(|p| p.2).collect();
     while t < stop {
         let (tpl, st, _) = PAYLOADS[em.rng.weighted(&weights)];
-        let s: String = (0..4).map(|_| (b'a' + em.rng.below(26) as u8) as char).collect();
+        let s: String = (0..4)
+            .map(|_| (b'a' + em.rng.below(26) as u8) as char)
+            .collect();
         let payload = tpl
             .replace("{id}", &em.rng.range(1001, 1030).to_string())
             .replace("{n}", &em.rng.range(1000, 9999).to_string())
             .replace("{m}", &em.rng.range(1000, 9999).to_string())
             .replace("{k}", &em.rng.range(1, 12).to_string())
             .replace("{s}", &s);
-        let path = if em.rng.chance(0.3) { format!("/search?q={payload}") } else { format!("/products?id={payload}") };
+        let path = if em.rng.chance(0.3) {
+            format!("/search?q={payload}")
+        } else {
+            format!("/products?id={payload}")
+        };
         let intent = match st {
             0 => Intent::Auto,
             1 => Intent::Slow(200, 5_000 + em.rng.range(10, 80) as i32),
@@ -975,17 +1235,21 @@ fn ipv6_rotator(w: &mut World<'_>) {
         "ipv6-rotator",
         vec![net64(v6(prefix, 0))],
         Expect::Block,
-        "Scanner using a new random source address from one /64 for every request, ~5 req/s for 5 minutes from minute 2, Go-http-client/1.1, word-list paths, mostly 404.",
+        "Scanner using a new random source address from one /64 for every request, ~5 req/s for 3 minutes from minute 2, Go-http-client/1.1, word-list paths, mostly 404.",
     );
     let mut t = w.at(2.0);
-    let stop = t + 5 * MIN;
+    let stop = t + 3 * MIN;
     let words = dir_words();
     let mut i = 0usize;
     while t < stop {
         let ip = IpAddr::V6(v6(prefix, em.rng.next_u64()));
         let mut c = Client::new(ip, "Go-http-client/1.1", 1);
         c.recv = 110;
-        let p = if i % 4 == 3 { EXPLOITS[(i / 4) % EXPLOITS.len()].to_string() } else { format!("/{}", words[(i * 13 + 5) % words.len()]) };
+        let p = if i % 4 == 3 {
+            EXPLOITS[(i / 4) % EXPLOITS.len()].to_string()
+        } else {
+            format!("/{}", words[(i * 13 + 5) % words.len()])
+        };
         em.send(&mut c, t, "GET", &p, Intent::Auto);
         i += 1;
         t += tool_gap(&mut em.rng, 5.0);
@@ -996,7 +1260,7 @@ fn ipv6_rotator(w: &mut World<'_>) {
 /// `subnet-scanner`: a distributed scan from 24 addresses of one /24 (a
 /// rented VPS range / small botnet), each sending one request every
 /// 15–30 s, all pulling paths from one shared work queue. No single address
-/// looks busy; the /24 makes ~1 req/s. Minute 20–45 (spans the outage).
+/// looks busy; the /24 makes ~1 req/s. Minute 24–40 (spans the outage).
 fn subnet_scanner(w: &mut World<'_>) {
     let net: IpNet = "203.0.113.0/24".parse().expect("valid net");
     let mut em = w.add(
@@ -1004,7 +1268,7 @@ fn subnet_scanner(w: &mut World<'_>) {
         "subnet-scanner",
         vec![net],
         Expect::Block,
-        "Distributed scan: 24 addresses of 203.0.113.0/24, each one request every 15-30 s from a shared work queue (exploit and directory paths), minute 20-45, Chrome 120 UA. Mostly 404; only the /24 looks busy.",
+        "Distributed scan: 24 addresses of 203.0.113.0/24, each one request every 15-30 s from a shared work queue (exploit and directory paths), minute 24-40, Chrome 120 UA. Mostly 404; only the /24 looks busy.",
     );
     let mut hosts: Vec<u8> = Vec::new();
     while hosts.len() < 24 {
@@ -1013,8 +1277,8 @@ fn subnet_scanner(w: &mut World<'_>) {
             hosts.push(h);
         }
     }
-    let start = w.at(20.0);
-    let stop = w.at(45.0);
+    let start = w.at(24.0);
+    let stop = w.at(40.0);
     let mut sched: Vec<(i64, usize)> = Vec::new();
     for (k, _) in hosts.iter().enumerate() {
         let mut t = start + em.rng.range(0, 30 * SEC);
@@ -1030,7 +1294,11 @@ fn subnet_scanner(w: &mut World<'_>) {
         .collect();
     let words = dir_words();
     for (i, (t, k)) in sched.into_iter().enumerate() {
-        let p = if i % 3 == 0 { EXPLOITS[(i / 3) % EXPLOITS.len()].to_string() } else { format!("/{}", words[(i * 11 + 3) % words.len()]) };
+        let p = if i % 3 == 0 {
+            EXPLOITS[(i / 3) % EXPLOITS.len()].to_string()
+        } else {
+            format!("/{}", words[(i * 11 + 3) % words.len()])
+        };
         clients[k].reset();
         em.send(&mut clients[k], t, "GET", &p, Intent::Auto);
     }

@@ -95,28 +95,88 @@ pub(crate) struct Site {
 }
 
 pub(crate) const PRODUCTS: [&str; 30] = [
-    "linen-shirt", "denim-jacket", "wool-beanie", "leather-belt", "canvas-tote",
-    "running-shoes", "rain-coat", "cotton-socks", "silk-scarf", "hiking-boots",
-    "travel-mug", "ceramic-bowl", "desk-lamp", "oak-shelf", "throw-blanket",
-    "yoga-mat", "water-bottle", "sun-hat", "card-wallet", "backpack-20l",
-    "bike-light", "phone-case", "wireless-earbuds", "notebook-a5", "fountain-pen",
-    "scented-candle", "tea-sampler", "coffee-grinder", "chef-knife", "cutting-board",
+    "linen-shirt",
+    "denim-jacket",
+    "wool-beanie",
+    "leather-belt",
+    "canvas-tote",
+    "running-shoes",
+    "rain-coat",
+    "cotton-socks",
+    "silk-scarf",
+    "hiking-boots",
+    "travel-mug",
+    "ceramic-bowl",
+    "desk-lamp",
+    "oak-shelf",
+    "throw-blanket",
+    "yoga-mat",
+    "water-bottle",
+    "sun-hat",
+    "card-wallet",
+    "backpack-20l",
+    "bike-light",
+    "phone-case",
+    "wireless-earbuds",
+    "notebook-a5",
+    "fountain-pen",
+    "scented-candle",
+    "tea-sampler",
+    "coffee-grinder",
+    "chef-knife",
+    "cutting-board",
 ];
 pub(crate) const CATEGORIES: [&str; 10] = [
-    "men", "women", "kids", "shoes", "accessories", "home", "kitchen", "outdoor", "gifts", "sale",
+    "men",
+    "women",
+    "kids",
+    "shoes",
+    "accessories",
+    "home",
+    "kitchen",
+    "outdoor",
+    "gifts",
+    "sale",
 ];
 const INFO: [&str; 9] = [
     "about", "contact", "faq", "shipping", "returns", "privacy", "terms", "stores", "careers",
 ];
 const BLOG: [&str; 8] = [
-    "spring-lookbook", "care-for-linen", "packing-light", "gift-guide-2025",
-    "behind-the-seams", "sustainable-sourcing", "coffee-at-home", "trail-essentials",
+    "spring-lookbook",
+    "care-for-linen",
+    "packing-light",
+    "gift-guide-2025",
+    "behind-the-seams",
+    "sustainable-sourcing",
+    "coffee-at-home",
+    "trail-essentials",
 ];
 /// Search terms real shoppers type.
 pub(crate) const SEARCH_TERMS: [&str; 24] = [
-    "shirt", "linen", "blue+jacket", "boots", "gift", "mug", "socks", "sale", "backpack",
-    "lamp", "candle", "scarf", "earbuds", "rain", "kids+shoes", "knife", "tea", "hat",
-    "wallet", "yoga", "bottle", "pen", "blanket", "summer",
+    "shirt",
+    "linen",
+    "blue+jacket",
+    "boots",
+    "gift",
+    "mug",
+    "socks",
+    "sale",
+    "backpack",
+    "lamp",
+    "candle",
+    "scarf",
+    "earbuds",
+    "rain",
+    "kids+shoes",
+    "knife",
+    "tea",
+    "hat",
+    "wallet",
+    "yoga",
+    "bottle",
+    "pen",
+    "blanket",
+    "summer",
 ];
 const SHARED_ASSETS: [(&str, u32); 5] = [
     ("/static/css/main.4f9a1c.css", 48_213),
@@ -139,7 +199,10 @@ impl Site {
             assets.insert(p.to_string(), s);
         }
         let mut pages = Vec::new();
-        let mut add = |path: String, imgs: Vec<String>, api: Vec<String>, assets: &mut HashMap<String, u32>| {
+        let mut add = |path: String,
+                       imgs: Vec<String>,
+                       api: Vec<String>,
+                       assets: &mut HashMap<String, u32>| {
             let mut list: Vec<String> = SHARED_ASSETS.iter().map(|(p, _)| p.to_string()).collect();
             for i in imgs {
                 if i != BROKEN_BANNER {
@@ -149,7 +212,12 @@ impl Site {
                 list.push(i);
             }
             let size = size_of(&path, 14_000, 62_000);
-            pages.push(Page { path, assets: list, api, size });
+            pages.push(Page {
+                path,
+                assets: list,
+                api,
+                size,
+            });
         };
         // Home: hero images, category tiles and the broken banner.
         let mut home: Vec<String> = vec![BROKEN_BANNER.to_string()];
@@ -158,37 +226,96 @@ impl Site {
         }
         add("/".into(), home, vec!["/api/v1/cart".into()], &mut assets);
         for c in CATEGORIES {
-            let imgs = (0..8).map(|i| format!("/static/img/p/{}-thumb.webp", PRODUCTS[(fnv1a(c) as usize + i * 7) % 30])).collect();
-            add(format!("/category/{c}"), imgs, vec!["/api/v1/cart".into()], &mut assets);
+            let imgs = (0..8)
+                .map(|i| {
+                    format!(
+                        "/static/img/p/{}-thumb.webp",
+                        PRODUCTS[(fnv1a(c) as usize + i * 7) % 30]
+                    )
+                })
+                .collect();
+            add(
+                format!("/category/{c}"),
+                imgs,
+                vec!["/api/v1/cart".into()],
+                &mut assets,
+            );
         }
         for (i, p) in PRODUCTS.iter().enumerate() {
             let n = 2 + (fnv1a(p) % 5) as usize;
-            let imgs = (1..=n).map(|k| format!("/static/img/p/{p}-{k}.jpg")).collect();
+            let imgs = (1..=n)
+                .map(|k| format!("/static/img/p/{p}-{k}.jpg"))
+                .collect();
             add(
                 format!("/products/{p}"),
                 imgs,
-                vec![format!("/api/v1/products/{}/reviews", 1001 + i), "/api/v1/cart".into()],
+                vec![
+                    format!("/api/v1/products/{}/reviews", 1001 + i),
+                    "/api/v1/cart".into(),
+                ],
                 &mut assets,
             );
         }
         for b in INFO {
             add(format!("/{b}"), vec![], vec![], &mut assets);
         }
-        add("/blog".into(), BLOG.iter().map(|b| format!("/static/img/blog/{b}-thumb.jpg")).collect(), vec![], &mut assets);
+        add(
+            "/blog".into(),
+            BLOG.iter()
+                .map(|b| format!("/static/img/blog/{b}-thumb.jpg"))
+                .collect(),
+            vec![],
+            &mut assets,
+        );
         for b in BLOG {
-            add(format!("/blog/{b}"), vec![format!("/static/img/blog/{b}.jpg"), format!("/static/img/blog/{b}-2.jpg")], vec![], &mut assets);
+            add(
+                format!("/blog/{b}"),
+                vec![
+                    format!("/static/img/blog/{b}.jpg"),
+                    format!("/static/img/blog/{b}-2.jpg"),
+                ],
+                vec![],
+                &mut assets,
+            );
         }
-        add("/cart".into(), vec![], vec!["/api/v1/cart".into()], &mut assets);
+        add(
+            "/cart".into(),
+            vec![],
+            vec!["/api/v1/cart".into()],
+            &mut assets,
+        );
         // 1 + 10 + 30 + 9 + 1 + 8 + 1 = 60 pages.
         let page_set = pages.iter().map(|p| p.path.clone()).collect();
         let mut dead = Vec::new();
         const OLD: [&str; 24] = [
-            "flannel-shirt", "cargo-pants", "knit-sweater", "parka", "loafers", "sandals",
-            "beach-towel", "espresso-cups", "wall-clock", "floor-rug", "gym-bag", "umbrella",
-            "tie", "cufflinks", "rain-boots", "puzzle", "plant-pot", "kettle", "apron",
-            "lunch-box", "camp-stove", "sleeping-bag", "trekking-poles", "headlamp",
+            "flannel-shirt",
+            "cargo-pants",
+            "knit-sweater",
+            "parka",
+            "loafers",
+            "sandals",
+            "beach-towel",
+            "espresso-cups",
+            "wall-clock",
+            "floor-rug",
+            "gym-bag",
+            "umbrella",
+            "tie",
+            "cufflinks",
+            "rain-boots",
+            "puzzle",
+            "plant-pot",
+            "kettle",
+            "apron",
+            "lunch-box",
+            "camp-stove",
+            "sleeping-bag",
+            "trekking-poles",
+            "headlamp",
         ];
-        const COLORS: [&str; 8] = ["", "-black", "-navy", "-olive", "-red", "-grey", "-2023", "-limited"];
+        const COLORS: [&str; 8] = [
+            "", "-black", "-navy", "-olive", "-red", "-grey", "-2023", "-limited",
+        ];
         for o in OLD {
             for c in COLORS {
                 dead.push(format!("{o}{c}"));
@@ -235,7 +362,13 @@ impl Site {
             };
         }
         match p {
-            "/login" => if read { 200 } else { 401 },
+            "/login" => {
+                if read {
+                    200
+                } else {
+                    401
+                }
+            }
             "/products" => {
                 let id = q.strip_prefix("id=").unwrap_or("");
                 match id.parse::<u32>() {
@@ -259,23 +392,51 @@ impl Site {
         if method == "PROPFIND" {
             return true;
         }
-        let l = path.to_ascii_lowercase().replace("%20", " ").replace('+', " ");
+        let l = path
+            .to_ascii_lowercase()
+            .replace("%20", " ")
+            .replace('+', " ");
         (l.contains("union all select") || l.contains("union select"))
             || l.contains("${jndi:")
             || l.contains("%24%7bjndi")
     }
 
     /// Decide the outcome of a request arriving at `t_us`.
-    pub(crate) fn serve(&self, rng: &mut Rng, t_us: i64, method: &str, path: &str, intent: Intent) -> Outcome {
+    pub(crate) fn serve(
+        &self,
+        rng: &mut Rng,
+        t_us: i64,
+        method: &str,
+        path: &str,
+        intent: Intent,
+    ) -> Outcome {
         if Self::waf_blocks(method, path) {
-            return Outcome { elb: 403, target_status: None, disp: Disp::Waf, sent: 229, times: [0, -1, -1] };
+            return Outcome {
+                elb: 403,
+                target_status: None,
+                disp: Disp::Waf,
+                sent: 229,
+                times: [0, -1, -1],
+            };
         }
         if path == "/ping" {
-            return Outcome { elb: 200, target_status: None, disp: Disp::Fixed, sent: 162, times: [-1, -1, -1] };
+            return Outcome {
+                elb: 200,
+                target_status: None,
+                disp: Disp::Fixed,
+                sent: 162,
+                times: [-1, -1, -1],
+            };
         }
         if let Some(rest) = path.strip_prefix("/shop/") {
             let to = format!("http://{HOST}:80/products/{rest}");
-            return Outcome { elb: 301, target_status: None, disp: Disp::Redirect(to), sent: 366, times: [-1, -1, -1] };
+            return Outcome {
+                elb: 301,
+                target_status: None,
+                disp: Disp::Redirect(to),
+                sent: 366,
+                times: [-1, -1, -1],
+            };
         }
         if let Some(_rest) = path.strip_prefix("/static/") {
             let target = rng.below(STATIC_TARGETS.len() as u64) as u8;
@@ -292,7 +453,10 @@ impl Site {
             return Outcome {
                 elb: status,
                 target_status: Some(status),
-                disp: Disp::Forward { tg: Tg::Static, target },
+                disp: Disp::Forward {
+                    tg: Tg::Static,
+                    target,
+                },
                 sent,
                 times: [0, t, 0],
             };
@@ -302,10 +466,28 @@ impl Site {
         if self.in_outage(t_us) {
             let k = rng.weighted(&[50, 30, 20]);
             return match k {
-                0 => Outcome { elb: 502, target_status: None, disp: Disp::TargetFailed { target }, sent: 272, times: [0, -1, -1] },
-                1 => Outcome { elb: 503, target_status: None, disp: Disp::NoTarget, sent: 276, times: [0, -1, -1] },
+                0 => Outcome {
+                    elb: 502,
+                    target_status: None,
+                    disp: Disp::TargetFailed { target },
+                    sent: 272,
+                    times: [0, -1, -1],
+                },
+                1 => Outcome {
+                    elb: 503,
+                    target_status: None,
+                    disp: Disp::NoTarget,
+                    sent: 276,
+                    times: [0, -1, -1],
+                },
                 // The instance is gone: the TCP connect to it times out after 10 s.
-                _ => Outcome { elb: 504, target_status: None, disp: Disp::TargetFailed { target }, sent: 278, times: [0, 10_000, -1] },
+                _ => Outcome {
+                    elb: 504,
+                    target_status: None,
+                    disp: Disp::TargetFailed { target },
+                    sent: 278,
+                    times: [0, 10_000, -1],
+                },
             };
         }
         let (mut status, mut ms) = match intent {
@@ -331,7 +513,9 @@ impl Site {
         let sent = match status {
             200 if method == "HEAD" => 320,
             200 if p.starts_with("/api/") => 420 + (fnv1a(path) % 4000) as u32,
-            200 => page.map_or(9_000 + (fnv1a(path) % 30_000) as u32, |pg| pg.size + rng.below(400) as u32),
+            200 => page.map_or(9_000 + (fnv1a(path) % 30_000) as u32, |pg| {
+                pg.size + rng.below(400) as u32
+            }),
             204 => 230,
             301 | 302 => 380,
             401 | 403 if p.starts_with("/api/") => 310,
@@ -343,7 +527,10 @@ impl Site {
         Outcome {
             elb: status,
             target_status: Some(status),
-            disp: Disp::Forward { tg: Tg::App, target },
+            disp: Disp::Forward {
+                tg: Tg::App,
+                target,
+            },
             sent,
             times: [0, ms, 0],
         }
@@ -389,32 +576,221 @@ pub(crate) fn pick_browser(rng: &mut Rng) -> (&'static str, Fam) {
 /// tools walk them). Real lists have ~4,600 entries; the tools below expand
 /// these with extensions (`-x php,bak,txt`), as operators usually do.
 pub(crate) const COMMON: &[&str] = &[
-    ".bash_history", ".bashrc", ".cvs", ".env", ".git/HEAD", ".git/config", ".gitignore",
-    ".hta", ".htaccess", ".htpasswd", ".listing", ".mysql_history", ".profile", ".ssh",
-    ".svn/entries", ".well-known/security.txt", "_admin", "_backup", "_config", "_vti_bin",
-    "_vti_pvt", "about", "access", "access_log", "account", "accounts", "admin", "admin.php",
-    "admin1", "admin2", "admin_area", "adminer.php", "administrator", "adminpanel", "ajax",
-    "api", "app", "apps", "archive", "archives", "assets", "auth", "awstats", "backend",
-    "backup", "backup.sql", "backup.zip", "backups", "bak", "banner", "bin", "blog", "cache",
-    "cart", "cgi", "cgi-bin/", "changelog", "checkout", "cms", "composer.json", "composer.lock",
-    "conf", "config", "config.php", "config.yml", "console", "contact", "content", "cp", "cpanel",
-    "cron", "css", "customer", "dashboard", "data", "database", "db", "db.sql", "debug",
-    "default", "demo", "deploy", "dev", "development", "dir", "docker-compose.yml", "docs",
-    "download", "downloads", "dump", "dump.sql", "editor", "elmah.axd", "email", "env",
-    "error", "error_log", "errors", "export", "faq", "feed", "file", "files", "forum", "ftp",
-    "graphql", "guest", "health", "help", "home", "html", "images", "img", "import", "inc",
-    "include", "includes", "index", "index.php", "info", "info.php", "install", "installer",
-    "internal", "js", "json", "jenkins", "lib", "libs", "license", "log", "login", "logs",
-    "mail", "manage", "manager", "media", "member", "members", "metrics", "misc", "mysql",
-    "new", "news", "node_modules", "old", "panel", "passwd", "password", "php", "phpinfo.php",
-    "phpmyadmin", "phpMyAdmin", "pma", "portal", "private", "prod", "public", "readme",
-    "README.md", "register", "release", "reports", "resources", "restore", "robots.txt",
-    "root", "rss", "sample", "scripts", "search", "secret", "secure", "server", "server-status",
-    "service", "services", "settings", "setup", "shell", "site", "sitemap.xml", "sql",
-    "src", "staging", "stats", "status", "storage", "swagger", "swagger.json", "system", "temp",
-    "test", "test.php", "testing", "tmp", "tools", "upload", "uploads", "user", "users",
-    "v1", "v2", "vendor", "web", "web.config", "webadmin", "webmail", "wp", "wp-admin",
-    "wp-content", "wp-login.php", "www", "xmlrpc.php", "zip",
+    ".bash_history",
+    ".bashrc",
+    ".cvs",
+    ".env",
+    ".git/HEAD",
+    ".git/config",
+    ".gitignore",
+    ".hta",
+    ".htaccess",
+    ".htpasswd",
+    ".listing",
+    ".mysql_history",
+    ".profile",
+    ".ssh",
+    ".svn/entries",
+    ".well-known/security.txt",
+    "_admin",
+    "_backup",
+    "_config",
+    "_vti_bin",
+    "_vti_pvt",
+    "about",
+    "access",
+    "access_log",
+    "account",
+    "accounts",
+    "admin",
+    "admin.php",
+    "admin1",
+    "admin2",
+    "admin_area",
+    "adminer.php",
+    "administrator",
+    "adminpanel",
+    "ajax",
+    "api",
+    "app",
+    "apps",
+    "archive",
+    "archives",
+    "assets",
+    "auth",
+    "awstats",
+    "backend",
+    "backup",
+    "backup.sql",
+    "backup.zip",
+    "backups",
+    "bak",
+    "banner",
+    "bin",
+    "blog",
+    "cache",
+    "cart",
+    "cgi",
+    "cgi-bin/",
+    "changelog",
+    "checkout",
+    "cms",
+    "composer.json",
+    "composer.lock",
+    "conf",
+    "config",
+    "config.php",
+    "config.yml",
+    "console",
+    "contact",
+    "content",
+    "cp",
+    "cpanel",
+    "cron",
+    "css",
+    "customer",
+    "dashboard",
+    "data",
+    "database",
+    "db",
+    "db.sql",
+    "debug",
+    "default",
+    "demo",
+    "deploy",
+    "dev",
+    "development",
+    "dir",
+    "docker-compose.yml",
+    "docs",
+    "download",
+    "downloads",
+    "dump",
+    "dump.sql",
+    "editor",
+    "elmah.axd",
+    "email",
+    "env",
+    "error",
+    "error_log",
+    "errors",
+    "export",
+    "faq",
+    "feed",
+    "file",
+    "files",
+    "forum",
+    "ftp",
+    "graphql",
+    "guest",
+    "health",
+    "help",
+    "home",
+    "html",
+    "images",
+    "img",
+    "import",
+    "inc",
+    "include",
+    "includes",
+    "index",
+    "index.php",
+    "info",
+    "info.php",
+    "install",
+    "installer",
+    "internal",
+    "js",
+    "json",
+    "jenkins",
+    "lib",
+    "libs",
+    "license",
+    "log",
+    "login",
+    "logs",
+    "mail",
+    "manage",
+    "manager",
+    "media",
+    "member",
+    "members",
+    "metrics",
+    "misc",
+    "mysql",
+    "new",
+    "news",
+    "node_modules",
+    "old",
+    "panel",
+    "passwd",
+    "password",
+    "php",
+    "phpinfo.php",
+    "phpmyadmin",
+    "phpMyAdmin",
+    "pma",
+    "portal",
+    "private",
+    "prod",
+    "public",
+    "readme",
+    "README.md",
+    "register",
+    "release",
+    "reports",
+    "resources",
+    "restore",
+    "robots.txt",
+    "root",
+    "rss",
+    "sample",
+    "scripts",
+    "search",
+    "secret",
+    "secure",
+    "server",
+    "server-status",
+    "service",
+    "services",
+    "settings",
+    "setup",
+    "shell",
+    "site",
+    "sitemap.xml",
+    "sql",
+    "src",
+    "staging",
+    "stats",
+    "status",
+    "storage",
+    "swagger",
+    "swagger.json",
+    "system",
+    "temp",
+    "test",
+    "test.php",
+    "testing",
+    "tmp",
+    "tools",
+    "upload",
+    "uploads",
+    "user",
+    "users",
+    "v1",
+    "v2",
+    "vendor",
+    "web",
+    "web.config",
+    "webadmin",
+    "webmail",
+    "wp",
+    "wp-admin",
+    "wp-content",
+    "wp-login.php",
+    "www",
+    "xmlrpc.php",
+    "zip",
 ];
 
 /// Paths opportunistic exploit bots probe (Mirai-style IoT, PHPUnit RCE,
@@ -437,27 +813,109 @@ pub(crate) const EXPLOITS: &[&str] = &[
 
 /// WordPress plugin slugs wpscan's aggressive plugin detection walks.
 pub(crate) const WP_PLUGINS: &[&str] = &[
-    "akismet", "contact-form-7", "woocommerce", "elementor", "wordpress-seo", "jetpack",
-    "wordfence", "classic-editor", "really-simple-ssl", "updraftplus", "wpforms-lite",
-    "all-in-one-seo-pack", "litespeed-cache", "wp-mail-smtp", "duplicate-post",
-    "google-site-kit", "redirection", "mailchimp-for-wp", "tinymce-advanced", "wp-super-cache",
-    "w3-total-cache", "advanced-custom-fields", "limit-login-attempts-reloaded", "regenerate-thumbnails",
-    "wp-optimize", "all-in-one-wp-migration", "duplicator", "loginizer", "autoptimize",
-    "health-check", "cookie-law-info", "complianz-gdpr", "ninja-forms", "formidable",
-    "revslider", "js_composer", "LayerSlider", "wp-file-manager", "file-manager-advanced",
-    "backup-backup", "essential-addons-for-elementor-lite", "header-footer-elementor",
-    "ultimate-addons-for-gutenberg", "wpdiscuz", "wp-fastest-cache", "breeze", "smush",
-    "wp-smushit", "imagify", "ewww-image-optimizer", "shortpixel-image-optimiser",
-    "better-wp-security", "sucuri-scanner", "all-in-one-wp-security-and-firewall",
-    "google-analytics-for-wordpress", "google-analytics-dashboard-for-wp", "wp-statistics",
-    "polylang", "sitepress-multilingual-cms", "translatepress-multilingual", "bbpress",
-    "buddypress", "learnpress", "the-events-calendar", "easy-digital-downloads",
-    "give", "woocommerce-payments", "woocommerce-gateway-stripe", "woocommerce-services",
-    "mailpoet", "newsletter", "popup-maker", "optinmonster", "social-warfare", "shared-counts",
-    "wp-google-maps", "simple-custom-post-order", "custom-post-type-ui", "pods",
-    "meta-box", "cmb2", "kirki", "one-click-demo-import", "starter-templates", "astra-sites",
-    "gutenberg", "coblocks", "kadence-blocks", "spectra", "otter-blocks", "stackable-ultimate-gutenberg-blocks",
-    "insert-headers-and-footers", "code-snippets", "wp-rocket", "w3-total-cache", "query-monitor",
-    "user-role-editor", "members", "profile-builder", "ultimate-member", "wp-user-avatar",
-    "theme-my-login", "nextend-facebook-connect", "wordpress-social-login", "super-socializer",
+    "akismet",
+    "contact-form-7",
+    "woocommerce",
+    "elementor",
+    "wordpress-seo",
+    "jetpack",
+    "wordfence",
+    "classic-editor",
+    "really-simple-ssl",
+    "updraftplus",
+    "wpforms-lite",
+    "all-in-one-seo-pack",
+    "litespeed-cache",
+    "wp-mail-smtp",
+    "duplicate-post",
+    "google-site-kit",
+    "redirection",
+    "mailchimp-for-wp",
+    "tinymce-advanced",
+    "wp-super-cache",
+    "w3-total-cache",
+    "advanced-custom-fields",
+    "limit-login-attempts-reloaded",
+    "regenerate-thumbnails",
+    "wp-optimize",
+    "all-in-one-wp-migration",
+    "duplicator",
+    "loginizer",
+    "autoptimize",
+    "health-check",
+    "cookie-law-info",
+    "complianz-gdpr",
+    "ninja-forms",
+    "formidable",
+    "revslider",
+    "js_composer",
+    "LayerSlider",
+    "wp-file-manager",
+    "file-manager-advanced",
+    "backup-backup",
+    "essential-addons-for-elementor-lite",
+    "header-footer-elementor",
+    "ultimate-addons-for-gutenberg",
+    "wpdiscuz",
+    "wp-fastest-cache",
+    "breeze",
+    "smush",
+    "wp-smushit",
+    "imagify",
+    "ewww-image-optimizer",
+    "shortpixel-image-optimiser",
+    "better-wp-security",
+    "sucuri-scanner",
+    "all-in-one-wp-security-and-firewall",
+    "google-analytics-for-wordpress",
+    "google-analytics-dashboard-for-wp",
+    "wp-statistics",
+    "polylang",
+    "sitepress-multilingual-cms",
+    "translatepress-multilingual",
+    "bbpress",
+    "buddypress",
+    "learnpress",
+    "the-events-calendar",
+    "easy-digital-downloads",
+    "give",
+    "woocommerce-payments",
+    "woocommerce-gateway-stripe",
+    "woocommerce-services",
+    "mailpoet",
+    "newsletter",
+    "popup-maker",
+    "optinmonster",
+    "social-warfare",
+    "shared-counts",
+    "wp-google-maps",
+    "simple-custom-post-order",
+    "custom-post-type-ui",
+    "pods",
+    "meta-box",
+    "cmb2",
+    "kirki",
+    "one-click-demo-import",
+    "starter-templates",
+    "astra-sites",
+    "gutenberg",
+    "coblocks",
+    "kadence-blocks",
+    "spectra",
+    "otter-blocks",
+    "stackable-ultimate-gutenberg-blocks",
+    "insert-headers-and-footers",
+    "code-snippets",
+    "wp-rocket",
+    "w3-total-cache",
+    "query-monitor",
+    "user-role-editor",
+    "members",
+    "profile-builder",
+    "ultimate-member",
+    "wp-user-avatar",
+    "theme-my-login",
+    "nextend-facebook-connect",
+    "wordpress-social-login",
+    "super-socializer",
 ];
