@@ -480,6 +480,22 @@ fn default_scenario_gzip_size() {
     for &a in &sim.line_actor {
         *per.entry(sim.actors[a].kind).or_default() += 1;
     }
+    let mut per_actor: BTreeMap<&str, (usize, BTreeMap<u16, usize>)> = BTreeMap::new();
+    for (l, &a) in sim.lines.iter().zip(&sim.line_actor) {
+        let act = &sim.actors[a];
+        let key = if act.kind == "user" {
+            "user-*"
+        } else {
+            act.name.as_str()
+        };
+        let e = per_actor.entry(key).or_default();
+        e.0 += 1;
+        *e.1.entry(tokenize(&l.line)[8].parse().unwrap())
+            .or_default() += 1;
+    }
+    for (k, (n, m)) in &per_actor {
+        eprintln!("{k:32} {n:6} {m:?}");
+    }
     eprintln!(
         "default scenario: {} lines, {} files, {total} bytes gzip; per kind {per:?}",
         sim.lines.len(),
