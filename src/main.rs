@@ -28,6 +28,8 @@ enum Command {
     /// Check or print configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write labeled synthetic ALB logs (attackers and benign clients).
+    Simulate(SimulateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +39,19 @@ enum ConfigCommand {
         /// The TOML file.
         file: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// Directory to write the logs and `labels.csv` into.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Minutes of traffic.
+    #[arg(long, default_value_t = 60)]
+    minutes: u32,
 }
 
 /// An error that is the user's to fix: exit code 2.
@@ -58,6 +73,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let c = fail2waf_core::config::Config::load(&file)
                 .map_err(|e| InputError(format!("{}: {e}", file.display())))?;
             println!("{}: ok, {} rules", file.display(), c.rules.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate(a) => {
+            let scenario = fail2waf_core::sim::Scenario {
+                seed: a.seed,
+                duration_ms: i64::from(a.minutes) * 60_000,
+                ..Default::default()
+            };
+            let sim = fail2waf_core::sim::simulate(&scenario);
+            let files = sim.write_alb_dir(&a.out)?;
+            eprintln!(
+                "wrote {} files ({} lines, {} actors) and labels.csv to {}",
+                files.len(),
+                sim.lines.len(),
+                sim.actors.len(),
+                a.out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

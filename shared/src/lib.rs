@@ -22,6 +22,8 @@
 //! 6. [`pipeline`]: all of the above for one configuration ([`config`]),
 //!    as used by the CLI and the Lambda functions; [`state`] keeps windows
 //!    and ledger between runs.
+//! 7. [`sim`]: a scenario simulator that writes labeled ALB logs of
+//!    attackers and benign clients, to test and tune the rules.
 //!
 //! Everything here is deterministic: wall-clock time never enters the
 //! engine, so the same records in the same order give the same decisions.
@@ -37,5 +39,6 @@ pub mod ledger;
 pub mod pipeline;
 pub mod read;
 pub mod rules;
+pub mod sim;
 pub mod state;
 pub mod window;
