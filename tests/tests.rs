@@ -3,4 +3,5 @@
 //! scenario simulator.
 
 mod cli;
+mod quality;
 mod util;

@@ -317,6 +317,9 @@ impl Engine {
                     continue;
                 }
                 self.site_matched[r].add(b, 1);
+                if self.rules[r].config.key == KeyKind::Prefix && !self.quiet_member(key, r, b) {
+                    continue;
+                }
                 let rule = &self.rules[r];
                 let (k, member) = match rule.config.key {
                     KeyKind::Ip => (key, None),
@@ -335,7 +338,11 @@ impl Engine {
                 rs.first_ms = rs.first_ms.min(hit.time_ms);
                 rs.last_ms = rs.last_ms.max(hit.time_ms);
                 if pcap > 0 {
-                    let path = hit.path.split('?').next().unwrap_or("");
+                    let path = if rule.config.distinct_include_query {
+                        &hit.path
+                    } else {
+                        hit.path.split('?').next().unwrap_or("")
+                    };
                     rs.paths.insert(stable_hash(path.as_bytes()), b, pcap);
                 }
                 if let Some(m) = member {
@@ -358,6 +365,26 @@ impl Engine {
         if self.newest >= self.last_prune + 6 {
             self.prune();
         }
+    }
+
+    /// Count a hit of prefix rule `r` for the member address `key` itself,
+    /// and tell whether the member may count towards its network: a member
+    /// counts while its own matches are quiet (at most half the threshold in
+    /// the window: loud clients are left to the per-address rules) and make
+    /// at least the rule's `min_ratio` of its own requests. So a network is
+    /// never blocked for one loud client, or for bystanders (crawlers, users)
+    /// whose errors are a small share of what they ask for.
+    fn quiet_member(&mut self, key: IpNet, r: usize, b: Bucket) -> bool {
+        let rule = &self.rules[r];
+        let lo = window_start(b, rule.window_buckets);
+        let threshold = f64::from(rule.config.threshold) * self.threshold_factor;
+        let min_ratio = rule.config.min_ratio.unwrap_or(0.0);
+        let ks = self.keys.entry(key).or_default();
+        let total = ks.total.sum(lo, b);
+        let own = &mut ks.rule_mut(r as u16).matched;
+        own.add(b, 1);
+        let matched = own.sum(lo, b) as f64;
+        matched * 2.0 <= threshold && matched >= min_ratio * total as f64
     }
 
     /// Evaluate the windows of `key` for rule `r` that contain bucket `b`.

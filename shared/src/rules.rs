@@ -121,9 +121,13 @@ pub struct RuleConfig {
     /// Minimum number of all requests of the key in the window.
     #[serde(default)]
     pub min_requests: u32,
-    /// Minimum number of distinct matched paths (query excluded) in the window.
+    /// Minimum number of distinct matched paths in the window.
     #[serde(default)]
     pub distinct_paths: u32,
+    /// Count the query string too in `distinct_paths` (fuzzers vary
+    /// parameters on one path; a client retrying one failing URL does not).
+    #[serde(default)]
+    pub distinct_include_query: bool,
     /// Do not count a client that only saw what everyone else saw: when the
     /// rest of the site gets matching responses at `outage.share` or more,
     /// or is too quiet to tell, the rule does not fire. Default: true when
@@ -376,6 +380,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
         min_ratio: None,
         min_requests: 0,
         distinct_paths: 0,
+        distinct_include_query: false,
         outage_aware: None,
         ban: default_ban(),
         ban_factor: 2.0,
@@ -434,7 +439,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
                 "auth-brute",
                 "Credential stuffing and password guessing: failed logins (POST answered 401/403).",
                 5 * 60,
-                20,
+                10,
             )
         },
         RuleConfig {
@@ -450,11 +455,13 @@ pub fn default_rules() -> Vec<RuleConfig> {
         RuleConfig {
             status: s(&["5xx"]),
             min_ratio: Some(0.1),
+            distinct_paths: 5,
+            distinct_include_query: true,
             ..base(
                 "fuzz-5xx",
-                "Fuzzers and injection tools that break the backend: many 5xx for one client while the rest of the site is healthy.",
+                "Fuzzers and injection tools that break the backend: 5xx on many different URLs for one client while the rest of the site is healthy.",
                 2 * 60,
-                20,
+                10,
             )
         },
         RuleConfig {
