@@ -39,6 +39,8 @@ enum ConfigCommand {
         /// The TOML file.
         file: PathBuf,
     },
+    /// Print the default configuration as a commented TOML file.
+    PrintDefault,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +54,9 @@ struct SimulateArgs {
     /// Minutes of traffic.
     #[arg(long, default_value_t = 60)]
     minutes: u32,
+    /// Individual users browsing the site (besides NATs, crawlers, monitors).
+    #[arg(long, default_value_t = 250)]
+    users: usize,
 }
 
 /// An error that is the user's to fix: exit code 2.
@@ -75,10 +80,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}: ok, {} rules", file.display(), c.rules.len());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config(ConfigCommand::PrintDefault) => {
+            print!("{}", fail2waf_core::config::default_toml());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Simulate(a) => {
             let scenario = fail2waf_core::sim::Scenario {
                 seed: a.seed,
                 duration_ms: i64::from(a.minutes) * 60_000,
+                users: a.users,
                 ..Default::default()
             };
             let sim = fail2waf_core::sim::simulate(&scenario);

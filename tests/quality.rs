@@ -146,3 +146,70 @@ fn defaults_block_every_attacker_and_no_benign_client() {
 fn defaults_hold_on_another_seed() {
     check_seed(7);
 }
+
+/// The bundled example (the README's first command) is what its labels say.
+#[test]
+fn bundled_examples_match_their_labels() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let size: u64 = std::fs::read_dir(root.join("alb"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(size <= 1_000_000, "examples/alb is {size} bytes");
+    let out = fail2waf(
+        &[
+            "detect",
+            "--json",
+            "--config",
+            root.join("fail2waf.toml").to_str().unwrap(),
+            root.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let blocked: Vec<IpNet> = of_type(&lines, "decision")
+        .iter()
+        .map(|d| d["ip"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let labels = std::fs::read_to_string(root.join("alb/labels.csv")).unwrap();
+    let (mut attackers, mut benign) = (0, 0);
+    for row in labels.lines().skip(1) {
+        let f: Vec<&str> = row.splitn(5, ',').collect();
+        let net: IpNet = f[0].parse().unwrap();
+        let hit = blocked.iter().any(|b| overlaps(b, &net));
+        match f[3] {
+            "block" => {
+                attackers += 1;
+                assert!(hit, "{} ({}) not blocked", f[1], f[2]);
+            }
+            _ => {
+                benign += 1;
+                assert!(!hit, "{} ({}) blocked", f[1], f[2]);
+            }
+        }
+    }
+    assert!(
+        attackers >= 8 && benign >= 40,
+        "{attackers} attackers, {benign} benign"
+    );
+}
+
+/// The example config is exactly `config print-default`, so it cannot rot.
+#[test]
+fn example_config_is_the_printed_default() {
+    let out = fail2waf(&["config", "print-default"], b"");
+    assert!(out.status.success());
+    let file = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fail2waf.toml"),
+    )
+    .unwrap();
+    assert!(
+        out.stdout == file,
+        "examples/fail2waf.toml differs from `fail2waf config print-default`"
+    );
+}

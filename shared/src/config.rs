@@ -412,3 +412,177 @@ mod tests {
         }
     }
 }
+
+/// One-line explanations of every rule field, in the order they are printed.
+const RULE_FIELDS: &[(&str, &str)] = &[
+    ("name", "unique name, shown in every decision"),
+    ("description", "what the rule catches, for operators"),
+    (
+        "status",
+        "status codes or classes that match: \"404\", \"4xx\", \"40x\" (empty: any)",
+    ),
+    ("exclude_status", "codes or classes taken out of `status`"),
+    ("methods", "HTTP methods that match (empty: any)"),
+    ("path", "regex on path and query (absent: any)"),
+    (
+        "waf_action",
+        "WAF actions that match, WAF logs only: BLOCK, CAPTCHA, CHALLENGE, ALLOW, COUNT",
+    ),
+    ("waf_rule", "WAF terminating rule ids that match"),
+    ("waf_label", "WAF label prefixes that match"),
+    (
+        "key",
+        "\"ip\": count per address (IPv6 per /64); \"prefix\": per network",
+    ),
+    ("prefix_v4", "network size for key = \"prefix\" (IPv4)"),
+    ("prefix_v6", "network size for key = \"prefix\" (IPv6)"),
+    (
+        "min_members",
+        "key = \"prefix\": distinct quiet member addresses needed",
+    ),
+    ("window", "sliding window, a multiple of `bucket`"),
+    (
+        "threshold",
+        "matched requests in one window that make an offense",
+    ),
+    (
+        "min_ratio",
+        "matched share of the key's requests in the window (0-1)",
+    ),
+    ("min_requests", "the key's requests in the window, at least"),
+    (
+        "distinct_paths",
+        "distinct matched paths in the window, at least",
+    ),
+    (
+        "distinct_include_query",
+        "count the query string too for `distinct_paths`",
+    ),
+    (
+        "outage_aware",
+        "do not fire while the rest of the site sees the same errors",
+    ),
+    ("ban", "first ban"),
+    ("ban_factor", "each repeat offense multiplies the ban"),
+    ("ban_max", "longest ban"),
+];
+
+/// The default configuration as a commented TOML file that
+/// [`Config::parse`] accepts: every setting with its default value and
+/// what it means.
+pub fn default_toml() -> String {
+    let f: ConfigFile = toml::from_str("").expect("defaults");
+    let list = |v: &[IpNet]| {
+        format!(
+            "[{}]",
+            v.iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let mut out = format!(
+        "# fail2waf configuration. Every setting is shown with its default.\n\
+         # Check a file with `fail2waf config check FILE`.\n\n\
+         # Width of the event-time buckets the sliding windows are made of.\n\
+         bucket = \"{}\"\n\
+         # Requests blocked by a WAF rule whose name starts with this never count\n\
+         # (name the rule that references fail2waf's IP sets accordingly).\n\
+         own_waf_rule = \"{}\"\n\
+         # Proxies and load balancers in front of the logging service (CloudFront\n\
+         # origin-facing ranges, your reverse proxies): their requests count for the\n\
+         # right-most untrusted X-Forwarded-For address, or not at all. Never blocked.\n\
+         trusted_proxies = {}\n\
+         # Networks that are never blocked (monitoring, partners, offices).\n\
+         allow = {}\n\
+         # IPv6 clients are counted per prefix of this length.\n\
+         ipv6_key_prefix = {}\n\
+         # The widest networks that may ever be blocked.\n\
+         max_prefix_v4 = {}\n\
+         max_prefix_v6 = {}\n\
+         # Most blocks enforced per IP version (a WAF IP set holds 10,000); when\n\
+         # short, the most repeated, then most recent offenders win.\n\
+         capacity_v4 = {}\n\
+         capacity_v6 = {}\n\
+         # How long an offense counts towards escalating the next ban, from the\n\
+         # end of its ban.\n\
+         forget_after = \"{}\"\n\n\
+         [outage]\n\
+         # For rules with outage awareness: the rest of the site is failing when\n\
+         # this share of its requests in the window match the rule...\n\
+         share = {}\n\
+         # ...and with fewer requests than this from the rest of the site, a client\n\
+         # whose own requests match at `victim_ratio` or more is taken for a victim.\n\
+         min_requests = {}\n\
+         victim_ratio = {}\n\n\
+         [incident]\n\
+         # While a CloudWatch alarm fires, thresholds are multiplied by this factor...\n\
+         threshold_factor = {}\n\
+         # ...for this long, unless the alarm returns to OK first.\n\
+         duration = \"{}\"\n\n\
+         # User-defined regex formats, used with `--format NAME`:\n\
+         # [formats.myapp]\n\
+         # regex = '^(?P<ip>\\S+) \\[(?P<time>[^\\]]+)\\] \"(?P<request>[^\"]*)\" (?P<status>\\d{{3}})'\n\
+         # time_format = \"clf\"   # clf, iso8601, epoch or epoch_ms\n\n\
+         # The rules. Without any [[rules]] table, these defaults apply; with one,\n\
+         # exactly the rules written here do.\n",
+        f.bucket,
+        f.own_waf_rule,
+        list(&f.trusted_proxies),
+        list(&f.allow),
+        f.ipv6_key_prefix,
+        f.max_prefix_v4,
+        f.max_prefix_v6,
+        f.capacity_v4,
+        f.capacity_v6,
+        f.forget_after,
+        f.outage.share,
+        f.outage.min_requests,
+        f.outage.victim_ratio,
+        f.incident.threshold_factor,
+        f.incident.duration,
+    );
+    // The first rule shows every field with its meaning; the others only
+    // the fields that are set.
+    for (i, rule) in default_rules().iter().enumerate() {
+        out.push_str("\n[[rules]]\n");
+        let table = toml::Table::try_from(rule).expect("a rule serializes");
+        for (field, help) in RULE_FIELDS {
+            let empty = |v: &toml::Value| v.as_array().is_some_and(Vec::is_empty);
+            match table.get(*field) {
+                Some(v) if i == 0 => out.push_str(&format!("{field} = {v}  # {help}\n")),
+                Some(v) if !empty(v) => out.push_str(&format!("{field} = {v}\n")),
+                None if i == 0 => out.push_str(&format!("# {field}: {help}\n")),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod default_toml_tests {
+    use super::*;
+
+    #[test]
+    fn printed_defaults_parse_back_to_the_defaults() {
+        let text = default_toml();
+        let c = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let d = Config::default();
+        assert_eq!(c.rules.len(), d.rules.len());
+        for (a, b) in c.rules.iter().zip(&d.rules) {
+            assert_eq!(
+                toml::Table::try_from(&a.config).unwrap(),
+                toml::Table::try_from(&b.config).unwrap()
+            );
+        }
+        // Every field of a rule is documented in the printout.
+        let fields = toml::Table::try_from(&default_rules()[0]).unwrap();
+        for k in fields.keys() {
+            assert!(
+                RULE_FIELDS.iter().any(|(f, _)| f == k),
+                "undocumented field {k}"
+            );
+        }
+    }
+}
