@@ -639,3 +639,230 @@ pub fn clip(s: &str, max: usize) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+    fn hit(t_s: f64, ip: &str, status: u16, method: &'static str, path: String) -> Hit<'static> {
+        let mut h = Hit::new(T0 + (t_s * 1000.0) as i64, ip.parse().unwrap(), status);
+        h.method = Cow::Borrowed(method);
+        h.path = Cow::Owned(path);
+        h
+    }
+
+    fn run(engine: &mut Engine, hits: &[Hit<'_>]) -> Vec<Offense> {
+        for h in hits {
+            engine.observe(h);
+        }
+        engine.take_offenses()
+    }
+
+    #[test]
+    fn ipv6_rotation_inside_a_64_is_one_client() {
+        let mut e = Engine::new(&Config::default());
+        let hits: Vec<_> = (0..40)
+            .map(|i| {
+                hit(
+                    f64::from(i) * 0.2,
+                    &format!("2001:db8:bad:1:{i:x}::{i:x}"),
+                    404,
+                    "GET",
+                    format!("/w{i}"),
+                )
+            })
+            .collect();
+        let off = run(&mut e, &hits);
+        // scan-burst, and scan-slow too (40 probes on 40 paths): one key.
+        assert!(!off.is_empty());
+        assert!(
+            off.iter()
+                .all(|o| o.key.to_string() == "2001:db8:bad:1::/64"),
+            "{off:?}"
+        );
+    }
+
+    #[test]
+    fn a_nat_with_many_users_is_not_a_scanner() {
+        // 2000 good requests and 60 404s on 40 paths in a minute.
+        let mut e = Engine::new(&Config::default());
+        let mut hits = vec![];
+        for i in 0..2000 {
+            hits.push(hit(
+                f64::from(i) * 0.03,
+                "192.0.2.10",
+                200,
+                "GET",
+                format!("/p/{}", i % 300),
+            ));
+            if i % 33 == 0 {
+                hits.push(hit(
+                    f64::from(i) * 0.03,
+                    "192.0.2.10",
+                    404,
+                    "GET",
+                    format!("/gone/{}", i % 40),
+                ));
+            }
+        }
+        assert!(run(&mut e, &hits).is_empty());
+    }
+
+    #[test]
+    fn outage_victims_are_not_fuzzers_but_a_fuzzer_on_a_healthy_site_is() {
+        let site = |e: &mut Engine, status: u16| {
+            let hits: Vec<_> = (0..600)
+                .map(|i| {
+                    hit(
+                        f64::from(i) * 0.1,
+                        &format!("172.20.0.{}", i % 50 + 1),
+                        status,
+                        "GET",
+                        "/".into(),
+                    )
+                })
+                .collect();
+            run(e, &hits)
+        };
+        let client = |from: f64| -> Vec<Hit<'static>> {
+            (0..30)
+                .map(|i| {
+                    hit(
+                        from + f64::from(i),
+                        "198.51.100.9",
+                        500,
+                        "GET",
+                        format!("/x?id={i}"),
+                    )
+                })
+                .collect()
+        };
+        // Everyone gets 503: the client's 500s are the outage's.
+        let mut e = Engine::new(&Config::default());
+        assert!(site(&mut e, 503).is_empty());
+        assert!(run(&mut e, &client(0.0)).is_empty());
+        // The site is healthy: the same client is a fuzzer.
+        let mut e = Engine::new(&Config::default());
+        site(&mut e, 200);
+        let off = run(&mut e, &client(0.0));
+        assert_eq!(off.len(), 1);
+        assert_eq!(off[0].rule, "fuzz-5xx");
+        // A quiet site: only a client that also got good answers is judged.
+        let mut e = Engine::new(&Config::default());
+        assert!(
+            run(&mut e, &client(0.0)).is_empty(),
+            "100 % 5xx on a quiet site: a victim"
+        );
+    }
+
+    #[test]
+    fn late_records_complete_an_earlier_window() {
+        let mut e = Engine::new(&Config::default());
+        // 20 probes from one node's file, then 10 more from another node's
+        // file that arrived later but happened in the same minute.
+        let a: Vec<_> = (0..20)
+            .map(|i| hit(f64::from(i), "198.51.100.7", 404, "GET", format!("/a{i}")))
+            .collect();
+        assert!(run(&mut e, &a).is_empty());
+        // Time moves on (other clients), then the late file.
+        run(&mut e, &[hit(300.0, "192.0.2.1", 200, "GET", "/".into())]);
+        let b: Vec<_> = (0..10)
+            .map(|i| {
+                hit(
+                    f64::from(i) + 0.5,
+                    "198.51.100.7",
+                    404,
+                    "GET",
+                    format!("/b{i}"),
+                )
+            })
+            .collect();
+        let off = run(&mut e, &b);
+        assert_eq!(off.len(), 1);
+        assert_eq!(off[0].rule, "scan-burst");
+        assert!(
+            off[0].time_ms < T0 + 60_000,
+            "decided at the event time of the window"
+        );
+    }
+
+    #[test]
+    fn stored_state_merges_in_either_order_and_survives_serde() {
+        let config = Config::default();
+        let part = |from: u32| -> StoredState {
+            let mut e = Engine::new(&config);
+            for i in from..from + 15 {
+                e.observe(&hit(
+                    f64::from(i),
+                    "198.51.100.7",
+                    404,
+                    "GET",
+                    format!("/p{i}"),
+                ));
+                e.observe(&hit(f64::from(i), "192.0.2.1", 200, "GET", "/".into()));
+            }
+            e.export()
+        };
+        let (a, b) = (part(0), part(15));
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<StoredState>(&json).unwrap(), a);
+        let merged = |x: &StoredState, y: &StoredState| {
+            let mut e = Engine::new(&config);
+            e.import(x);
+            e.import(y);
+            e
+        };
+        let (mut ab, mut ba) = (merged(&a, &b), merged(&b, &a));
+        assert_eq!(ab.export(), ba.export());
+        // Neither half offends alone; together they do.
+        ab.evaluate_all();
+        ba.evaluate_all();
+        let (oa, ob) = (ab.take_offenses(), ba.take_offenses());
+        assert_eq!(oa, ob);
+        assert_eq!(oa.len(), 1, "{oa:?}");
+        assert_eq!(oa[0].key.to_string(), "198.51.100.7/32");
+        // Keys without matched requests are not kept.
+        assert!(!a.keys.contains_key(&"192.0.2.1/32".parse().unwrap()));
+    }
+
+    #[test]
+    fn same_records_same_decisions() {
+        let hits: Vec<_> = (0..500)
+            .map(|i| {
+                hit(
+                    f64::from(i) * 0.5,
+                    &format!("198.51.100.{}", i % 7),
+                    if i % 3 == 0 { 200 } else { 404 },
+                    "GET",
+                    format!("/{}", i % 37),
+                )
+            })
+            .collect();
+        let mut x = Engine::new(&Config::default());
+        let mut y = Engine::new(&Config::default());
+        assert_eq!(run(&mut x, &hits), run(&mut y, &hits));
+        assert_eq!(x.export(), y.export());
+    }
+
+    #[test]
+    fn state_is_pruned_to_the_longest_window() {
+        let mut e = Engine::new(&Config::default());
+        for i in 0..1000 {
+            e.observe(&hit(
+                f64::from(i),
+                &format!("10.0.{}.{}", i / 250, i % 250),
+                404,
+                "GET",
+                "/x".into(),
+            ));
+        }
+        assert!(e.key_count() > 1000);
+        // An hour later only the newest client is held.
+        e.observe(&hit(3600.0, "192.0.2.1", 200, "GET", "/".into()));
+        e.prune();
+        assert!(e.key_count() <= 2, "{}", e.key_count());
+    }
+}

@@ -142,22 +142,24 @@ pub struct DistinctSet(Vec<(u64, Bucket)>);
 impl DistinctSet {
     /// Record `hash` as seen in bucket `b`, keeping at most `cap` entries.
     pub fn insert(&mut self, hash: u64, b: Bucket, cap: usize) {
-        if let Some(e) = self.0.iter_mut().find(|e| e.0 == hash) {
-            e.1 = e.1.max(b);
-            return;
-        }
-        if self.0.len() < cap {
-            self.0.push((hash, b));
-            return;
-        }
-        // Full: replace the oldest entry if the new one is newer.
-        if let Some(oldest) = self
-            .0
-            .iter_mut()
-            .min_by_key(|e| (e.1, std::cmp::Reverse(e.0)))
-        {
-            if (b, std::cmp::Reverse(hash)) > (oldest.1, std::cmp::Reverse(oldest.0)) {
-                *oldest = (hash, b);
+        match self.0.binary_search_by_key(&hash, |e| e.0) {
+            Ok(i) => self.0[i].1 = self.0[i].1.max(b),
+            Err(i) if self.0.len() < cap => self.0.insert(i, (hash, b)),
+            Err(_) => {
+                // Full: the new entry replaces the oldest if it is newer.
+                let Some(oldest) = self
+                    .0
+                    .iter()
+                    .copied()
+                    .min_by_key(|e| (e.1, std::cmp::Reverse(e.0)))
+                else {
+                    return;
+                };
+                if (b, std::cmp::Reverse(hash)) > (oldest.1, std::cmp::Reverse(oldest.0)) {
+                    self.0.retain(|e| e.0 != oldest.0);
+                    let i = self.0.partition_point(|e| e.0 < hash);
+                    self.0.insert(i, (hash, b));
+                }
             }
         }
     }
@@ -167,18 +169,20 @@ impl DistinctSet {
         u32::try_from(self.0.iter().filter(|e| e.1 >= lo).count()).unwrap_or(u32::MAX)
     }
 
-    /// Union with `other`, keeping the `cap` newest entries.
+    /// Union with `other`, keeping the `cap` newest entries. The result
+    /// is kept sorted by hash, so equal sets compare equal.
     pub fn merge(&mut self, other: &DistinctSet, cap: usize) {
         for &(h, b) in &other.0 {
-            match self.0.iter_mut().find(|e| e.0 == h) {
-                Some(e) => e.1 = e.1.max(b),
-                None => self.0.push((h, b)),
+            match self.0.binary_search_by_key(&h, |e| e.0) {
+                Ok(i) => self.0[i].1 = self.0[i].1.max(b),
+                Err(i) => self.0.insert(i, (h, b)),
             }
         }
         if self.0.len() > cap {
             self.0
                 .sort_unstable_by_key(|e| (std::cmp::Reverse(e.1), e.0));
             self.0.truncate(cap);
+            self.0.sort_unstable_by_key(|e| e.0);
         }
     }
 
@@ -284,6 +288,7 @@ mod tests {
             let (sa, sb) = (mk(&a), mk(&b));
             let mut ab = sa.clone(); ab.merge(&sb, cap);
             let mut ba = sb.clone(); ba.merge(&sa, cap);
+            prop_assert_eq!(&ab, &ba);
             for lo in 0..50 {
                 prop_assert_eq!(ab.count_since(lo), ba.count_since(lo));
             }
