@@ -358,8 +358,8 @@ fn install() -> Result<PathBuf, String> {
 struct InstallLock(PathBuf);
 
 impl InstallLock {
-    /// Take the lock, waiting for a live holder; returns early (with no
-    /// lock) as an error-free `Ok` only through `done` becoming true.
+    /// Take the lock, waiting while a live process holds it; `Ok(None)`
+    /// when `done` turns true meanwhile (another process installed moto).
     fn acquire(path: &Path, done: &dyn Fn() -> bool) -> Result<Option<InstallLock>, String> {
         let t0 = Instant::now();
         loop {
