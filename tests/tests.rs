@@ -1,7 +1,10 @@
 //! The one integration-test binary (one link on a two-core machine):
 //! the `fail2waf` CLI as a user runs it, and detection quality on the
-//! scenario simulator.
+//! scenario simulator; the real peers that tests run against: moto's
+//! server (S3, WAFv2) and a Lambda Runtime API for the function binaries.
 
 mod cli;
+mod lambda_api;
+mod moto;
 mod quality;
 mod util;
