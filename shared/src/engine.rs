@@ -81,8 +81,10 @@ pub struct RuleState {
     pub first_ms: i64,
     /// Last matched request (epoch ms).
     pub last_ms: i64,
-    /// No new offense for this key and rule up to this bucket.
-    #[serde(default)]
+    /// No new offense for this key and rule up to this bucket. Not
+    /// stored: after a merge every window is judged again, and the ledger
+    /// ignores offenses that an active block already covers.
+    #[serde(skip)]
     pub quiet_until: Bucket,
     /// Example requests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -516,9 +518,16 @@ impl Engine {
     /// [`Engine::export`] restricted to keys for which `keep` holds
     /// (a shard of the state).
     pub fn export_where(&self, keep: impl Fn(&IpNet) -> bool) -> StoredState {
+        self.export_with(keep, false)
+    }
+
+    /// [`Engine::export_where`], with `totals_only` also the keys that have
+    /// no matched requests (their totals can then be added to keys that
+    /// have them elsewhere: the ratio of a key counted in several objects).
+    pub fn export_with(&self, keep: impl Fn(&IpNet) -> bool, totals_only: bool) -> StoredState {
         let mut keys = BTreeMap::new();
         for (k, ks) in &self.keys {
-            if ks.rules.is_empty() || !keep(k) {
+            if (ks.rules.is_empty() && !totals_only) || !keep(k) {
                 continue;
             }
             let rules = ks
@@ -585,30 +594,39 @@ impl Engine {
     /// Evaluate every window of every key held (after [`Engine::import`]
     /// brought counts from elsewhere) and queue the offenses found.
     pub fn evaluate_all(&mut self) {
-        let mut todo: Vec<(IpNet, usize, Bucket)> = Vec::new();
+        self.evaluate_keys(None);
+    }
+
+    /// Evaluate every window of the keys in `only` (all keys: `None`), in
+    /// key and time order, and queue the offenses found.
+    pub fn evaluate_keys(&mut self, only: Option<&std::collections::BTreeSet<IpNet>>) {
+        let mut todo: Vec<(IpNet, usize)> = Vec::new();
         for (k, ks) in &self.keys {
-            for (r, rs) in &ks.rules {
-                if let Some(first) = rs.matched.oldest() {
-                    todo.push((*k, *r as usize, first));
-                }
+            if only.is_some_and(|o| !o.contains(k)) {
+                continue;
             }
+            todo.extend(ks.rules.iter().map(|(r, _)| (*k, *r as usize)));
         }
         todo.sort_unstable();
-        for (k, r, first) in todo {
-            // Walk the buckets in order so the earliest offending window wins.
+        for (k, r) in todo {
             let buckets: Vec<Bucket> = self.keys[&k]
                 .rule(r as u16)
-                .map(|rs| rs.matched.buckets_in(first, Bucket::MAX).collect())
+                .map(|rs| rs.matched.iter().map(|(b, _)| b).collect())
                 .unwrap_or_default();
-            let before = self.offenses.len();
             for b in buckets {
                 let t = self.bucket_end_ms(b);
                 self.evaluate(k, r, b, t);
-                if self.offenses.len() > before {
-                    break;
-                }
             }
         }
+    }
+
+    /// Drop every count older than bucket `b` (wall-clock pruning of
+    /// stored state that sees no new records).
+    pub fn prune_before(&mut self, b: Bucket) {
+        let newest = self.newest;
+        self.newest = b.saturating_add(self.longest).max(newest);
+        self.prune();
+        self.newest = newest;
     }
 }
 

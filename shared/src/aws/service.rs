@@ -1,0 +1,631 @@
+//! The deployed product's operations: ingest a log object, enforce the
+//! ledger on WAF, expire blocks, react to an alarm. The Lambda handlers
+//! and the CLI call these; everything here goes through the real AWS SDK.
+
+use super::s3::{client_from_env, BodyReader, S3Error, S3Loc};
+use super::store::{Lease, S3Store, Shard};
+use super::waf::{sync_set, validate, IpSetRef, IpVersion, WafError};
+use crate::config::Config;
+use crate::engine::{Engine, Offense, StoredState};
+use crate::formats::{detect_from_name, Format, NameHint};
+use crate::ledger::{Block, Ledger, Outcome, Policy};
+use crate::pipeline::{Detector, FileReport};
+use ipnet::IpNet;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+/// How long a WAF writer may hold the lease before others may take over.
+const LEASE_MS: i64 = 30_000;
+
+/// Minimum time between two UpdateIPSet calls (the account-wide limit).
+const WRITE_SPACING_MS: i64 = 1000;
+
+/// Counts older than this before now (beyond the longest window) are
+/// pruned from stored state: logs arrive minutes to hours late.
+const LATE_SLACK_MS: i64 = 2 * 3600 * 1000;
+
+/// Settings of a deployed function, from its environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `FAIL2WAF_STATE`: where state lives.
+    pub state: S3Loc,
+    /// `FAIL2WAF_IPSET_V4_ARN`.
+    pub ipset_v4: Option<IpSetRef>,
+    /// `FAIL2WAF_IPSET_V6_ARN`.
+    pub ipset_v6: Option<IpSetRef>,
+    /// `FAIL2WAF_DRY_RUN=true`: decide and log, never touch WAF.
+    pub dry_run: bool,
+    /// `FAIL2WAF_SHARDS` (default 16).
+    pub shards: u32,
+    /// `FAIL2WAF_LOG_PREFIXES`: comma-separated `s3://bucket/prefix/` the
+    /// alarm function re-scans; `{date}` expands to `YYYY/MM/DD`.
+    pub log_prefixes: Vec<String>,
+    /// `FAIL2WAF_CONFIG`: a path or `s3://` URI of the rules file.
+    pub config: Option<String>,
+    /// `FAIL2WAF_FORMAT`: force a log format instead of detecting it.
+    pub format: Option<String>,
+}
+
+impl Settings {
+    /// Read the settings from environment variables (see DESIGN and
+    /// docs/deploy.md).
+    pub fn from_env() -> Result<Settings, String> {
+        Settings::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Read the settings through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let state = get("FAIL2WAF_STATE")
+            .ok_or("FAIL2WAF_STATE is not set (s3://bucket/prefix/)")?
+            .parse::<S3Loc>()
+            .map_err(|e| format!("FAIL2WAF_STATE: {e}"))?;
+        let arn = |name: &str| -> Result<Option<IpSetRef>, String> {
+            get(name).map(|a| a.parse::<IpSetRef>().map_err(|e| format!("{name}: {e}"))).transpose()
+        };
+        let dry_run = match get("FAIL2WAF_DRY_RUN").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => return Err(format!("FAIL2WAF_DRY_RUN: `{other}` is not true or false")),
+        };
+        let shards = match get("FAIL2WAF_SHARDS") {
+            None => 16,
+            Some(s) => s.parse().ok().filter(|n| (1..=256).contains(n)).ok_or("FAIL2WAF_SHARDS: 1–256")?,
+        };
+        let settings = Settings {
+            state,
+            ipset_v4: arn("FAIL2WAF_IPSET_V4_ARN")?,
+            ipset_v6: arn("FAIL2WAF_IPSET_V6_ARN")?,
+            dry_run,
+            shards,
+            log_prefixes: get("FAIL2WAF_LOG_PREFIXES")
+                .map(|v| v.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+                .unwrap_or_default(),
+            config: get("FAIL2WAF_CONFIG"),
+            format: get("FAIL2WAF_FORMAT"),
+        };
+        if !settings.dry_run && (settings.ipset_v4.is_none() || settings.ipset_v6.is_none()) {
+            return Err("FAIL2WAF_IPSET_V4_ARN and FAIL2WAF_IPSET_V6_ARN are required unless FAIL2WAF_DRY_RUN=true".into());
+        }
+        Ok(settings)
+    }
+}
+
+/// A failure of an operation, and whether a retry may help.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// S3 failed.
+    #[error(transparent)]
+    S3(#[from] S3Error),
+    /// WAF failed.
+    #[error(transparent)]
+    Waf(#[from] WafError),
+    /// The configuration or the input is wrong: a retry will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// A passing failure (a download broken mid-stream): retry.
+    #[error("{0}")]
+    Retryable(String),
+}
+
+impl ServiceError {
+    /// May a retry succeed?
+    pub fn retryable(&self) -> bool {
+        match self {
+            ServiceError::S3(e) => !matches!(e.status, Some(400 | 403)) && e.code.as_deref() != Some("InvalidState"),
+            ServiceError::Waf(e) => !matches!(
+                e.code.as_deref(),
+                Some("WAFInvalidParameterException" | "WAFNonexistentItemException" | "AccessDeniedException")
+            ),
+            ServiceError::Invalid(_) => false,
+            ServiceError::Retryable(_) => true,
+        }
+    }
+}
+
+/// What ingesting one object did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    /// `s3://bucket/key`.
+    pub object: String,
+    /// Why it was passed over, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Counted before (a duplicate event or a retry): nothing changed.
+    pub duplicate: bool,
+    /// Lines and formats.
+    pub file: FileReport,
+    /// Shards written.
+    pub shards_written: u32,
+    /// New blocks.
+    pub blocks: Vec<(IpNet, Block)>,
+    /// Newest event time seen in the object (epoch ms).
+    pub newest_event_ms: Option<i64>,
+}
+
+/// What an enforcement did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EnforceReport {
+    /// Another invocation holds the writer lease and will pick our change up.
+    pub deferred: bool,
+    /// Dry run: WAF was not touched.
+    pub dry_run: bool,
+    /// Networks in each set after the sync.
+    pub v4: usize,
+    /// Networks in each set after the sync.
+    pub v6: usize,
+    /// Active blocks left out for lack of capacity.
+    pub overflow: usize,
+    /// UpdateIPSet calls made.
+    pub writes: u32,
+    /// Networks added and removed.
+    pub added: usize,
+    /// Networks removed.
+    pub removed: usize,
+    /// Lock-token conflicts retried.
+    pub lock_retries: u32,
+    /// Throttled WAF calls retried.
+    pub throttled: u32,
+    /// Networks refused by validation (should be none).
+    pub invalid: Vec<String>,
+}
+
+/// The service: configuration, state store and WAF.
+pub struct Service {
+    /// The state store.
+    pub store: S3Store,
+    waf: Option<aws_sdk_wafv2::Client>,
+    /// The settings.
+    pub settings: Settings,
+    /// The rules.
+    pub config: Config,
+    policy: Policy,
+    format: Option<Format>,
+}
+
+impl Service {
+    /// Build clients from the environment (`AWS_ENDPOINT_URL` included) and
+    /// load the configuration (`FAIL2WAF_CONFIG`, a path or an s3:// URI).
+    pub async fn from_env() -> Result<Service, ServiceError> {
+        let settings = Settings::from_env().map_err(ServiceError::Invalid)?;
+        Service::new(settings).await
+    }
+
+    /// Build clients from the environment for `settings`.
+    pub async fn new(settings: Settings) -> Result<Service, ServiceError> {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let s3 = client_from_env(&sdk).await;
+        let config = match &settings.config {
+            None => Config::default(),
+            Some(src) => {
+                let text = match src.parse::<S3Loc>() {
+                    Ok(loc) => {
+                        let out = s3.get_object().bucket(&loc.bucket).key(&loc.prefix).send().await.map_err(|e| {
+                            ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))
+                        })?;
+                        let bytes = out.body.collect().await.map_err(|e| ServiceError::Retryable(e.to_string()))?;
+                        String::from_utf8(bytes.to_vec()).map_err(|_| ServiceError::Invalid(format!("{src}: not UTF-8")))?
+                    }
+                    Err(_) => std::fs::read_to_string(src).map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {e}")))?,
+                };
+                Config::parse(&text).map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {e}")))?
+            }
+        };
+        let format = match &settings.format {
+            None => None,
+            Some(name) => Some(config.format(name).ok_or_else(|| ServiceError::Invalid(format!("FAIL2WAF_FORMAT: unknown format `{name}`")))?),
+        };
+        let waf = (!settings.dry_run).then(|| super::waf::client_from_env(&sdk));
+        Ok(Service {
+            store: S3Store::new(s3, settings.state.clone(), settings.shards),
+            waf,
+            policy: Policy::new(&config),
+            config,
+            settings,
+            format,
+        })
+    }
+
+    fn threshold_factor(&self, ledger: &Ledger, now_ms: i64) -> f64 {
+        match ledger.incident_until_ms {
+            Some(t) if t > now_ms => self.config.file.incident.threshold_factor,
+            _ => 1.0,
+        }
+    }
+
+    /// Count one S3 log object into the shared state, decide, and enforce.
+    /// `now_ms` is wall-clock time (absorbed records, lease, expiry).
+    pub async fn ingest_object(&self, bucket: &str, key: &str, now_ms: i64, holder: &str) -> Result<IngestReport, ServiceError> {
+        let mut rep = IngestReport { object: format!("s3://{bucket}/{key}"), ..IngestReport::default() };
+        let loc = self.store.location();
+        if bucket == loc.bucket && key.starts_with(&loc.prefix) {
+            rep.skipped = Some("fail2waf's own state".into());
+            return Ok(rep);
+        }
+        if self.format.is_none() {
+            if let NameHint::Skip(why) = detect_from_name(key) {
+                rep.skipped = Some(why.into());
+                return Ok(rep);
+            }
+        }
+        let s3 = self.store.client();
+        let obj = match s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(o) => o,
+            Err(e) => {
+                let err = S3Error::from_sdk("GetObject", bucket, key, &e);
+                if err.is_not_found() {
+                    rep.skipped = Some("the object no longer exists".into());
+                    return Ok(rep);
+                }
+                return Err(err.into());
+            }
+        };
+        let etag = obj.e_tag().unwrap_or_default().trim_matches('"').to_string();
+        let id = format!("{bucket}/{key}@{etag}");
+        let reader = BodyReader::spawn(obj.body, 8);
+        let failed = reader.transport_failed();
+        self.ingest_reader(&id, key, reader, now_ms, holder, &mut rep, Some(failed)).await?;
+        Ok(rep)
+    }
+
+    /// Count any reader (an S3 body, a local file) as the log object `id`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn ingest_reader<R: Read + Send + 'static>(
+        &self,
+        id: &str,
+        name: &str,
+        reader: R,
+        now_ms: i64,
+        holder: &str,
+        rep: &mut IngestReport,
+        transport_failed: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Result<(), ServiceError> {
+        let ledger = self.store.ledger().await?;
+        let factor = self.threshold_factor(&ledger.value, now_ms);
+        let config = self.config.clone();
+        let (format, name_owned) = (self.format.clone(), name.to_string());
+        let (file, local) = tokio::task::spawn_blocking(move || {
+            let mut d = Detector::new(config);
+            let r = d.process(&name_owned, reader, format.as_ref());
+            let (engine, _) = d.into_parts();
+            (r, engine.export_with(|_| true, true))
+        })
+        .await
+        .map_err(|e| ServiceError::Retryable(format!("parser task: {e}")))?;
+        if transport_failed.is_some_and(|f| f.load(Ordering::SeqCst)) {
+            return Err(ServiceError::Retryable(format!(
+                "{}: download failed mid-stream ({}); nothing was counted",
+                rep.object,
+                file.error.clone().unwrap_or_default()
+            )));
+        }
+        rep.file = file;
+        if rep.file.skipped.is_some() || rep.file.lines_parsed == 0 {
+            rep.skipped = rep.file.skipped.clone().or_else(|| Some("no requests in it".into()));
+            return Ok(());
+        }
+        let bucket_ms = self.config.bucket_ms();
+        rep.newest_event_ms = Some((i64::from(local.newest) + 1) * bucket_ms - 1);
+
+        // Site-wide counts first: the shards are judged against them.
+        let site_only = StoredState { keys: BTreeMap::new(), ..local.clone() };
+        let mut duplicate = true;
+        let site = self
+            .store
+            .update::<Shard, _>(&self.store.site_key(), |sh| {
+                if sh.absorbed.contains_key(id) {
+                    return false;
+                }
+                duplicate = false;
+                sh.state = self.merge(&sh.state, &site_only, |_| false, now_ms, true);
+                sh.absorbed.insert(id.to_string(), now_ms);
+                sh.prune_absorbed(now_ms);
+                true
+            })
+            .await?;
+        rep.duplicate = duplicate;
+
+        // Then each touched shard: merge, and judge the keys this object touched.
+        let mut parts: BTreeMap<u32, BTreeSet<IpNet>> = BTreeMap::new();
+        for (k, sk) in &local.keys {
+            if !sk.rules.is_empty() {
+                parts.entry(self.store.shard_of(k)).or_default().insert(*k);
+            }
+        }
+        let mut offenses: Vec<Offense> = Vec::new();
+        for (n, touched) in parts {
+            let mut wrote = false;
+            let shard = self
+                .store
+                .update::<Shard, _>(&self.store.shard_key(n), |sh| {
+                    wrote = false;
+                    if sh.absorbed.contains_key(id) {
+                        return false;
+                    }
+                    sh.state = self.merge(&sh.state, &local, |k| self.store.shard_of(k) == n, now_ms, false);
+                    sh.absorbed.insert(id.to_string(), now_ms);
+                    sh.prune_absorbed(now_ms);
+                    wrote = true;
+                    true
+                })
+                .await?;
+            rep.shards_written += u32::from(wrote);
+            let mut engine = Engine::new(&self.config);
+            engine.set_threshold_factor(factor);
+            engine.import(&site.value.state);
+            engine.import(&shard.value.state);
+            engine.evaluate_keys(Some(&touched));
+            offenses.extend(engine.take_offenses());
+        }
+        rep.blocks = self.decide(offenses).await?;
+        if !rep.blocks.is_empty() {
+            self.enforce(now_ms, holder).await?;
+        }
+        Ok(())
+    }
+
+    /// `base` plus the keys of `add` for which `keep` holds (only keys that
+    /// have matched requests, or already exist in `base`), pruned. The site
+    /// object keeps only the site-wide counts; a shard only its keys.
+    fn merge(&self, base: &StoredState, add: &StoredState, keep: impl Fn(&IpNet) -> bool, now_ms: i64, site: bool) -> StoredState {
+        let mut e = Engine::new(&self.config);
+        e.import(base);
+        let mut part = add.clone();
+        part.keys.retain(|k, sk| keep(k) && (!sk.rules.is_empty() || base.keys.contains_key(k)));
+        e.import(&part);
+        e.prune_before(e.bucket_of(now_ms - LATE_SLACK_MS).saturating_sub(self.config.longest_window_buckets()));
+        e.prune();
+        let mut out = e.export();
+        if site {
+            out.keys.clear();
+        } else {
+            out.site = Default::default();
+        }
+        out
+    }
+
+    /// Apply offenses to the ledger; the new blocks.
+    async fn decide(&self, mut offenses: Vec<Offense>) -> Result<Vec<(IpNet, Block)>, ServiceError> {
+        if offenses.is_empty() {
+            return Ok(Vec::new());
+        }
+        offenses.sort_by(|a, b| (a.time_ms, a.key, &a.rule).cmp(&(b.time_ms, b.key, &b.rule)));
+        let mut added = Vec::new();
+        self.store
+            .update::<Ledger, _>(&self.store.ledger_key(), |l| {
+                added.clear();
+                for o in &offenses {
+                    if let Outcome::Blocked(b) = l.apply(o, &self.policy) {
+                        added.push((o.key.trunc(), b));
+                    }
+                }
+                !added.is_empty()
+            })
+            .await?;
+        Ok(added)
+    }
+
+    /// Make both IP sets hold the ledger's active blocks. One writer at a
+    /// time (a lease in S3): a concurrent caller returns `deferred` and the
+    /// holder, which re-reads the ledger until it is stable, picks its
+    /// change up. Writes are spaced by at least a second.
+    pub async fn enforce(&self, now_ms: i64, holder: &str) -> Result<EnforceReport, ServiceError> {
+        let mut rep = EnforceReport { dry_run: self.settings.dry_run, ..EnforceReport::default() };
+        let (Some(waf), Some(v4), Some(v6)) = (&self.waf, &self.settings.ipset_v4, &self.settings.ipset_v6) else {
+            let ledger = self.store.ledger().await?;
+            let d = ledger.value.desired(now_ms, &self.policy);
+            (rep.v4, rep.v6, rep.overflow) = (d.v4.len(), d.v6.len(), d.overflow_v4 + d.overflow_v6);
+            return Ok(rep);
+        };
+        let lease_key = self.store.lease_key();
+        for _round in 0..5 {
+            let lease = self.store.get::<Lease>(&lease_key).await?;
+            if !lease.value.holder.is_empty() && lease.value.holder != holder && lease.value.until_ms > now_ms {
+                rep.deferred = true;
+                return Ok(rep);
+            }
+            let last_write = Arc::new(Mutex::new(lease.value.last_write_ms));
+            let mine = Lease { holder: holder.into(), until_ms: now_ms + LEASE_MS, last_write_ms: lease.value.last_write_ms };
+            let Some(etag) = self.store.put(&lease_key, &mine, lease.etag.as_deref()).await? else {
+                rep.deferred = true;
+                return Ok(rep);
+            };
+            let synced = loop {
+                let ledger = self.store.ledger().await?;
+                let d = ledger.value.desired(now_ms, &self.policy);
+                rep.overflow = d.overflow_v4 + d.overflow_v6;
+                for (set, nets, version, widest, count) in [
+                    (v4, &d.v4, IpVersion::V4, self.config.file.max_prefix_v4, &mut rep.v4),
+                    (v6, &d.v6, IpVersion::V6, self.config.file.max_prefix_v6, &mut rep.v6),
+                ] {
+                    let mut want = BTreeSet::new();
+                    for n in nets {
+                        match validate(n, version, widest) {
+                            Ok(_) => {
+                                want.insert(*n);
+                            }
+                            Err(e) => rep.invalid.push(e),
+                        }
+                    }
+                    *count = want.len();
+                    let lw = last_write.clone();
+                    let out = sync_set(waf, set, &want, move || pace(lw.clone())).await?;
+                    rep.writes += u32::from(out.written);
+                    rep.added += out.added;
+                    rep.removed += out.removed;
+                    rep.lock_retries += out.lock_retries;
+                    rep.throttled += out.throttled;
+                }
+                let again = self.store.ledger().await?;
+                if again.etag == ledger.etag {
+                    break ledger.etag;
+                }
+            };
+            let released = Lease { holder: String::new(), until_ms: 0, last_write_ms: *last_write.lock().expect("lock") };
+            self.store.put(&lease_key, &released, Some(&etag)).await?;
+            if self.store.ledger().await?.etag == synced {
+                return Ok(rep);
+            }
+        }
+        Ok(rep)
+    }
+
+    /// Remove ended blocks, end incident mode when its time is up, prune
+    /// stored windows and absorbed records, and reconcile both IP sets with
+    /// the ledger (so a lost update heals). Returns the removed blocks.
+    pub async fn expire(&self, now_ms: i64, holder: &str) -> Result<(Vec<(IpNet, Block)>, EnforceReport), ServiceError> {
+        let mut removed = Vec::new();
+        self.store
+            .update::<Ledger, _>(&self.store.ledger_key(), |l| {
+                removed = l.expire(now_ms, &self.policy);
+                let incident_over = l.incident_until_ms.is_some_and(|t| t <= now_ms);
+                if incident_over {
+                    l.incident_until_ms = None;
+                }
+                !removed.is_empty() || incident_over
+            })
+            .await?;
+        let keys = (0..self.store.shards()).map(|n| (self.store.shard_key(n), false));
+        for (key, site) in keys.chain([(self.store.site_key(), true)]) {
+            self.store
+                .update::<Shard, _>(&key, |sh| {
+                    if *sh == Shard::default() {
+                        return false; // never written
+                    }
+                    let before = sh.clone();
+                    sh.state = self.merge(&sh.state, &StoredState::default(), |_| false, now_ms, site);
+                    sh.prune_absorbed(now_ms);
+                    *sh != before
+                })
+                .await?;
+        }
+        let rep = self.enforce(now_ms, holder).await?;
+        Ok((removed, rep))
+    }
+
+    /// Judge everything already counted again, with the current thresholds
+    /// (after incident mode began), and block what offends.
+    pub async fn rejudge(&self, now_ms: i64, holder: &str) -> Result<Vec<(IpNet, Block)>, ServiceError> {
+        let ledger = self.store.ledger().await?;
+        let factor = self.threshold_factor(&ledger.value, now_ms);
+        let site = self.store.get::<Shard>(&self.store.site_key()).await?;
+        let mut offenses = Vec::new();
+        for n in 0..self.store.shards() {
+            let shard = self.store.get::<Shard>(&self.store.shard_key(n)).await?;
+            if shard.etag.is_none() {
+                continue;
+            }
+            let mut engine = Engine::new(&self.config);
+            engine.set_threshold_factor(factor);
+            engine.import(&site.value.state);
+            engine.import(&shard.value.state);
+            engine.evaluate_all();
+            offenses.extend(engine.take_offenses());
+        }
+        let blocks = self.decide(offenses).await?;
+        if !blocks.is_empty() {
+            self.enforce(now_ms, holder).await?;
+        }
+        Ok(blocks)
+    }
+
+    /// Enter incident mode until `until_ms` (`None`: leave it).
+    pub async fn set_incident(&self, until_ms: Option<i64>) -> Result<(), ServiceError> {
+        self.store
+            .update::<Ledger, _>(&self.store.ledger_key(), |l| {
+                let changed = l.incident_until_ms != until_ms;
+                l.incident_until_ms = until_ms;
+                changed
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The log objects under the configured prefixes modified at or after
+    /// `since_ms` (`{date}` in a prefix expands to each day from then to now).
+    pub async fn recent_objects(&self, since_ms: i64, now_ms: i64) -> Result<Vec<(String, String)>, ServiceError> {
+        let mut out = Vec::new();
+        for p in &self.settings.log_prefixes {
+            let mut prefixes = Vec::new();
+            if p.contains("{date}") {
+                let mut day = since_ms.div_euclid(86_400_000);
+                while day <= now_ms.div_euclid(86_400_000) {
+                    let d = chrono::DateTime::from_timestamp(day * 86_400, 0).unwrap_or_default();
+                    prefixes.push(p.replace("{date}", &d.format("%Y/%m/%d").to_string()));
+                    day += 1;
+                }
+            } else {
+                prefixes.push(p.clone());
+            }
+            for prefix in prefixes {
+                let loc: S3Loc = prefix.parse().map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_LOG_PREFIXES: {e}")))?;
+                let mut pages = self.store.client().list_objects_v2().bucket(&loc.bucket).prefix(&loc.prefix).into_paginator().send();
+                let mut listed = 0usize;
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| S3Error::from_sdk("ListObjectsV2", &loc.bucket, &loc.prefix, &e))?;
+                    for o in page.contents() {
+                        listed += 1;
+                        let modified = o.last_modified().map_or(0, |t| t.to_millis().unwrap_or(0));
+                        if modified >= since_ms {
+                            if let Some(k) = o.key() {
+                                out.push((loc.bucket.clone(), k.to_string()));
+                            }
+                        }
+                    }
+                    if listed >= 50_000 {
+                        break;
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+async fn pace(last_write: Arc<Mutex<i64>>) {
+    let now = wall_ms();
+    let last = *last_write.lock().expect("lock");
+    let wait = last + WRITE_SPACING_MS - now;
+    if wait > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+    }
+    *last_write.lock().expect("lock") = wall_ms();
+}
+
+/// Wall-clock time in epoch milliseconds.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_from_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_string())
+        };
+        let arn4 = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/f-v4/id4";
+        let arn6 = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/f-v6/id6";
+        let s = Settings::from_lookup(env(&[
+            ("FAIL2WAF_STATE", "s3://state/fail2waf/"),
+            ("FAIL2WAF_IPSET_V4_ARN", arn4),
+            ("FAIL2WAF_IPSET_V6_ARN", arn6),
+        ]))
+        .unwrap();
+        assert_eq!((s.state.bucket.as_str(), s.shards, s.dry_run), ("state", 16, false));
+        assert!(Settings::from_lookup(env(&[("FAIL2WAF_STATE", "s3://state/")])).unwrap_err().contains("required"));
+        let s = Settings::from_lookup(env(&[("FAIL2WAF_STATE", "s3://state/"), ("FAIL2WAF_DRY_RUN", "TRUE")])).unwrap();
+        assert!(s.dry_run);
+        assert!(Settings::from_lookup(env(&[("FAIL2WAF_STATE", "s3://state/"), ("FAIL2WAF_DRY_RUN", "maybe")])).is_err());
+        assert!(Settings::from_lookup(env(&[])).unwrap_err().contains("FAIL2WAF_STATE"));
+        assert!(Settings::from_lookup(env(&[("FAIL2WAF_STATE", "/tmp")])).is_err());
+    }
+}
