@@ -3,6 +3,7 @@
 //! scenario simulator; the real peers that tests run against: moto's
 //! server (S3, WAFv2) and a Lambda Runtime API for the function binaries.
 
+mod aws;
 mod cli;
 mod lambda_api;
 mod moto;

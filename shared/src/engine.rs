@@ -109,7 +109,6 @@ impl RuleState {
         self.paths.merge(&o.paths, pcap);
         self.members.merge(&o.members, mcap);
         self.last_ms = self.last_ms.max(o.last_ms);
-        self.quiet_until = self.quiet_until.max(o.quiet_until);
         self.samples.extend(o.samples.iter().cloned());
         self.samples.sort();
         self.samples.dedup();
@@ -844,6 +843,36 @@ mod tests {
         assert_eq!(oa[0].key.to_string(), "198.51.100.7/32");
         // Keys without matched requests are not kept.
         assert!(!a.keys.contains_key(&"192.0.2.1/32".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_offense_found_alone_is_found_again_after_a_merge() {
+        // The offense quiets the key in the engine that found it; the merged
+        // state must judge it afresh (the ledger drops duplicates).
+        let config = Config::default();
+        let mut e = Engine::new(&config);
+        let hits: Vec<_> = (0..30)
+            .map(|i| {
+                hit(
+                    f64::from(i) + 0.458,
+                    "198.51.100.100",
+                    404,
+                    "GET",
+                    format!("/s{i}"),
+                )
+            })
+            .collect();
+        assert_eq!(run(&mut e, &hits).len(), 1);
+        let mut merged = Engine::new(&config);
+        merged.import(&e.export_with(|_| true, true));
+        merged.evaluate_all();
+        let again = merged.take_offenses();
+        assert!(
+            again
+                .iter()
+                .any(|o| o.rule == "scan-burst" && o.key.to_string() == "198.51.100.100/32"),
+            "{again:?}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! pointing `AWS_ENDPOINT_URL` at a local peer (moto) tests it unchanged.
 
 pub mod events;
+pub mod handlers;
 pub mod metrics;
 pub mod s3;
 pub mod service;

@@ -25,12 +25,17 @@ pub struct S3Loc {
 impl FromStr for S3Loc {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let rest = s.strip_prefix("s3://").ok_or_else(|| format!("`{s}` is not an s3:// URI"))?;
+        let rest = s
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("`{s}` is not an s3:// URI"))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(format!("`{s}` names no bucket"));
         }
-        Ok(S3Loc { bucket: bucket.to_string(), prefix: prefix.to_string() })
+        Ok(S3Loc {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
     }
 }
 
@@ -71,7 +76,12 @@ pub struct S3Error {
 }
 
 impl S3Error {
-    pub(crate) fn from_sdk<E>(op: &'static str, bucket: &str, key: &str, e: &aws_sdk_s3::error::SdkError<E, HttpResponse>) -> S3Error
+    pub(crate) fn from_sdk<E>(
+        op: &'static str,
+        bucket: &str,
+        key: &str,
+        e: &aws_sdk_s3::error::SdkError<E, HttpResponse>,
+    ) -> S3Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -94,7 +104,10 @@ impl S3Error {
     /// conditional write (409 `ConditionalRequestConflict`).
     pub fn is_conflict(&self) -> bool {
         matches!(self.status, Some(412 | 409))
-            || matches!(self.code.as_deref(), Some("PreconditionFailed" | "ConditionalRequestConflict"))
+            || matches!(
+                self.code.as_deref(),
+                Some("PreconditionFailed" | "ConditionalRequestConflict")
+            )
     }
 }
 
@@ -108,13 +121,20 @@ pub struct Versioned<T> {
 }
 
 /// Read a JSON object; a missing object reads as `T::default()`.
-pub async fn get_json<T: DeserializeOwned + Default>(s3: &Client, bucket: &str, key: &str) -> Result<Versioned<T>, S3Error> {
+pub async fn get_json<T: DeserializeOwned + Default>(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Versioned<T>, S3Error> {
     let out = match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(o) => o,
         Err(e) => {
             let err = S3Error::from_sdk("GetObject", bucket, key, &e);
             if err.is_not_found() {
-                return Ok(Versioned { value: T::default(), etag: None });
+                return Ok(Versioned {
+                    value: T::default(),
+                    etag: None,
+                });
             }
             return Err(err);
         }
@@ -149,7 +169,12 @@ pub async fn put_json<T: Serialize>(
     etag: Option<&str>,
 ) -> Result<Result<String, ()>, S3Error> {
     let body = serde_json::to_vec(value).expect("state serializes");
-    let mut req = s3.put_object().bucket(bucket).key(key).content_type("application/json").body(ByteStream::from(body));
+    let mut req = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(body));
     req = match etag {
         Some(t) => req.if_match(t),
         None => req.if_none_match("*"),
@@ -194,13 +219,22 @@ impl BodyReader {
                     Ok(None) => return,
                     Err(e) => {
                         flag.store(true, Ordering::SeqCst);
-                        let _ = tx.send(Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.to_string()))).await;
+                        let _ = tx
+                            .send(Err(io::Error::new(
+                                io::ErrorKind::ConnectionAborted,
+                                e.to_string(),
+                            )))
+                            .await;
                         return;
                     }
                 }
             }
         });
-        BodyReader { rx, chunk: bytes::Bytes::new(), failed }
+        BodyReader {
+            rx,
+            chunk: bytes::Bytes::new(),
+            failed,
+        }
     }
 
     /// Did the download itself fail (so the object was not read whole)?
@@ -230,7 +264,10 @@ impl Read for BodyReader {
 /// set, as local peers need.
 pub async fn client_from_env(config: &aws_config::SdkConfig) -> Client {
     let mut b = aws_sdk_s3::config::Builder::from(config);
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() {
+    if config.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+    {
         b = b.force_path_style(true);
     }
     Client::from_conf(b.build())
@@ -243,7 +280,10 @@ mod tests {
     #[test]
     fn locations() {
         let l: S3Loc = "s3://state-bucket/fail2waf/".parse().unwrap();
-        assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("state-bucket", "fail2waf/"));
+        assert_eq!(
+            (l.bucket.as_str(), l.prefix.as_str()),
+            ("state-bucket", "fail2waf/")
+        );
         assert_eq!(l.key("ledger.json"), "fail2waf/ledger.json");
         let l: S3Loc = "s3://b".parse().unwrap();
         assert_eq!(l.key("x"), "x");

@@ -63,16 +63,26 @@ impl Settings {
             .parse::<S3Loc>()
             .map_err(|e| format!("FAIL2WAF_STATE: {e}"))?;
         let arn = |name: &str| -> Result<Option<IpSetRef>, String> {
-            get(name).map(|a| a.parse::<IpSetRef>().map_err(|e| format!("{name}: {e}"))).transpose()
+            get(name)
+                .map(|a| a.parse::<IpSetRef>().map_err(|e| format!("{name}: {e}")))
+                .transpose()
         };
-        let dry_run = match get("FAIL2WAF_DRY_RUN").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let dry_run = match get("FAIL2WAF_DRY_RUN")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
             Some(other) => return Err(format!("FAIL2WAF_DRY_RUN: `{other}` is not true or false")),
         };
         let shards = match get("FAIL2WAF_SHARDS") {
             None => 16,
-            Some(s) => s.parse().ok().filter(|n| (1..=256).contains(n)).ok_or("FAIL2WAF_SHARDS: 1–256")?,
+            Some(s) => s
+                .parse()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or("FAIL2WAF_SHARDS: 1–256")?,
         };
         let settings = Settings {
             state,
@@ -81,7 +91,12 @@ impl Settings {
             dry_run,
             shards,
             log_prefixes: get("FAIL2WAF_LOG_PREFIXES")
-                .map(|v| v.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
             config: get("FAIL2WAF_CONFIG"),
             format: get("FAIL2WAF_FORMAT"),
@@ -114,10 +129,16 @@ impl ServiceError {
     /// May a retry succeed?
     pub fn retryable(&self) -> bool {
         match self {
-            ServiceError::S3(e) => !matches!(e.status, Some(400 | 403)) && e.code.as_deref() != Some("InvalidState"),
+            ServiceError::S3(e) => {
+                !matches!(e.status, Some(400 | 403)) && e.code.as_deref() != Some("InvalidState")
+            }
             ServiceError::Waf(e) => !matches!(
                 e.code.as_deref(),
-                Some("WAFInvalidParameterException" | "WAFNonexistentItemException" | "AccessDeniedException")
+                Some(
+                    "WAFInvalidParameterException"
+                        | "WAFNonexistentItemException"
+                        | "AccessDeniedException"
+                )
             ),
             ServiceError::Invalid(_) => false,
             ServiceError::Retryable(_) => true,
@@ -143,6 +164,9 @@ pub struct IngestReport {
     pub blocks: Vec<(IpNet, Block)>,
     /// Newest event time seen in the object (epoch ms).
     pub newest_event_ms: Option<i64>,
+    /// The enforcement that followed new blocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforce: Option<EnforceReport>,
 }
 
 /// What an enforcement did.
@@ -195,29 +219,58 @@ impl Service {
 
     /// Build clients from the environment for `settings`.
     pub async fn new(settings: Settings) -> Result<Service, ServiceError> {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let s3 = client_from_env(&sdk).await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        Service::with_sdk(settings, &sdk).await
+    }
+
+    /// Build clients from an SDK configuration for `settings`.
+    pub async fn with_sdk(
+        settings: Settings,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Service, ServiceError> {
+        let s3 = client_from_env(sdk).await;
         let config = match &settings.config {
             None => Config::default(),
             Some(src) => {
                 let text = match src.parse::<S3Loc>() {
                     Ok(loc) => {
-                        let out = s3.get_object().bucket(&loc.bucket).key(&loc.prefix).send().await.map_err(|e| {
-                            ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))
-                        })?;
-                        let bytes = out.body.collect().await.map_err(|e| ServiceError::Retryable(e.to_string()))?;
-                        String::from_utf8(bytes.to_vec()).map_err(|_| ServiceError::Invalid(format!("{src}: not UTF-8")))?
+                        let out = s3
+                            .get_object()
+                            .bucket(&loc.bucket)
+                            .key(&loc.prefix)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                ServiceError::Invalid(format!(
+                                    "FAIL2WAF_CONFIG {src}: {}",
+                                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                                ))
+                            })?;
+                        let bytes = out
+                            .body
+                            .collect()
+                            .await
+                            .map_err(|e| ServiceError::Retryable(e.to_string()))?;
+                        String::from_utf8(bytes.to_vec())
+                            .map_err(|_| ServiceError::Invalid(format!("{src}: not UTF-8")))?
                     }
-                    Err(_) => std::fs::read_to_string(src).map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {e}")))?,
+                    Err(_) => std::fs::read_to_string(src).map_err(|e| {
+                        ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {e}"))
+                    })?,
                 };
-                Config::parse(&text).map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {e}")))?
+                Config::parse(&text)
+                    .map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {e}")))?
             }
         };
         let format = match &settings.format {
             None => None,
-            Some(name) => Some(config.format(name).ok_or_else(|| ServiceError::Invalid(format!("FAIL2WAF_FORMAT: unknown format `{name}`")))?),
+            Some(name) => Some(config.format(name).ok_or_else(|| {
+                ServiceError::Invalid(format!("FAIL2WAF_FORMAT: unknown format `{name}`"))
+            })?),
         };
-        let waf = (!settings.dry_run).then(|| super::waf::client_from_env(&sdk));
+        let waf = (!settings.dry_run).then(|| super::waf::client_from_env(sdk));
         Ok(Service {
             store: S3Store::new(s3, settings.state.clone(), settings.shards),
             waf,
@@ -237,8 +290,17 @@ impl Service {
 
     /// Count one S3 log object into the shared state, decide, and enforce.
     /// `now_ms` is wall-clock time (absorbed records, lease, expiry).
-    pub async fn ingest_object(&self, bucket: &str, key: &str, now_ms: i64, holder: &str) -> Result<IngestReport, ServiceError> {
-        let mut rep = IngestReport { object: format!("s3://{bucket}/{key}"), ..IngestReport::default() };
+    pub async fn ingest_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        now_ms: i64,
+        holder: &str,
+    ) -> Result<IngestReport, ServiceError> {
+        let mut rep = IngestReport {
+            object: format!("s3://{bucket}/{key}"),
+            ..IngestReport::default()
+        };
         let loc = self.store.location();
         if bucket == loc.bucket && key.starts_with(&loc.prefix) {
             rep.skipped = Some("fail2waf's own state".into());
@@ -262,11 +324,16 @@ impl Service {
                 return Err(err.into());
             }
         };
-        let etag = obj.e_tag().unwrap_or_default().trim_matches('"').to_string();
+        let etag = obj
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string();
         let id = format!("{bucket}/{key}@{etag}");
         let reader = BodyReader::spawn(obj.body, 8);
         let failed = reader.transport_failed();
-        self.ingest_reader(&id, key, reader, now_ms, holder, &mut rep, Some(failed)).await?;
+        self.ingest_reader(&id, key, reader, now_ms, holder, &mut rep, Some(failed))
+            .await?;
         Ok(rep)
     }
 
@@ -303,14 +370,21 @@ impl Service {
         }
         rep.file = file;
         if rep.file.skipped.is_some() || rep.file.lines_parsed == 0 {
-            rep.skipped = rep.file.skipped.clone().or_else(|| Some("no requests in it".into()));
+            rep.skipped = rep
+                .file
+                .skipped
+                .clone()
+                .or_else(|| Some("no requests in it".into()));
             return Ok(());
         }
         let bucket_ms = self.config.bucket_ms();
         rep.newest_event_ms = Some((i64::from(local.newest) + 1) * bucket_ms - 1);
 
         // Site-wide counts first: the shards are judged against them.
-        let site_only = StoredState { keys: BTreeMap::new(), ..local.clone() };
+        let site_only = StoredState {
+            keys: BTreeMap::new(),
+            ..local.clone()
+        };
         let mut duplicate = true;
         let site = self
             .store
@@ -344,7 +418,13 @@ impl Service {
                     if sh.absorbed.contains_key(id) {
                         return false;
                     }
-                    sh.state = self.merge(&sh.state, &local, |k| self.store.shard_of(k) == n, now_ms, false);
+                    sh.state = self.merge(
+                        &sh.state,
+                        &local,
+                        |k| self.store.shard_of(k) == n,
+                        now_ms,
+                        false,
+                    );
                     sh.absorbed.insert(id.to_string(), now_ms);
                     sh.prune_absorbed(now_ms);
                     wrote = true;
@@ -361,7 +441,7 @@ impl Service {
         }
         rep.blocks = self.decide(offenses).await?;
         if !rep.blocks.is_empty() {
-            self.enforce(now_ms, holder).await?;
+            rep.enforce = Some(self.enforce(now_ms, holder).await?);
         }
         Ok(())
     }
@@ -369,13 +449,24 @@ impl Service {
     /// `base` plus the keys of `add` for which `keep` holds (only keys that
     /// have matched requests, or already exist in `base`), pruned. The site
     /// object keeps only the site-wide counts; a shard only its keys.
-    fn merge(&self, base: &StoredState, add: &StoredState, keep: impl Fn(&IpNet) -> bool, now_ms: i64, site: bool) -> StoredState {
+    fn merge(
+        &self,
+        base: &StoredState,
+        add: &StoredState,
+        keep: impl Fn(&IpNet) -> bool,
+        now_ms: i64,
+        site: bool,
+    ) -> StoredState {
         let mut e = Engine::new(&self.config);
         e.import(base);
         let mut part = add.clone();
-        part.keys.retain(|k, sk| keep(k) && (!sk.rules.is_empty() || base.keys.contains_key(k)));
+        part.keys
+            .retain(|k, sk| keep(k) && (!sk.rules.is_empty() || base.keys.contains_key(k)));
         e.import(&part);
-        e.prune_before(e.bucket_of(now_ms - LATE_SLACK_MS).saturating_sub(self.config.longest_window_buckets()));
+        e.prune_before(
+            e.bucket_of(now_ms - LATE_SLACK_MS)
+                .saturating_sub(self.config.longest_window_buckets()),
+        );
         e.prune();
         let mut out = e.export();
         if site {
@@ -387,7 +478,10 @@ impl Service {
     }
 
     /// Apply offenses to the ledger; the new blocks.
-    async fn decide(&self, mut offenses: Vec<Offense>) -> Result<Vec<(IpNet, Block)>, ServiceError> {
+    async fn decide(
+        &self,
+        mut offenses: Vec<Offense>,
+    ) -> Result<Vec<(IpNet, Block)>, ServiceError> {
         if offenses.is_empty() {
             return Ok(Vec::new());
         }
@@ -412,23 +506,40 @@ impl Service {
     /// holder, which re-reads the ledger until it is stable, picks its
     /// change up. Writes are spaced by at least a second.
     pub async fn enforce(&self, now_ms: i64, holder: &str) -> Result<EnforceReport, ServiceError> {
-        let mut rep = EnforceReport { dry_run: self.settings.dry_run, ..EnforceReport::default() };
-        let (Some(waf), Some(v4), Some(v6)) = (&self.waf, &self.settings.ipset_v4, &self.settings.ipset_v6) else {
+        let mut rep = EnforceReport {
+            dry_run: self.settings.dry_run,
+            ..EnforceReport::default()
+        };
+        let (Some(waf), Some(v4), Some(v6)) =
+            (&self.waf, &self.settings.ipset_v4, &self.settings.ipset_v6)
+        else {
             let ledger = self.store.ledger().await?;
             let d = ledger.value.desired(now_ms, &self.policy);
-            (rep.v4, rep.v6, rep.overflow) = (d.v4.len(), d.v6.len(), d.overflow_v4 + d.overflow_v6);
+            (rep.v4, rep.v6, rep.overflow) =
+                (d.v4.len(), d.v6.len(), d.overflow_v4 + d.overflow_v6);
             return Ok(rep);
         };
         let lease_key = self.store.lease_key();
         for _round in 0..5 {
             let lease = self.store.get::<Lease>(&lease_key).await?;
-            if !lease.value.holder.is_empty() && lease.value.holder != holder && lease.value.until_ms > now_ms {
+            if !lease.value.holder.is_empty()
+                && lease.value.holder != holder
+                && lease.value.until_ms > now_ms
+            {
                 rep.deferred = true;
                 return Ok(rep);
             }
             let last_write = Arc::new(Mutex::new(lease.value.last_write_ms));
-            let mine = Lease { holder: holder.into(), until_ms: now_ms + LEASE_MS, last_write_ms: lease.value.last_write_ms };
-            let Some(etag) = self.store.put(&lease_key, &mine, lease.etag.as_deref()).await? else {
+            let mine = Lease {
+                holder: holder.into(),
+                until_ms: now_ms + LEASE_MS,
+                last_write_ms: lease.value.last_write_ms,
+            };
+            let Some(etag) = self
+                .store
+                .put(&lease_key, &mine, lease.etag.as_deref())
+                .await?
+            else {
                 rep.deferred = true;
                 return Ok(rep);
             };
@@ -437,8 +548,20 @@ impl Service {
                 let d = ledger.value.desired(now_ms, &self.policy);
                 rep.overflow = d.overflow_v4 + d.overflow_v6;
                 for (set, nets, version, widest, count) in [
-                    (v4, &d.v4, IpVersion::V4, self.config.file.max_prefix_v4, &mut rep.v4),
-                    (v6, &d.v6, IpVersion::V6, self.config.file.max_prefix_v6, &mut rep.v6),
+                    (
+                        v4,
+                        &d.v4,
+                        IpVersion::V4,
+                        self.config.file.max_prefix_v4,
+                        &mut rep.v4,
+                    ),
+                    (
+                        v6,
+                        &d.v6,
+                        IpVersion::V6,
+                        self.config.file.max_prefix_v6,
+                        &mut rep.v6,
+                    ),
                 ] {
                     let mut want = BTreeSet::new();
                     for n in nets {
@@ -463,7 +586,11 @@ impl Service {
                     break ledger.etag;
                 }
             };
-            let released = Lease { holder: String::new(), until_ms: 0, last_write_ms: *last_write.lock().expect("lock") };
+            let released = Lease {
+                holder: String::new(),
+                until_ms: 0,
+                last_write_ms: *last_write.lock().expect("lock"),
+            };
             self.store.put(&lease_key, &released, Some(&etag)).await?;
             if self.store.ledger().await?.etag == synced {
                 return Ok(rep);
@@ -475,7 +602,11 @@ impl Service {
     /// Remove ended blocks, end incident mode when its time is up, prune
     /// stored windows and absorbed records, and reconcile both IP sets with
     /// the ledger (so a lost update heals). Returns the removed blocks.
-    pub async fn expire(&self, now_ms: i64, holder: &str) -> Result<(Vec<(IpNet, Block)>, EnforceReport), ServiceError> {
+    pub async fn expire(
+        &self,
+        now_ms: i64,
+        holder: &str,
+    ) -> Result<(Vec<(IpNet, Block)>, EnforceReport), ServiceError> {
         let mut removed = Vec::new();
         self.store
             .update::<Ledger, _>(&self.store.ledger_key(), |l| {
@@ -495,7 +626,8 @@ impl Service {
                         return false; // never written
                     }
                     let before = sh.clone();
-                    sh.state = self.merge(&sh.state, &StoredState::default(), |_| false, now_ms, site);
+                    sh.state =
+                        self.merge(&sh.state, &StoredState::default(), |_| false, now_ms, site);
                     sh.prune_absorbed(now_ms);
                     *sh != before
                 })
@@ -507,7 +639,11 @@ impl Service {
 
     /// Judge everything already counted again, with the current thresholds
     /// (after incident mode began), and block what offends.
-    pub async fn rejudge(&self, now_ms: i64, holder: &str) -> Result<Vec<(IpNet, Block)>, ServiceError> {
+    pub async fn rejudge(
+        &self,
+        now_ms: i64,
+        holder: &str,
+    ) -> Result<Vec<(IpNet, Block)>, ServiceError> {
         let ledger = self.store.ledger().await?;
         let factor = self.threshold_factor(&ledger.value, now_ms);
         let site = self.store.get::<Shard>(&self.store.site_key()).await?;
@@ -545,7 +681,11 @@ impl Service {
 
     /// The log objects under the configured prefixes modified at or after
     /// `since_ms` (`{date}` in a prefix expands to each day from then to now).
-    pub async fn recent_objects(&self, since_ms: i64, now_ms: i64) -> Result<Vec<(String, String)>, ServiceError> {
+    pub async fn recent_objects(
+        &self,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>, ServiceError> {
         let mut out = Vec::new();
         for p in &self.settings.log_prefixes {
             let mut prefixes = Vec::new();
@@ -560,11 +700,22 @@ impl Service {
                 prefixes.push(p.clone());
             }
             for prefix in prefixes {
-                let loc: S3Loc = prefix.parse().map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_LOG_PREFIXES: {e}")))?;
-                let mut pages = self.store.client().list_objects_v2().bucket(&loc.bucket).prefix(&loc.prefix).into_paginator().send();
+                let loc: S3Loc = prefix
+                    .parse()
+                    .map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_LOG_PREFIXES: {e}")))?;
+                let mut pages = self
+                    .store
+                    .client()
+                    .list_objects_v2()
+                    .bucket(&loc.bucket)
+                    .prefix(&loc.prefix)
+                    .into_paginator()
+                    .send();
                 let mut listed = 0usize;
                 while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| S3Error::from_sdk("ListObjectsV2", &loc.bucket, &loc.prefix, &e))?;
+                    let page = page.map_err(|e| {
+                        S3Error::from_sdk("ListObjectsV2", &loc.bucket, &loc.prefix, &e)
+                    })?;
                     for o in page.contents() {
                         listed += 1;
                         let modified = o.last_modified().map_or(0, |t| t.to_millis().unwrap_or(0));
@@ -607,25 +758,45 @@ pub fn wall_ms() -> i64 {
 mod tests {
     use super::*;
 
+    fn lookup(pairs: &[(&str, &str)], k: &str) -> Option<String> {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_string())
+    }
+
     #[test]
     fn settings_from_the_environment() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_string())
-        };
-        let arn4 = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/f-v4/id4";
-        let arn6 = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/f-v6/id6";
-        let s = Settings::from_lookup(env(&[
+        const ARN4: &str = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/f-v4/id4";
+        const ARN6: &str = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/f-v6/id6";
+        let full = [
             ("FAIL2WAF_STATE", "s3://state/fail2waf/"),
-            ("FAIL2WAF_IPSET_V4_ARN", arn4),
-            ("FAIL2WAF_IPSET_V6_ARN", arn6),
-        ]))
-        .unwrap();
-        assert_eq!((s.state.bucket.as_str(), s.shards, s.dry_run), ("state", 16, false));
-        assert!(Settings::from_lookup(env(&[("FAIL2WAF_STATE", "s3://state/")])).unwrap_err().contains("required"));
-        let s = Settings::from_lookup(env(&[("FAIL2WAF_STATE", "s3://state/"), ("FAIL2WAF_DRY_RUN", "TRUE")])).unwrap();
-        assert!(s.dry_run);
-        assert!(Settings::from_lookup(env(&[("FAIL2WAF_STATE", "s3://state/"), ("FAIL2WAF_DRY_RUN", "maybe")])).is_err());
-        assert!(Settings::from_lookup(env(&[])).unwrap_err().contains("FAIL2WAF_STATE"));
-        assert!(Settings::from_lookup(env(&[("FAIL2WAF_STATE", "/tmp")])).is_err());
+            ("FAIL2WAF_IPSET_V4_ARN", ARN4),
+            ("FAIL2WAF_IPSET_V6_ARN", ARN6),
+        ];
+        let s = Settings::from_lookup(|k| lookup(&full, k)).unwrap();
+        assert_eq!(
+            (s.state.bucket.as_str(), s.shards, s.dry_run),
+            ("state", 16, false)
+        );
+        let no_sets = [("FAIL2WAF_STATE", "s3://state/")];
+        assert!(Settings::from_lookup(|k| lookup(&no_sets, k))
+            .unwrap_err()
+            .contains("required"));
+        let dry = [
+            ("FAIL2WAF_STATE", "s3://state/"),
+            ("FAIL2WAF_DRY_RUN", "TRUE"),
+        ];
+        assert!(Settings::from_lookup(|k| lookup(&dry, k)).unwrap().dry_run);
+        let bad = [
+            ("FAIL2WAF_STATE", "s3://state/"),
+            ("FAIL2WAF_DRY_RUN", "maybe"),
+        ];
+        assert!(Settings::from_lookup(|k| lookup(&bad, k)).is_err());
+        assert!(Settings::from_lookup(|_| None)
+            .unwrap_err()
+            .contains("FAIL2WAF_STATE"));
+        let local = [("FAIL2WAF_STATE", "/tmp")];
+        assert!(Settings::from_lookup(|k| lookup(&local, k)).is_err());
     }
 }

@@ -87,7 +87,12 @@ impl S3Store {
     /// A store at `loc` with `shards` shards (the shard count is part of the
     /// layout: change it only with a fresh prefix).
     pub fn new(s3: Client, loc: S3Loc, shards: u32) -> S3Store {
-        S3Store { s3, loc, shards: shards.clamp(1, 256), stats: StoreStats::default() }
+        S3Store {
+            s3,
+            loc,
+            shards: shards.clamp(1, 256),
+            stats: StoreStats::default(),
+        }
     }
 
     /// The S3 client.
@@ -134,15 +139,25 @@ impl S3Store {
     }
 
     /// Read a JSON object.
-    pub async fn get<T: DeserializeOwned + Default>(&self, key: &str) -> Result<Versioned<T>, S3Error> {
+    pub async fn get<T: DeserializeOwned + Default>(
+        &self,
+        key: &str,
+    ) -> Result<Versioned<T>, S3Error> {
         self.stats.gets.fetch_add(1, Ordering::Relaxed);
         get_json(&self.s3, &self.loc.bucket, key).await
     }
 
     /// Write a JSON object if still at `etag`; `Ok(None)` on a lost race.
-    pub async fn put<T: Serialize>(&self, key: &str, value: &T, etag: Option<&str>) -> Result<Option<String>, S3Error> {
+    pub async fn put<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        etag: Option<&str>,
+    ) -> Result<Option<String>, S3Error> {
         self.stats.puts.fetch_add(1, Ordering::Relaxed);
-        Ok(put_json(&self.s3, &self.loc.bucket, key, value, etag).await?.ok())
+        Ok(put_json(&self.s3, &self.loc.bucket, key, value, etag)
+            .await?
+            .ok())
     }
 
     /// Read–modify–write `key` until the conditional write wins. `change`
@@ -160,7 +175,10 @@ impl S3Store {
                 return Ok(v);
             }
             if let Some(etag) = self.put(key, &v.value, v.etag.as_deref()).await? {
-                return Ok(Versioned { value: v.value, etag: Some(etag) });
+                return Ok(Versioned {
+                    value: v.value,
+                    etag: Some(etag),
+                });
             }
             self.stats.cas_retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(backoff(attempt)).await;

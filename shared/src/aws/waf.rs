@@ -38,13 +38,17 @@ impl FromStr for IpSetRef {
     /// `arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID` (or `global/`
     /// for CloudFront).
     fn from_str(arn: &str) -> Result<Self, String> {
-        let bad = || format!("`{arn}` is not a WAFv2 IP set ARN (arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID)");
+        let bad = || {
+            format!("`{arn}` is not a WAFv2 IP set ARN (arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID)")
+        };
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         if parts.len() != 6 || parts[0] != "arn" || parts[2] != "wafv2" {
             return Err(bad());
         }
         let res: Vec<&str> = parts[5].split('/').collect();
-        let [scope, "ipset", name, id] = res.as_slice() else { return Err(bad()) };
+        let [scope, "ipset", name, id] = res.as_slice() else {
+            return Err(bad());
+        };
         let scope = match *scope {
             "regional" => Scope::Regional,
             "global" => Scope::Cloudfront,
@@ -53,7 +57,12 @@ impl FromStr for IpSetRef {
         if name.is_empty() || id.is_empty() {
             return Err(bad());
         }
-        Ok(IpSetRef { arn: arn.into(), name: (*name).into(), id: (*id).into(), scope })
+        Ok(IpSetRef {
+            arn: arn.into(),
+            name: (*name).into(),
+            id: (*id).into(),
+            scope,
+        })
     }
 }
 
@@ -68,7 +77,10 @@ pub enum IpVersion {
 
 /// Check one network for a WAF IP set; the canonical CIDR text if valid.
 pub fn validate(net: &IpNet, version: IpVersion, widest: u8) -> Result<String, String> {
-    let ok_version = matches!((net, version), (IpNet::V4(_), IpVersion::V4) | (IpNet::V6(_), IpVersion::V6));
+    let ok_version = matches!(
+        (net, version),
+        (IpNet::V4(_), IpVersion::V4) | (IpNet::V6(_), IpVersion::V6)
+    );
     if !ok_version {
         return Err(format!("{net}: wrong IP version for this set"));
     }
@@ -111,7 +123,15 @@ pub struct WafError {
 }
 
 fn is_throttle(code: Option<&str>) -> bool {
-    matches!(code, Some("ThrottlingException" | "WAFLimitsExceededException" | "TooManyRequestsException" | "WAFInternalErrorException"))
+    matches!(
+        code,
+        Some(
+            "ThrottlingException"
+                | "WAFLimitsExceededException"
+                | "TooManyRequestsException"
+                | "WAFInternalErrorException"
+        )
+    )
 }
 
 /// Make `set` hold exactly `desired` (already validated for its version).
@@ -135,7 +155,14 @@ where
         message,
     };
     for attempt in 0..MAX_ATTEMPTS {
-        let got = match waf.get_ip_set().name(&set.name).scope(set.scope.clone()).id(&set.id).send().await {
+        let got = match waf
+            .get_ip_set()
+            .name(&set.name)
+            .scope(set.scope.clone())
+            .id(&set.id)
+            .send()
+            .await
+        {
             Ok(g) => g,
             Err(e) => {
                 if is_throttle(e.code()) && attempt + 1 < MAX_ATTEMPTS {
@@ -143,7 +170,11 @@ where
                     tokio::time::sleep(backoff(attempt + 3)).await;
                     continue;
                 }
-                return Err(err("GetIPSet", e.code(), aws_sdk_wafv2::error::DisplayErrorContext(&e).to_string()));
+                return Err(err(
+                    "GetIPSet",
+                    e.code(),
+                    aws_sdk_wafv2::error::DisplayErrorContext(&e).to_string(),
+                ));
             }
         };
         let token = got.lock_token().unwrap_or_default().to_string();
@@ -190,7 +221,11 @@ where
                     _ => false,
                 };
                 if !retry || attempt + 1 == MAX_ATTEMPTS {
-                    return Err(err("UpdateIPSet", code.as_deref(), aws_sdk_wafv2::error::DisplayErrorContext(&e).to_string()));
+                    return Err(err(
+                        "UpdateIPSet",
+                        code.as_deref(),
+                        aws_sdk_wafv2::error::DisplayErrorContext(&e).to_string(),
+                    ));
                 }
                 tokio::time::sleep(backoff(attempt + 2)).await;
             }
@@ -210,11 +245,23 @@ mod tests {
 
     #[test]
     fn arns() {
-        let r: IpSetRef = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/fail2waf-v4/a1b2c3".parse().unwrap();
-        assert_eq!((r.name.as_str(), r.id.as_str(), r.scope.clone()), ("fail2waf-v4", "a1b2c3", Scope::Regional));
-        let g: IpSetRef = "arn:aws:wafv2:us-east-1:123456789012:global/ipset/x/y".parse().unwrap();
+        let r: IpSetRef = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/fail2waf-v4/a1b2c3"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.id.as_str(), r.scope.clone()),
+            ("fail2waf-v4", "a1b2c3", Scope::Regional)
+        );
+        let g: IpSetRef = "arn:aws:wafv2:us-east-1:123456789012:global/ipset/x/y"
+            .parse()
+            .unwrap();
         assert_eq!(g.scope, Scope::Cloudfront);
-        for bad in ["", "arn:aws:s3:::b", "arn:aws:wafv2:us-east-1:1:regional/webacl/x/y", "arn:aws:wafv2:r:1:regional/ipset//y"] {
+        for bad in [
+            "",
+            "arn:aws:s3:::b",
+            "arn:aws:wafv2:us-east-1:1:regional/webacl/x/y",
+            "arn:aws:wafv2:r:1:regional/ipset//y",
+        ] {
             assert!(bad.parse::<IpSetRef>().is_err(), "{bad}");
         }
     }
@@ -222,11 +269,23 @@ mod tests {
     #[test]
     fn validation_refuses_what_waf_or_safety_would() {
         let v = |s: &str, ver, w| validate(&s.parse().unwrap(), ver, w);
-        assert_eq!(v("192.0.2.7/32", IpVersion::V4, 24), Ok("192.0.2.7/32".into()));
-        assert!(v("192.0.2.7/24", IpVersion::V4, 24).unwrap_err().contains("host bits"));
+        assert_eq!(
+            v("192.0.2.7/32", IpVersion::V4, 24),
+            Ok("192.0.2.7/32".into())
+        );
+        assert!(v("192.0.2.7/24", IpVersion::V4, 24)
+            .unwrap_err()
+            .contains("host bits"));
         assert!(v("0.0.0.0/0", IpVersion::V4, 0).is_err());
-        assert!(v("10.0.0.0/8", IpVersion::V4, 24).unwrap_err().contains("wider"));
-        assert!(v("2001:db8::/64", IpVersion::V4, 24).unwrap_err().contains("version"));
-        assert_eq!(v("2001:db8:1:2::/64", IpVersion::V6, 48), Ok("2001:db8:1:2::/64".into()));
+        assert!(v("10.0.0.0/8", IpVersion::V4, 24)
+            .unwrap_err()
+            .contains("wider"));
+        assert!(v("2001:db8::/64", IpVersion::V4, 24)
+            .unwrap_err()
+            .contains("version"));
+        assert_eq!(
+            v("2001:db8:1:2::/64", IpVersion::V6, 48),
+            Ok("2001:db8:1:2::/64".into())
+        );
     }
 }

@@ -1,0 +1,275 @@
+//! What each Lambda function does with its event, independent of the
+//! runtime: the binaries in `functions/` only wire these to
+//! `lambda_runtime`. Each returns the JSON response and the metrics of the
+//! invocation.
+
+use super::events::{
+    decode_alarm, decode_ingest, decode_s3_key, AlarmState, IngestEvent, ObjectRef,
+};
+use super::metrics::{Metrics, Unit};
+use super::service::{EnforceReport, IngestReport, Service, ServiceError};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+
+/// A failed invocation: the message, and whether Lambda should retry it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    /// What went wrong.
+    pub message: String,
+    /// A retry may succeed (the event is fine, a peer failed).
+    pub retryable: bool,
+}
+
+impl From<ServiceError> for HandlerError {
+    fn from(e: ServiceError) -> Self {
+        HandlerError {
+            retryable: e.retryable(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn metrics(function: &str) -> Metrics {
+    Metrics::new("fail2waf").dimension("Function", function)
+}
+
+fn count_ingest(m: &mut Metrics, r: &IngestReport, now_ms: i64) {
+    if r.skipped.is_some() {
+        m.add("ObjectsSkipped", 1.0, Unit::Count);
+        return;
+    }
+    m.add("ObjectsRead", 1.0, Unit::Count);
+    m.add(
+        "DuplicateObjects",
+        f64::from(u8::from(r.duplicate)),
+        Unit::Count,
+    );
+    m.add("LinesRead", r.file.lines_read as f64, Unit::Count);
+    m.add("LinesParsed", r.file.lines_parsed as f64, Unit::Count);
+    m.add("LinesSkipped", r.file.lines_skipped as f64, Unit::Count);
+    m.add(
+        "ReadErrors",
+        f64::from(u8::from(r.file.error.is_some())),
+        Unit::Count,
+    );
+    m.add("BlocksAdded", r.blocks.len() as f64, Unit::Count);
+    m.add("ShardsWritten", f64::from(r.shards_written), Unit::Count);
+    if let Some(t) = r.newest_event_ms {
+        m.set(
+            "DecisionLag",
+            (now_ms - t).max(0) as f64,
+            Unit::Milliseconds,
+        );
+    }
+    if let Some(e) = &r.enforce {
+        count_enforce(m, e);
+    }
+}
+
+fn count_enforce(m: &mut Metrics, e: &EnforceReport) {
+    m.add("WafWrites", f64::from(e.writes), Unit::Count);
+    m.add("WafLockRetries", f64::from(e.lock_retries), Unit::Count);
+    m.add("WafThrottled", f64::from(e.throttled), Unit::Count);
+    m.add(
+        "EnforceDeferred",
+        f64::from(u8::from(e.deferred)),
+        Unit::Count,
+    );
+    m.set("BlockedV4", e.v4 as f64, Unit::Count);
+    m.set("BlockedV6", e.v6 as f64, Unit::Count);
+    m.set("CapacityOverflow", e.overflow as f64, Unit::Count);
+    m.add("InvalidAddresses", e.invalid.len() as f64, Unit::Count);
+}
+
+fn count_store(m: &mut Metrics, svc: &Service) {
+    let s = &svc.store.stats;
+    m.set(
+        "StateGets",
+        s.gets.load(Ordering::Relaxed) as f64,
+        Unit::Count,
+    );
+    m.set(
+        "StatePuts",
+        s.puts.load(Ordering::Relaxed) as f64,
+        Unit::Count,
+    );
+    m.set(
+        "CasRetries",
+        s.cas_retries.load(Ordering::Relaxed) as f64,
+        Unit::Count,
+    );
+}
+
+async fn ingest_one(
+    svc: &Service,
+    o: &ObjectRef,
+    now_ms: i64,
+    holder: &str,
+) -> Result<IngestReport, ServiceError> {
+    let rep = svc.ingest_object(&o.bucket, &o.key, now_ms, holder).await?;
+    // EventBridge keys are passed as they come; if that name does not exist,
+    // try it form-decoded.
+    if rep.skipped.as_deref() == Some("the object no longer exists") {
+        if let Ok(decoded) = decode_s3_key(&o.key) {
+            if decoded != o.key {
+                return svc.ingest_object(&o.bucket, &decoded, now_ms, holder).await;
+            }
+        }
+    }
+    Ok(rep)
+}
+
+fn log_ingest(r: &IngestReport) {
+    match &r.skipped {
+        Some(why) => tracing::info!(object = %r.object, skipped = %why, "object skipped"),
+        None => tracing::info!(
+            object = %r.object,
+            duplicate = r.duplicate,
+            lines = r.file.lines_read,
+            parsed = r.file.lines_parsed,
+            skipped = r.file.lines_skipped,
+            blocks = r.blocks.len(),
+            "object ingested"
+        ),
+    }
+    if let Some(e) = &r.file.error {
+        tracing::warn!(object = %r.object, error = %e, "object damaged: every line before the damage was counted");
+    }
+    for (net, b) in &r.blocks {
+        tracing::info!(ip = %net, rule = %b.rule, since_ms = b.since_ms, until_ms = b.until_ms, offense = b.offense, "blocked");
+    }
+}
+
+/// The ingest function: S3 notifications (direct, SNS, SQS with partial
+/// batch failures, EventBridge). A retryable failure of a direct event
+/// fails the invocation (Lambda retries; absorbed records make the retry
+/// idempotent); in an SQS batch it fails only its message.
+pub async fn ingest(
+    svc: &Service,
+    event: &Value,
+    request_id: &str,
+    now_ms: i64,
+) -> Result<(Value, Metrics), HandlerError> {
+    let mut m = metrics("ingest");
+    let decoded = decode_ingest(event).map_err(|e| HandlerError {
+        message: e.to_string(),
+        retryable: false,
+    })?;
+    let response = match decoded {
+        IngestEvent::Test => json!({"status": "s3:TestEvent: nothing to do"}),
+        IngestEvent::Objects(objects) => {
+            let mut done = Vec::new();
+            for o in &objects {
+                let r = ingest_one(svc, o, now_ms, request_id).await?;
+                log_ingest(&r);
+                count_ingest(&mut m, &r, now_ms);
+                done.push(r.object);
+            }
+            json!({"objects": done})
+        }
+        IngestEvent::Sqs(items) => {
+            let mut failures = Vec::new();
+            for item in items {
+                match item.objects {
+                    Err(e) => {
+                        // A message that is not an S3 event will never be: drop it.
+                        tracing::error!(message_id = %item.message_id, error = %e, "not an S3 event: dropped");
+                        m.add("BadMessages", 1.0, Unit::Count);
+                    }
+                    Ok(objects) => {
+                        for o in &objects {
+                            match ingest_one(svc, o, now_ms, request_id).await {
+                                Ok(r) => {
+                                    log_ingest(&r);
+                                    count_ingest(&mut m, &r, now_ms);
+                                }
+                                Err(e) if e.retryable() => {
+                                    tracing::warn!(message_id = %item.message_id, error = %e, "will be retried");
+                                    failures.push(json!({"itemIdentifier": item.message_id}));
+                                    break;
+                                }
+                                Err(e) => {
+                                    tracing::error!(message_id = %item.message_id, error = %e, "cannot be ingested: dropped");
+                                    m.add("BadMessages", 1.0, Unit::Count);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            json!({"batchItemFailures": failures})
+        }
+    };
+    count_store(&mut m, svc);
+    Ok((response, m))
+}
+
+/// The expire function (every minute, any input): remove ended blocks,
+/// prune state, reconcile the IP sets with the ledger.
+pub async fn expire(
+    svc: &Service,
+    request_id: &str,
+    now_ms: i64,
+) -> Result<(Value, Metrics), HandlerError> {
+    let mut m = metrics("expire");
+    let (removed, rep) = svc.expire(now_ms, request_id).await?;
+    for (net, b) in &removed {
+        tracing::info!(ip = %net, rule = %b.rule, "block expired");
+    }
+    m.add("BlocksRemoved", removed.len() as f64, Unit::Count);
+    count_enforce(&mut m, &rep);
+    count_store(&mut m, svc);
+    Ok((
+        json!({"removed": removed.len(), "v4": rep.v4, "v6": rep.v6, "writes": rep.writes}),
+        m,
+    ))
+}
+
+/// The alarm function: ALARM enters incident mode (stricter thresholds)
+/// for the configured time, re-scans the log objects delivered during the
+/// alarm's evaluation window and judges everything counted again; OK ends
+/// incident mode.
+pub async fn alarm(
+    svc: &Service,
+    event: &Value,
+    request_id: &str,
+    now_ms: i64,
+) -> Result<(Value, Metrics), HandlerError> {
+    let mut m = metrics("alarm");
+    let change = decode_alarm(event).map_err(|e| HandlerError {
+        message: e.to_string(),
+        retryable: false,
+    })?;
+    tracing::info!(alarm = %change.name, state = ?change.state, reason = %change.reason, "alarm state change");
+    let response = match change.state {
+        AlarmState::Alarm => {
+            let until = now_ms + svc.config.file.incident.duration.ms();
+            svc.set_incident(Some(until)).await?;
+            let window = change.evaluation_window_ms.unwrap_or(15 * 60_000);
+            let since = change.time_ms.min(now_ms) - window - 5 * 60_000;
+            let objects = svc.recent_objects(since, now_ms).await?;
+            let mut blocks = 0;
+            for (bucket, key) in &objects {
+                let r = svc.ingest_object(bucket, key, now_ms, request_id).await?;
+                log_ingest(&r);
+                count_ingest(&mut m, &r, now_ms);
+                blocks += r.blocks.len();
+            }
+            let rejudged = svc.rejudge(now_ms, request_id).await?;
+            for (net, b) in &rejudged {
+                tracing::info!(ip = %net, rule = %b.rule, "blocked in incident mode");
+            }
+            blocks += rejudged.len();
+            m.add("IncidentsStarted", 1.0, Unit::Count);
+            json!({"incident_until_ms": until, "rescanned": objects.len(), "blocks": blocks})
+        }
+        AlarmState::Ok => {
+            svc.set_incident(None).await?;
+            json!({"incident": false})
+        }
+        AlarmState::InsufficientData => json!({"status": "insufficient data: nothing to do"}),
+    };
+    count_store(&mut m, svc);
+    Ok((response, m))
+}

@@ -1,0 +1,631 @@
+//! The deployed product against real peers: the Lambda binaries as built,
+//! run through the Lambda Runtime API with real event JSON, talking to
+//! moto's S3 and WAFv2 through the real AWS SDK.
+
+use crate::lambda_api::{spawn_function, Invocation, RuntimeApi};
+use crate::moto::{moto, unique};
+use crate::util::*;
+use fail2waf_core::aws::service::{wall_ms, Service, Settings};
+use fail2waf_core::aws::store::Shard;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// A test account: buckets, two IP sets, and the function environment.
+pub struct Account {
+    pub logs: String,
+    pub state: String,
+    pub v4: (String, String, String), // name, id, arn
+    pub v6: (String, String, String),
+}
+
+impl Account {
+    pub fn new() -> Account {
+        let m = moto();
+        let logs = unique("logs");
+        let state = unique("state");
+        for b in [&logs, &state] {
+            assert_eq!(m.s3("PUT", &format!("/{b}"), &[], b"").status, 200);
+        }
+        let set = |version: &str| {
+            let name = unique(&format!("fail2waf-{}", version.to_lowercase()));
+            let (status, v) = m.wafv2(
+                "CreateIPSet",
+                &json!({"Name": name, "Scope": "REGIONAL", "IPAddressVersion": version, "Addresses": []}),
+            );
+            assert_eq!(status, 200, "{v}");
+            let s = &v["Summary"];
+            (
+                name,
+                s["Id"].as_str().unwrap().to_string(),
+                s["ARN"].as_str().unwrap().to_string(),
+            )
+        };
+        Account {
+            logs,
+            state,
+            v4: set("IPV4"),
+            v6: set("IPV6"),
+        }
+    }
+
+    /// The functions' environment (moto's endpoint and credentials too).
+    pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = moto().env();
+        env.push((
+            "FAIL2WAF_STATE".into(),
+            format!("s3://{}/fail2waf/", self.state),
+        ));
+        env.push(("FAIL2WAF_IPSET_V4_ARN".into(), self.v4.2.clone()));
+        env.push(("FAIL2WAF_IPSET_V6_ARN".into(), self.v6.2.clone()));
+        env.push((
+            "FAIL2WAF_LOG_PREFIXES".into(),
+            format!("s3://{}/AWSLogs/", self.logs),
+        ));
+        for (k, v) in extra {
+            env.retain(|(n, _)| n != k);
+            env.push(((*k).into(), (*v).into()));
+        }
+        env
+    }
+
+    /// The addresses in an IP set.
+    pub fn ip_set(&self, set: &(String, String, String)) -> BTreeSet<String> {
+        let (status, v) = moto().wafv2(
+            "GetIPSet",
+            &json!({"Name": set.0, "Scope": "REGIONAL", "Id": set.1}),
+        );
+        assert_eq!(status, 200, "{v}");
+        v["IPSet"]["Addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Upload a gzip log object.
+    pub fn put_log(&self, key: &str, lines: &[String]) {
+        let body = gzip((lines.join("\n") + "\n").as_bytes());
+        let r = moto().s3(
+            "PUT",
+            &format!("/{}/{}", self.logs, key.replace(' ', "%20")),
+            &[],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    /// A state object, parsed.
+    pub fn state_object(&self, name: &str) -> Option<Value> {
+        let r = moto().s3(
+            "GET",
+            &format!("/{}/fail2waf/v1/{name}", self.state),
+            &[],
+            b"",
+        );
+        (r.status == 200).then(|| serde_json::from_slice(&r.body).unwrap())
+    }
+
+    /// An in-process service on the same account (for concurrency tests).
+    pub fn service(&self, extra: &[(&str, &str)]) -> Service {
+        let env = self.env(extra);
+        let settings =
+            Settings::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(&moto().endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .load()
+                .await;
+            Service::with_sdk(settings, &sdk).await.unwrap()
+        })
+    }
+}
+
+/// An ALB key for node `node` (as ALB names its objects).
+pub fn alb_key(node: u8, n: u32) -> String {
+    format!(
+        "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/01/01/123456789012_elasticloadbalancing_us-east-1_app.shop.50dc6c495c0c9188_20260101T0005Z_10.0.0.{node}_obj{n}.log.gz"
+    )
+}
+
+/// An ALB line at epoch `ms`.
+pub fn line_at(ms: i64, client: &str, path: &str, status: u16) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    alb_line(&t, client, "GET", path, status)
+}
+
+/// The S3 notification fixture, pointing at `bucket`/`key` (form-encoded
+/// as S3 does).
+pub fn s3_event(bucket: &str, keys: &[&str]) -> Value {
+    let text = std::fs::read_to_string(fixture("events/awsdocs/s3_notification_put.json")).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    let template = v["Records"][0].clone();
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            let mut r = template.clone();
+            r["s3"]["bucket"]["name"] = json!(bucket);
+            r["s3"]["bucket"]["arn"] = json!(format!("arn:aws:s3:::{bucket}"));
+            r["s3"]["object"]["key"] = json!(k.replace(' ', "+"));
+            r
+        })
+        .collect();
+    v["Records"] = json!(records);
+    v
+}
+
+fn function(name: &str) -> &'static Path {
+    match name {
+        "ingest" => Path::new(env!("CARGO_BIN_EXE_fail2waf-ingest")),
+        "alarm" => Path::new(env!("CARGO_BIN_EXE_fail2waf-alarm")),
+        _ => Path::new(env!("CARGO_BIN_EXE_fail2waf-expire")),
+    }
+}
+
+/// Invoke a function binary once per event; the responses and its stdout.
+pub fn run_function(
+    name: &str,
+    env: &[(String, String)],
+    events: &[Value],
+) -> (Vec<Invocation>, String) {
+    let api = RuntimeApi::start();
+    let f = spawn_function(function(name), &api, env);
+    let out: Vec<Invocation> = events.iter().map(|e| api.invoke(e)).collect();
+    let finished = f.finish();
+    (out, finished.stdout)
+}
+
+fn response(i: &Invocation) -> &Value {
+    match i {
+        Invocation::Response(v) => v,
+        Invocation::Error {
+            error_type,
+            message,
+        } => panic!("{error_type}: {message}"),
+    }
+}
+
+/// 12 distinct 404s per node file from the attacker, plus ordinary traffic:
+/// no file alone crosses `scan-burst` (30 in a minute); together they do.
+fn attack_objects(acct: &Account, t0: i64, tag: u32) -> Vec<String> {
+    let mut keys = vec![];
+    for node in 1..=3u8 {
+        let mut lines = vec![];
+        for i in 0..12 {
+            let t = t0 + i64::from(node) * 1000 + i * 3000;
+            lines.push(line_at(
+                t,
+                "198.51.100.66",
+                &format!("/probe/{node}/{i}"),
+                404,
+            ));
+            lines.push(line_at(
+                t,
+                &format!("192.0.2.{}", i + 1),
+                "/index.html",
+                200,
+            ));
+        }
+        let key = alb_key(node, tag * 10 + u32::from(node));
+        acct.put_log(&key, &lines);
+        keys.push(key);
+    }
+    keys
+}
+
+#[test]
+fn an_attack_spread_over_node_files_is_blocked_and_duplicates_change_nothing() {
+    let acct = Account::new();
+    let t0 = wall_ms() - 120_000;
+    let keys = attack_objects(&acct, t0, 1);
+    let env = acct.env(&[]);
+    // One event per object, as S3 sends them, then the first one again.
+    let events: Vec<Value> = keys
+        .iter()
+        .chain(&keys[..1])
+        .map(|k| s3_event(&acct.logs, &[k]))
+        .collect();
+    let (out, stdout) = run_function("ingest", &env, &events);
+    for o in &out {
+        response(o);
+    }
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from(["198.51.100.66/32".to_string()])
+    );
+    assert!(acct.ip_set(&acct.v6).is_empty());
+    // The duplicate was recognised: its metrics line says so.
+    let emf: Vec<Value> = stdout
+        .lines()
+        .filter(|l| l.contains("\"_aws\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(emf.len(), 4, "{stdout}");
+    assert_eq!(emf[3]["DuplicateObjects"], 1.0);
+    assert_eq!(
+        emf.iter()
+            .map(|m| m["WafWrites"].as_f64().unwrap_or(0.0))
+            .sum::<f64>(),
+        1.0,
+        "one WAF write"
+    );
+    // The state holds each request once: 36 probes.
+    let site = acct.state_object("site.json").unwrap();
+    let total: u64 = site["state"]["site"]["total"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 72);
+    let ledger = acct.state_object("ledger.json").unwrap();
+    let block = &ledger["blocks"]["198.51.100.66/32"];
+    assert_eq!(block["rule"], "scan-burst");
+    let matched = block["evidence"]["matched"].as_u64().unwrap();
+    assert!((30..=36).contains(&matched), "{block}");
+}
+
+#[test]
+fn concurrent_ingests_of_the_same_shards_lose_no_count_and_waf_writes_stay_under_one_per_second() {
+    let acct = Account::new();
+    let t0 = wall_ms() - 600_000;
+    const N: u32 = 16;
+    // Each object: 3 × 404 from each of 8 addresses of one /24 (every object
+    // touches the same shard), and one scanner of its own (a block each).
+    let mut keys = vec![];
+    for n in 0..N {
+        let mut lines = vec![];
+        for a in 0..8 {
+            for i in 0..3 {
+                let t = t0 + i64::from(n) * 7000 + i * 1000 + i64::from(a);
+                lines.push(line_at(
+                    t,
+                    &format!("203.0.113.{}", a + 10),
+                    &format!("/c{n}/{a}/{i}"),
+                    404,
+                ));
+            }
+        }
+        for i in 0..30 {
+            lines.push(line_at(
+                t0 + i * 1000,
+                &format!("198.51.100.{}", n + 100),
+                &format!("/s{i}"),
+                404,
+            ));
+        }
+        let key = alb_key(1, 100 + n);
+        acct.put_log(&key, &lines);
+        keys.push(key);
+    }
+    let svc = std::sync::Arc::new(acct.service(&[]));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let reports = rt.block_on(async {
+        let tasks: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let (svc, k, bucket) = (svc.clone(), k.clone(), acct.logs.clone());
+                tokio::spawn(async move {
+                    svc.ingest_object(&bucket, &k, wall_ms(), &format!("req-{i}"))
+                        .await
+                })
+            })
+            .collect();
+        let mut out = vec![];
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    });
+    let elapsed = started.elapsed();
+    let retries = svc
+        .store
+        .stats
+        .cas_retries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let writes: u32 = reports
+        .iter()
+        .filter_map(|r| r.enforce.as_ref())
+        .map(|e| e.writes)
+        .sum();
+    let deferred = reports
+        .iter()
+        .filter_map(|r| r.enforce.as_ref())
+        .filter(|e| e.deferred)
+        .count();
+    assert!(reports.iter().all(|r| r.skipped.is_none() && !r.duplicate));
+    // Every count arrived: 16 objects × 8 addresses × 3 = 384 matched requests.
+    let mut matched = 0u64;
+    let mut absorbed = BTreeSet::new();
+    for n in 0..svc.store.shards() {
+        if let Some(v) = acct.state_object(&format!("shard-{n:02}.json")) {
+            let sh: Shard = serde_json::from_value(v).unwrap();
+            absorbed.extend(sh.absorbed.keys().cloned());
+            for (k, sk) in &sh.state.keys {
+                if k.to_string().starts_with("203.0.113.") && k.prefix_len() == 32 {
+                    if let Some(rs) = sk.rules.get("scan-slow") {
+                        matched += rs.matched.iter().map(|(_, c)| u64::from(c)).sum::<u64>();
+                    }
+                }
+            }
+        }
+    }
+    // The scanners, and the /24 whose eight quiet addresses scanned together.
+    let mut want: BTreeSet<String> = (0..N)
+        .map(|n| format!("198.51.100.{}/32", n + 100))
+        .collect();
+    want.insert("203.0.113.0/24".into());
+    let converged = acct.ip_set(&acct.v4) == want;
+    eprintln!(
+        "{N} concurrent ingests in {:.2} s: {retries} conditional-write retries, {matched} counts, \
+         {writes} WAF writes ({deferred} ingests deferred to the writer), converged without help: {converged}",
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(matched, u64::from(N) * 8 * 3);
+    assert_eq!(absorbed.len(), N as usize);
+    assert!(retries > 0, "the test did not make writers collide");
+    // UpdateIPSet: at most one per second (one per set per sync round).
+    assert!(
+        f64::from(writes) <= elapsed.as_secs_f64() + 1.0,
+        "{writes} writes in {elapsed:?}"
+    );
+    // The next scheduled reconcile (expire) converges in any case.
+    rt.block_on(svc.enforce(wall_ms(), "reconcile")).unwrap();
+    assert_eq!(acct.ip_set(&acct.v4), want);
+}
+
+#[test]
+fn a_foreign_writer_forces_the_lock_token_retry_and_waf_converges() {
+    use fail2waf_core::aws::waf::{sync_set, IpSetRef};
+    let acct = Account::new();
+    let svc = acct.service(&[]);
+    let set: IpSetRef = acct.v4.2.parse().unwrap();
+    let desired: BTreeSet<ipnet::IpNet> = ["192.0.2.1/32", "198.51.100.0/24"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&moto().endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load(),
+    );
+    let waf = aws_sdk_wafv2::Client::new(&sdk);
+    let mut foreign_writes = 0;
+    let out = rt
+        .block_on(sync_set(&waf, &set, &desired, || {
+            // Another writer changes the set between our read and our write.
+            if foreign_writes == 0 {
+                let (_, got) = moto().wafv2(
+                    "GetIPSet",
+                    &json!({"Name": acct.v4.0, "Scope": "REGIONAL", "Id": acct.v4.1}),
+                );
+                let (status, _) = moto().wafv2(
+                    "UpdateIPSet",
+                    &json!({"Name": acct.v4.0, "Scope": "REGIONAL", "Id": acct.v4.1,
+                            "Addresses": ["203.0.113.9/32"], "LockToken": got["LockToken"]}),
+                );
+                assert_eq!(status, 200);
+            }
+            foreign_writes += 1;
+            std::future::ready(())
+        }))
+        .unwrap();
+    assert_eq!(out.lock_retries, 1, "{out:?}");
+    assert!(out.written);
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from(["192.0.2.1/32".into(), "198.51.100.0/24".into()])
+    );
+    drop(svc);
+}
+
+#[test]
+fn expire_removes_ended_blocks_from_waf_and_heals_lost_updates() {
+    let acct = Account::new();
+    let now = wall_ms();
+    // A ledger with one ended and one active block; WAF holds the ended one
+    // and misses the active one (a lost update).
+    let ledger = json!({
+        "version": 1,
+        "blocks": {
+            "198.51.100.1/32": {"rule": "scan-burst", "since_ms": now - 7_200_000, "until_ms": now - 1000, "offense": 1},
+            "2001:db8:bad:1::/64": {"rule": "scan-burst", "since_ms": now - 60_000, "until_ms": now + 3_600_000, "offense": 1}
+        },
+        "history": {}
+    });
+    let r = moto().s3(
+        "PUT",
+        &format!("/{}/fail2waf/v1/ledger.json", acct.state),
+        &[],
+        ledger.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let (_, got) = moto().wafv2(
+        "GetIPSet",
+        &json!({"Name": acct.v4.0, "Scope": "REGIONAL", "Id": acct.v4.1}),
+    );
+    moto().wafv2(
+        "UpdateIPSet",
+        &json!({"Name": acct.v4.0, "Scope": "REGIONAL", "Id": acct.v4.1, "Addresses": ["198.51.100.1/32"], "LockToken": got["LockToken"]}),
+    );
+    let schedule: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture(
+            "events/aws_lambda_events_fixtures/example-eventbridge-schedule.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (out, _) = run_function("expire", &acct.env(&[]), &[schedule]);
+    assert_eq!(response(&out[0])["removed"], 1);
+    assert!(acct.ip_set(&acct.v4).is_empty());
+    assert_eq!(
+        acct.ip_set(&acct.v6),
+        BTreeSet::from(["2001:db8:bad:1::/64".to_string()])
+    );
+    let l = acct.state_object("ledger.json").unwrap();
+    assert!(l["blocks"].get("198.51.100.1/32").is_none());
+}
+
+#[test]
+fn an_alarm_enters_incident_mode_and_blocks_what_normal_thresholds_would_not() {
+    let acct = Account::new();
+    let t0 = wall_ms() - 90_000;
+    // 20 probes in a minute: under scan-burst's 30, over its incident 15.
+    let lines: Vec<String> = (0..20)
+        .map(|i| line_at(t0 + i * 2000, "198.51.100.77", &format!("/adm/{i}"), 404))
+        .collect();
+    let key = alb_key(2, 500);
+    acct.put_log(&key, &lines);
+    let env = acct.env(&[]);
+    let (out, _) = run_function("ingest", &env, &[s3_event(&acct.logs, &[&key])]);
+    response(&out[0]);
+    assert!(
+        acct.ip_set(&acct.v4).is_empty(),
+        "normal thresholds do not block"
+    );
+    // The ALB 4xx alarm fires (EventBridge "CloudWatch Alarm State Change").
+    let text = std::fs::read_to_string(fixture(
+        "events/awsdocs/eventbridge_cloudwatch_alarm_state_change_single_metric.json",
+    ))
+    .unwrap();
+    let mut alarm: Value = serde_json::from_str(&text).unwrap();
+    alarm["detail"]["state"]["value"] = json!("ALARM");
+    let (out, _) = run_function("alarm", &env, &[alarm.clone()]);
+    let r = response(&out[0]);
+    assert!(r["incident_until_ms"].as_i64().unwrap() > wall_ms(), "{r}");
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from(["198.51.100.77/32".to_string()])
+    );
+    let l = acct.state_object("ledger.json").unwrap();
+    assert_eq!(
+        l["blocks"]["198.51.100.77/32"]["evidence"]["incident"],
+        true
+    );
+    // OK ends incident mode.
+    alarm["detail"]["state"]["value"] = json!("OK");
+    let (out, _) = run_function("alarm", &env, &[alarm]);
+    assert_eq!(response(&out[0])["incident"], false);
+    assert!(acct
+        .state_object("ledger.json")
+        .unwrap()
+        .get("incident_until_ms")
+        .is_none());
+}
+
+#[test]
+fn dry_run_decides_but_never_writes_waf() {
+    let acct = Account::new();
+    let keys = attack_objects(&acct, wall_ms() - 120_000, 2);
+    let env: Vec<(String, String)> = acct
+        .env(&[("FAIL2WAF_DRY_RUN", "true")])
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("FAIL2WAF_IPSET"))
+        .collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let (out, _) = run_function("ingest", &env, &[s3_event(&acct.logs, &keys)]);
+    response(&out[0]);
+    let l = acct.state_object("ledger.json").unwrap();
+    assert!(l["blocks"]["198.51.100.66/32"].is_object(), "{l}");
+    assert!(acct.ip_set(&acct.v4).is_empty());
+    assert!(
+        acct.state_object("waf-writer.json").is_none(),
+        "no WAF writer ever ran"
+    );
+}
+
+#[test]
+fn events_of_every_shape_and_bad_events() {
+    let acct = Account::new();
+    let key = "AWSLogs/x/elasticloadbalancing/us-east-1/2026/01/01/with space.log";
+    acct.put_log(key, &[line_at(wall_ms() - 1000, "192.0.2.5", "/", 200)]);
+    let test_event: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("events/awsdocs/s3_test_event.json")).unwrap(),
+    )
+    .unwrap();
+    // SQS: one good message (the object, key with a space) and one garbage.
+    let sqs = json!({"Records": [
+        {"messageId": "good", "receiptHandle": "r", "body": s3_event(&acct.logs, &[key]).to_string(), "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"},
+        {"messageId": "bad", "receiptHandle": "r", "body": "not json", "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
+    ]});
+    let garbage = json!({"hello": "world"});
+    let (out, stdout) = run_function("ingest", &acct.env(&[]), &[test_event, sqs, garbage]);
+    assert!(response(&out[0])["status"]
+        .as_str()
+        .unwrap()
+        .contains("TestEvent"));
+    // The bad message is dropped (it can never succeed), not retried.
+    assert_eq!(response(&out[1])["batchItemFailures"], json!([]));
+    match &out[2] {
+        Invocation::Error {
+            error_type,
+            message,
+        } => {
+            assert_eq!(error_type, "Fail2waf.InvalidInput");
+            assert!(message.contains("not an S3"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The good message's object (its key decoded from `with+space`) was read.
+    let site = acct.state_object("site.json").unwrap();
+    assert!(
+        site["absorbed"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("with space.log")),
+        "{site}"
+    );
+    assert!(stdout.contains("\"BadMessages\":1"), "{stdout}");
+}
+
+#[test]
+fn a_bad_configuration_is_a_clear_error_at_start() {
+    let acct = Account::new();
+    let env = acct.env(&[("FAIL2WAF_IPSET_V4_ARN", "not-an-arn")]);
+    let api = RuntimeApi::start();
+    let f = spawn_function(function("ingest"), &api, &env);
+    let t = std::time::Instant::now();
+    while f.exit_status().is_none() && t.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        f.exit_status().is_some_and(|s| !s.success()),
+        "the function must not start"
+    );
+    let done = f.finish();
+    assert!(
+        done.stdout.contains("FAIL2WAF_IPSET_V4_ARN")
+            || done.stderr.contains("FAIL2WAF_IPSET_V4_ARN"),
+        "{}{}",
+        done.stdout,
+        done.stderr
+    );
+}
