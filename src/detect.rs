@@ -1,11 +1,14 @@
-//! `fail2waf detect`: the main job, on local files.
+//! `fail2waf detect`: the main job, on local files or S3 objects, with
+//! state in a local directory or in S3 (the deployed functions' state).
 
 use crate::inputs::{expand, Input};
 use crate::output::{Output, Summary};
 use crate::InputError;
 use anyhow::{Context, Result};
+use fail2waf_core::aws::s3::{client_from_env, BodyReader, S3Loc};
+use fail2waf_core::aws::service::{wall_ms, IngestReport, Service, Settings};
 use fail2waf_core::config::Config;
-use fail2waf_core::pipeline::Detector;
+use fail2waf_core::pipeline::{Decision, Detector, FileReport};
 use fail2waf_core::state::DirState;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Read};
@@ -15,7 +18,8 @@ use std::process::ExitCode;
 /// Arguments of `fail2waf detect`.
 #[derive(Debug, clap::Args)]
 pub struct DetectArgs {
-    /// Log files or directories (read recursively); `-` reads stdin.
+    /// Log files or directories (read recursively), `s3://bucket/prefix`
+    /// (every object under it), or `-` for stdin.
     #[arg(required = true)]
     paths: Vec<String>,
     /// Log format: alb, waf, cloudfront, nginx-combined, apache-combined,
@@ -25,13 +29,27 @@ pub struct DetectArgs {
     /// Rules and settings (TOML). Default: the built-in rules.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Keep windows and blocks in this directory across runs; inputs
-    /// already counted there are skipped.
+    /// Keep windows and blocks across runs: a directory, or
+    /// `s3://bucket/prefix/` (the deployed functions' state; with
+    /// FAIL2WAF_IPSET_V4_ARN and _V6_ARN set, new blocks are enforced).
+    /// Inputs already counted there are skipped.
     #[arg(long)]
-    state: Option<PathBuf>,
+    state: Option<String>,
     /// Print JSON Lines (see README "JSON output").
     #[arg(long)]
     json: bool,
+}
+
+/// Where windows and blocks live during a run.
+enum Backend {
+    /// In memory, optionally saved to a directory.
+    Local {
+        detector: Detector,
+        dir: Option<DirState>,
+        absorbed: fail2waf_core::state::Absorbed,
+    },
+    /// The S3 state store of the deployed functions.
+    S3(Box<Service>),
 }
 
 pub fn run(args: &DetectArgs) -> Result<ExitCode> {
@@ -47,41 +65,80 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let inputs = expand(&args.paths)?;
-    let store = args.state.as_ref().map(DirState::new);
-    let (stored, ledger, mut absorbed) = match &store {
-        Some(s) => s.load().map_err(|e| InputError(format!("state: {e}")))?,
-        None => Default::default(),
+    let local_inputs = expand(&args.paths)?;
+    let needs_aws = local_inputs.iter().any(|i| matches!(i, Input::S3Prefix(_)))
+        || args
+            .state
+            .as_deref()
+            .is_some_and(|s| s.starts_with("s3://"));
+    let rt = needs_aws
+        .then(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+        })
+        .transpose()?;
+    let _guard = rt.as_ref().map(tokio::runtime::Runtime::enter);
+    let sdk = rt
+        .as_ref()
+        .map(|rt| rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load()));
+    let s3 = match (&rt, &sdk) {
+        (Some(rt), Some(sdk)) => Some(rt.block_on(client_from_env(sdk))),
+        _ => None,
     };
-    let mut detector = Detector::with_state(config, Some(&stored), ledger);
+    let inputs = list_s3(local_inputs, rt.as_ref(), s3.as_ref())?;
+
+    let mut backend = match args.state.as_deref() {
+        Some(s) if s.starts_with("s3://") => {
+            let state: S3Loc = s.parse().map_err(InputError)?;
+            let mut settings = Settings::from_lookup(|k| match k {
+                "FAIL2WAF_STATE" => Some(state.to_string()),
+                "FAIL2WAF_DRY_RUN" => Some("true".into()),
+                _ => None,
+            })
+            .map_err(InputError)?;
+            settings.ipset_v4 = env_arn("FAIL2WAF_IPSET_V4_ARN")?;
+            settings.ipset_v6 = env_arn("FAIL2WAF_IPSET_V6_ARN")?;
+            settings.dry_run = settings.ipset_v4.is_none() || settings.ipset_v6.is_none();
+            let (rt, sdk) = (rt.as_ref().expect("runtime"), sdk.as_ref().expect("sdk"));
+            let mut svc = rt
+                .block_on(Service::with_sdk(settings, sdk))
+                .map_err(|e| InputError(e.to_string()))?;
+            svc.set_config(config);
+            Backend::S3(Box::new(svc))
+        }
+        Some(dir) => {
+            let dir = DirState::new(dir);
+            let (stored, ledger, absorbed) =
+                dir.load().map_err(|e| InputError(format!("state: {e}")))?;
+            Backend::Local {
+                detector: Detector::with_state(config, Some(&stored), ledger),
+                dir: Some(dir),
+                absorbed,
+            }
+        }
+        None => Backend::Local {
+            detector: Detector::new(config),
+            dir: None,
+            absorbed: Default::default(),
+        },
+    };
 
     let total: u64 = inputs
         .iter()
-        .map(|i| if let Input::File(_, n) = i { *n } else { 0 })
+        .map(|i| match i {
+            Input::File(_, n) | Input::S3(_, _, n) => *n,
+            _ => 0,
+        })
         .sum();
     let bar = progress(total, args.json);
     let mut out = Output::new(args.json);
     let mut summary = Summary::default();
     let mut damaged = Vec::new();
+    let mut blocks = 0u64;
     for input in &inputs {
         let name = input.name();
-        let identity = match input {
-            Input::File(p, size) => {
-                let mtime = std::fs::metadata(p)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                Some(format!("{name}:{size}:{mtime}"))
-            }
-            Input::Stdin => None,
-        };
-        if let Some(id) = &identity {
-            if store.is_some() && absorbed.contains_key(id) {
-                summary.files_already_counted += 1;
-                continue;
-            }
-        }
         let reader: Box<dyn Read + Send> = match input {
             Input::File(p, _) => Box::new(
                 bar.wrap_read(
@@ -90,39 +147,98 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
                 ),
             ),
             Input::Stdin => Box::new(std::io::stdin()),
+            Input::S3(b, k, _) => {
+                let (rt, s3) = (rt.as_ref().expect("runtime"), s3.as_ref().expect("client"));
+                let obj = rt
+                    .block_on(s3.get_object().bucket(b).key(k).send())
+                    .map_err(|e| {
+                        InputError(format!(
+                            "cannot read {name}: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(&e)
+                        ))
+                    })?;
+                Box::new(bar.wrap_read(BodyReader::spawn(obj.body, 8)))
+            }
+            Input::S3Prefix(_) => unreachable!("listed above"),
         };
         bar.set_message(name.clone());
-        let before = detector.decisions().len();
-        let report = detector.process(&name, reader, format.as_ref());
-        if let Some(e) = &report.error {
-            damaged.push(format!("{name}: {e}"));
-        }
-        if let Some(id) = identity {
-            absorbed.insert(id, detector.engine().export().newest.into());
-        }
+        let (report, decisions) = match &mut backend {
+            Backend::Local {
+                detector,
+                dir,
+                absorbed,
+            } => {
+                let id = identity(input);
+                if dir.is_some() && id.as_ref().is_some_and(|id| absorbed.contains_key(id)) {
+                    summary.files_already_counted += 1;
+                    continue;
+                }
+                let before = detector.decisions().len();
+                let report = detector.process(&name, reader, format.as_ref());
+                if let Some(id) = id {
+                    absorbed.insert(id, wall_ms() / 1000);
+                }
+                (report, detector.decisions()[before..].to_vec())
+            }
+            Backend::S3(svc) => {
+                let rt = rt.as_ref().expect("runtime");
+                let id = identity(input).unwrap_or_else(|| format!("stdin@{}", wall_ms()));
+                let mut rep = IngestReport {
+                    object: name.clone(),
+                    ..IngestReport::default()
+                };
+                rt.block_on(svc.ingest_reader(
+                    &id,
+                    &name,
+                    reader,
+                    wall_ms(),
+                    "fail2waf-cli",
+                    &mut rep,
+                    None,
+                ))
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                if rep.duplicate {
+                    summary.files_already_counted += 1;
+                }
+                let decisions = rep
+                    .blocks
+                    .into_iter()
+                    .map(|(net, block)| Decision { net, block })
+                    .collect();
+                (rep.file, decisions)
+            }
+        };
+        record(&name, &report, &mut damaged);
         summary.add(&report);
         out.file(&report)?;
-        for d in &detector.decisions()[before..] {
+        for d in &decisions {
             out.decision(d)?;
         }
+        blocks += decisions.len() as u64;
     }
     bar.finish_and_clear();
-    summary.blocks = detector.decisions().len() as u64;
-    summary.refused = detector
-        .refused()
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), *v))
-        .collect();
+    summary.blocks = blocks;
+    if let Backend::Local { detector, .. } = &backend {
+        summary.refused = detector
+            .refused()
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), *v))
+            .collect();
+    }
     out.summary(&summary)?;
-    if let Some(store) = &store {
+    if let Backend::Local {
+        detector,
+        dir: Some(dir),
+        absorbed,
+    } = backend
+    {
         let policy = detector.policy().clone();
         let (mut engine, mut ledger) = detector.into_parts();
         engine.prune();
         let state = engine.export();
         let now = i64::from(state.newest) * state.bucket_secs as i64 * 1000;
         ledger.expire(now, &policy);
-        store
-            .save(&state, &ledger, &absorbed)
+        dir.save(&state, &ledger, &absorbed)
             .context("saving state")?;
     }
     for d in &damaged {
@@ -133,6 +249,86 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+fn record(name: &str, report: &FileReport, damaged: &mut Vec<String>) {
+    if let Some(e) = &report.error {
+        damaged.push(format!("{name}: {e}"));
+    }
+}
+
+fn env_arn(name: &str) -> Result<Option<fail2waf_core::aws::waf::IpSetRef>, InputError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().map_err(|e| InputError(format!("{name}: {e}"))))
+        .transpose()
+}
+
+/// What identifies an input across runs: a file by path, size and
+/// modification time; an S3 object by bucket, key and size.
+fn identity(input: &Input) -> Option<String> {
+    match input {
+        Input::File(p, size) => {
+            let mtime = std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            Some(format!("{}:{size}:{mtime}", p.display()))
+        }
+        Input::S3(b, k, size) => Some(format!("{b}/{k}:{size}")),
+        _ => None,
+    }
+}
+
+/// Replace each `s3://` prefix by the objects under it, in key order.
+fn list_s3(
+    inputs: Vec<Input>,
+    rt: Option<&tokio::runtime::Runtime>,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Result<Vec<Input>, InputError> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let Input::S3Prefix(uri) = &input else {
+            out.push(input);
+            continue;
+        };
+        let loc: S3Loc = uri.parse().map_err(InputError)?;
+        let (rt, s3) = (rt.expect("runtime"), s3.expect("client"));
+        let mut objects = Vec::new();
+        rt.block_on(async {
+            let mut pages = s3
+                .list_objects_v2()
+                .bucket(&loc.bucket)
+                .prefix(&loc.prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    InputError(format!(
+                        "cannot list {uri}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+                for o in page.contents() {
+                    if let Some(k) = o.key() {
+                        objects.push(Input::S3(
+                            loc.bucket.clone(),
+                            k.to_string(),
+                            o.size().unwrap_or(0).max(0) as u64,
+                        ));
+                    }
+                }
+            }
+            Ok::<_, InputError>(())
+        })?;
+        if objects.is_empty() {
+            return Err(InputError(format!("{uri}: no objects")));
+        }
+        out.extend(objects);
+    }
+    Ok(out)
 }
 
 fn progress(total: u64, json: bool) -> ProgressBar {

@@ -10,6 +10,10 @@ pub enum Input {
     File(PathBuf, u64),
     /// Standard input.
     Stdin,
+    /// An S3 object: bucket, key, size.
+    S3(String, String, u64),
+    /// Everything under an `s3://bucket/prefix` (listed before reading).
+    S3Prefix(String),
 }
 
 impl Input {
@@ -18,6 +22,8 @@ impl Input {
         match self {
             Input::File(p, _) => p.display().to_string(),
             Input::Stdin => "-".into(),
+            Input::S3(b, k, _) => format!("s3://{b}/{k}"),
+            Input::S3Prefix(p) => p.clone(),
         }
     }
 }
@@ -31,9 +37,7 @@ pub fn expand(paths: &[String]) -> Result<Vec<Input>, InputError> {
         if p == "-" {
             out.push(Input::Stdin);
         } else if p.starts_with("s3://") {
-            return Err(InputError(format!(
-                "{p}: s3:// inputs are not supported by this build"
-            )));
+            out.push(Input::S3Prefix(p.clone()));
         } else {
             walk(Path::new(p), &mut out)?;
         }

@@ -629,3 +629,72 @@ fn a_bad_configuration_is_a_clear_error_at_start() {
         done.stderr
     );
 }
+
+/// Run the CLI against moto.
+fn cli(acct: &Account, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fail2waf"));
+    cmd.args(args).stdin(std::process::Stdio::null());
+    for (k, v) in acct.env(extra) {
+        if !k.starts_with("FAIL2WAF_") {
+            cmd.env(k, v);
+        }
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_cli_reads_s3_prefixes_and_uses_the_s3_state_store() {
+    let acct = Account::new();
+    attack_objects(&acct, wall_ms() - 120_000, 3);
+    let prefix = format!("s3://{}/AWSLogs/", acct.logs);
+    // Reading objects from S3 with local state.
+    let out = cli(&acct, &["detect", "--json", &prefix], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(of_type(&lines, "summary")[0]["files"], 3);
+    assert_eq!(of_type(&lines, "decision")[0]["ip"], "198.51.100.66/32");
+    // The same with the deployed state store, enforcing on the IP sets.
+    let state = format!("s3://{}/fail2waf/", acct.state);
+    let sets = [
+        ("FAIL2WAF_IPSET_V4_ARN", acct.v4.2.as_str()),
+        ("FAIL2WAF_IPSET_V6_ARN", acct.v6.2.as_str()),
+    ];
+    let out = cli(
+        &acct,
+        &["detect", "--json", "--state", &state, &prefix],
+        &sets,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(of_type(&json_lines(&out), "decision").len(), 1);
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from(["198.51.100.66/32".to_string()])
+    );
+    // Again: every object was counted already.
+    let out = cli(
+        &acct,
+        &["detect", "--json", "--state", &state, &prefix],
+        &sets,
+    );
+    let lines = json_lines(&out);
+    assert_eq!(of_type(&lines, "summary")[0]["files_already_counted"], 3);
+    assert!(of_type(&lines, "decision").is_empty());
+    // A prefix with nothing under it is an input error.
+    let out = cli(
+        &acct,
+        &["detect", &format!("s3://{}/nothing/", acct.logs)],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -281,6 +281,12 @@ impl Service {
         })
     }
 
+    /// Use `config` instead of the one the settings named.
+    pub fn set_config(&mut self, config: Config) {
+        self.policy = Policy::new(&config);
+        self.config = config;
+    }
+
     fn threshold_factor(&self, ledger: &Ledger, now_ms: i64) -> f64 {
         match ledger.incident_until_ms {
             Some(t) if t > now_ms => self.config.file.incident.threshold_factor,
