@@ -49,7 +49,7 @@ enum Backend {
         absorbed: fail2waf_core::state::Absorbed,
     },
     /// The S3 state store of the deployed functions.
-    S3(Box<Service>),
+    S3(Service),
 }
 
 pub fn run(args: &DetectArgs) -> Result<ExitCode> {
@@ -106,7 +106,7 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
                 .block_on(Service::with_sdk(settings, sdk))
                 .map_err(|e| InputError(e.to_string()))?;
             svc.set_config(config);
-            Backend::S3(Box::new(svc))
+            Backend::S3(svc)
         }
         Some(dir) => {
             let dir = DirState::new(dir);
