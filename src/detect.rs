@@ -38,6 +38,10 @@ pub struct DetectArgs {
     /// Print JSON Lines (see README "JSON output").
     #[arg(long)]
     json: bool,
+    /// Threads per input: 1 decompresses and parses on one thread; 2 (the
+    /// default) decompresses on a second core while the first parses.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
 }
 
 /// Where windows and blocks live during a run.
@@ -125,6 +129,9 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
         },
     };
 
+    if let Backend::Local { detector, .. } = &mut backend {
+        detector.set_threads(usize::from(args.threads));
+    }
     let total: u64 = inputs
         .iter()
         .map(|i| match i {

@@ -30,6 +30,16 @@ enum Command {
     Config(ConfigCommand),
     /// Write labeled synthetic ALB logs (attackers and benign clients).
     Simulate(SimulateArgs),
+    /// Write bulk, unlabeled ALB traffic (gzip) for benchmarks.
+    #[command(hide = true)]
+    GenBench {
+        /// Output file (`.gz`: gzip).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Number of lines.
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +92,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config(ConfigCommand::PrintDefault) => {
             print!("{}", fail2waf_core::config::default_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenBench { out, lines } => {
+            let file = std::io::BufWriter::new(std::fs::File::create(&out)?);
+            let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
+            // One request every 2 ms: a busy site, 1M lines in about half an hour.
+            fail2waf_core::sim::bench::write_alb(&mut gz, lines, 7, 1_767_225_600_000, 2)?;
+            gz.finish()?.into_inner().map_err(|e| e.into_error())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(a) => {

@@ -285,12 +285,14 @@ impl Engine {
         self.keys.len()
     }
 
-    /// Count one request.
-    pub fn observe(&mut self, hit: &Hit<'_>) {
+    /// Count one request. Returns the key it counted for and the rules it
+    /// matched (bit `i` for rule `i`), or `None` when it counted for nobody
+    /// (trusted proxies only).
+    pub fn observe(&mut self, hit: &Hit<'_>) -> Option<(IpNet, u64)> {
         self.stats.hits += 1;
         let Some(ip) = self.resolver.client(hit) else {
             self.stats.proxy_only += 1;
-            return;
+            return None;
         };
         let b = self.bucket_of(hit.time_ms);
         if b > self.newest {
@@ -366,6 +368,7 @@ impl Engine {
         if self.newest >= self.last_prune + 6 {
             self.prune();
         }
+        Some((key, matched))
     }
 
     /// Count a hit of prefix rule `r` for the member address `key` itself,

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::engine::{Engine, Offense, StoredState};
 use crate::formats::{detect_from_line, detect_from_name, Format, LineParser, NameHint};
 use crate::ledger::{Block, Ledger, Outcome, Policy, Refusal};
-use crate::read::{decompress, Line, Lines};
+use crate::read::{decompress, read_ahead, Line, Lines};
 use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -58,6 +58,15 @@ pub struct Detector {
     policy: Policy,
     decisions: Vec<Decision>,
     refused: BTreeMap<&'static str, u64>,
+    threads: usize,
+    recorder: Option<Box<dyn Recorder>>,
+}
+
+/// Sees every counted request (for reports): the key it counted for and
+/// the rules it matched (bit `i` for rule `i` of the configuration).
+pub trait Recorder: Send {
+    /// One request.
+    fn record(&mut self, key: IpNet, hit: &crate::hit::Hit<'_>, matched: u64);
 }
 
 impl Detector {
@@ -79,7 +88,25 @@ impl Detector {
             ledger,
             decisions: Vec::new(),
             refused: BTreeMap::new(),
+            threads: 2,
+            recorder: None,
         }
+    }
+
+    /// Show every counted request to `recorder` too.
+    pub fn set_recorder(&mut self, recorder: Box<dyn Recorder>) {
+        self.recorder = Some(recorder);
+    }
+
+    /// Take the recorder back.
+    pub fn take_recorder(&mut self) -> Option<Box<dyn Recorder>> {
+        self.recorder.take()
+    }
+
+    /// Threads per input: 1 decompresses and parses on the calling thread;
+    /// 2 or more (the default) decompresses on a thread of its own.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     /// The configuration.
@@ -172,6 +199,7 @@ impl Detector {
             }
         }
         let reader = match decompress(input) {
+            Ok(r) if self.threads > 1 => Box::new(read_ahead(r, 4)) as Box<dyn Read + Send>,
             Ok(r) => r,
             Err(e) => {
                 report.error = Some(e.to_string());
@@ -230,7 +258,10 @@ impl Detector {
             match p.parse(text) {
                 Ok(Some(hit)) => {
                     report.lines_parsed += 1;
-                    self.engine.observe(&hit);
+                    let counted = self.engine.observe(&hit);
+                    if let (Some(r), Some((key, matched))) = (self.recorder.as_mut(), counted) {
+                        r.record(key, &hit, matched);
+                    }
                     if self.engine.has_offenses() {
                         self.settle();
                     }

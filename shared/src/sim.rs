@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 mod actors;
+pub mod bench;
 mod rng;
 mod site;
 #[cfg(test)]

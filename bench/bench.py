@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""fail2waf benchmarks: throughput against zcat, peak memory, parse cost,
+Lambda cold start and the ingest function's memory on a large S3 object.
+
+    python3 bench/bench.py            # the full run (minutes; figures in docs/performance.md)
+    python3 bench/bench.py --smoke    # a seconds-long run of every step (CI)
+
+Data comes from the project's own generator (`fail2waf gen-bench`), cached
+under target/bench/. Commands are run alternately, several rounds, and
+medians are compared within the same run.
+"""
+import argparse, http.server, json, os, shutil, socketserver, statistics, subprocess, sys, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BENCH = os.path.join(TARGET, "bench")
+
+
+def run_measured(cmd, stdout=subprocess.DEVNULL, env=None):
+    """Wall seconds and peak RSS (MiB) of one command."""
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    err = p.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{err}")
+    return wall, ru.ru_maxrss / 1024
+
+
+def generate(bin_, lines):
+    os.makedirs(BENCH, exist_ok=True)
+    path = os.path.join(BENCH, f"alb-{lines}.log.gz")
+    if not os.path.exists(path):
+        subprocess.run([bin_, "gen-bench", "--lines", str(lines), "--out", path + ".tmp"], check=True)
+        os.rename(path + ".tmp", path)
+    return path
+
+
+def plain(path):
+    out = path[: -len(".gz")]
+    if not os.path.exists(out):
+        with open(out + ".tmp", "wb") as f:
+            subprocess.run(["zcat", path], stdout=f, check=True)
+        os.rename(out + ".tmp", out)
+    return out
+
+
+def throughput(bin_, path, rounds):
+    cmds = {
+        "zcat": ["zcat", path],
+        "fail2waf (2 threads)": [bin_, "detect", "--format", "alb", "--json", path],
+        "fail2waf --threads 1": [bin_, "detect", "--format", "alb", "--json", "--threads", "1", path],
+    }
+    walls = {k: [] for k in cmds}
+    rss = {k: [] for k in cmds}
+    for _ in range(rounds):
+        for name, cmd in cmds.items():  # alternating: one of each per round
+            w, r = run_measured(cmd)
+            walls[name].append(w)
+            rss[name].append(r)
+    base = statistics.median(walls["zcat"])
+    print(f"\n## Throughput: {os.path.basename(path)} ({os.path.getsize(path) / 1e6:.0f} MB gzip), median of {rounds} alternating rounds")
+    print(f"{'command':<24} {'wall s':>8} {'x zcat':>7} {'peak RSS MiB':>13}")
+    for name in cmds:
+        m = statistics.median(walls[name])
+        print(f"{name:<24} {m:>8.3f} {m / base:>7.2f} {max(rss[name]):>13.1f}")
+    return {name: statistics.median(walls[name]) / base for name in cmds}
+
+
+def memory(bin_, paths):
+    print("\n## Peak RSS by input size (2 threads)")
+    for p in paths:
+        _, r = run_measured([bin_, "detect", "--format", "alb", "--json", p])
+        print(f"{os.path.basename(p):<28} {r:6.1f} MiB")
+
+
+def parse_cost(bin_, lines_path, lines):
+    if not shutil.which("valgrind"):
+        print("\n## Parse cost: valgrind not installed, skipped")
+        return
+    out = os.path.join(BENCH, "callgrind.out")
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", bin_, "detect", "--format", "alb", "--json", "--threads", "1", lines_path],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+    )
+    total = 0
+    with open(out) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                total = int(line.split()[1])
+    # The same run on an empty file: start-up and exit, to subtract.
+    empty = os.path.join(BENCH, "empty.log")
+    open(empty, "w").close()
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.0", bin_, "detect", "--format", "alb", "--json", "--threads", "1", empty],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+    )
+    base = 0
+    with open(out + ".0") as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                base = int(line.split()[1])
+    print(f"\n## Parse cost (callgrind, {lines} plain ALB lines, read + parse + count + decide, one thread)")
+    print(f"{(total - base) / lines:.0f} instructions per line ({total - base} in all, start-up excluded)")
+
+
+class RuntimeApi(http.server.BaseHTTPRequestHandler):
+    """Just enough of the Lambda Runtime API to see the first poll."""
+    protocol_version = "HTTP/1.1"
+    first_next = None
+    event = None
+    done = None
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        if RuntimeApi.first_next is None:
+            RuntimeApi.first_next = time.perf_counter()
+        if RuntimeApi.event is None:  # cold-start runs: never answer
+            time.sleep(30)
+            return
+        body, RuntimeApi.event = RuntimeApi.event, None
+        self.send_response(200)
+        self.send_header("Lambda-Runtime-Aws-Request-Id", "bench-1")
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 600_000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        RuntimeApi.done = (self.path, self.rfile.read(n))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def runtime_api():
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), RuntimeApi)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def lambda_env(port, extra):
+    env = dict(os.environ)
+    env.update({
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
+        "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
+        "FAIL2WAF_STATE": "s3://bench-state/fail2waf/", "FAIL2WAF_DRY_RUN": "true",
+    })
+    env.update(extra)
+    return env
+
+
+def cold_start(ingest, runs):
+    srv = runtime_api()
+    port = srv.server_address[1]
+    times = []
+    for _ in range(runs):
+        RuntimeApi.first_next = None
+        t = time.perf_counter()
+        p = subprocess.Popen([ingest], env=lambda_env(port, {}), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while RuntimeApi.first_next is None and time.perf_counter() - t < 10:
+            time.sleep(0.0005)
+        times.append((RuntimeApi.first_next or time.perf_counter()) - t)
+        p.kill()
+        p.wait()
+    srv.shutdown()
+    print(f"\n## Cold start: process start to the first invocation/next, median of {runs}")
+    print(f"{statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")
+
+
+def lambda_memory(ingest, path):
+    venv = os.path.join(TARGET, "moto-venv")
+    py = os.path.join(venv, "bin", "python")
+    if not os.path.exists(py):
+        print("\n## Ingest memory: run `cargo test` once first (it installs moto into target/moto-venv); skipped")
+        return
+    wrapper = (
+        "import logging, os, sys, threading\n"
+        "from werkzeug.serving import make_server\n"
+        "from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n"
+        "srv = make_server('127.0.0.1', 0, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=MotoRequestHandler)\n"
+        "os.environ['MOTO_PORT'] = str(srv.server_address[1])\n"
+        "logging.getLogger('werkzeug').setLevel(logging.WARNING)\n"
+        "threading.Thread(target=srv.serve_forever, daemon=True).start()\n"
+        "print(srv.server_address[1], flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    # The same wrapper as the tests' (tests/moto.rs): it exits when our stdin pipe closes.
+    moto = subprocess.Popen([py, "-c", wrapper], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    port = int(moto.stdout.readline())
+    endpoint = f"http://127.0.0.1:{port}"
+    upload = (
+        "import boto3, sys\n"
+        f"s3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n"
+        "for b in ('bench-logs', 'bench-state'): s3.create_bucket(Bucket=b)\n"
+        "s3.upload_file(sys.argv[1], 'bench-logs', 'AWSLogs/1/elasticloadbalancing/us-east-1/2026/01/01/1_elasticloadbalancing_us-east-1_app.shop.1_20260101T0000Z_10.0.0.1_big.log.gz')\n"
+    )
+    subprocess.run([py, "-c", upload, path], check=True)
+    srv = runtime_api()
+    key = "AWSLogs/1/elasticloadbalancing/us-east-1/2026/01/01/1_elasticloadbalancing_us-east-1_app.shop.1_20260101T0000Z_10.0.0.1_big.log.gz"
+    RuntimeApi.event = json.dumps({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-01-01T00:05:00.000Z", "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "x"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"}, "responseElements": {},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "x", "bucket": {"name": "bench-logs", "ownerIdentity": {"principalId": "x"}, "arn": "arn:aws:s3:::bench-logs"},
+               "object": {"key": key, "size": os.path.getsize(path), "eTag": "x", "sequencer": "1"}}}]}).encode()
+    RuntimeApi.done = None
+    t = time.perf_counter()
+    p = subprocess.Popen([ingest], env=lambda_env(srv.server_address[1], {"AWS_ENDPOINT_URL": endpoint}),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while RuntimeApi.done is None and time.perf_counter() - t < 900:
+        time.sleep(0.05)
+    wall = time.perf_counter() - t
+    p.kill()
+    _, _, ru = os.wait4(p.pid, 0)
+    srv.shutdown()
+    moto.kill()
+    moto.wait()
+    if RuntimeApi.done is None or not RuntimeApi.done[0].endswith("/response"):
+        sys.exit(f"the ingest function did not answer: {RuntimeApi.done}")
+    print(f"\n## Ingest function on a {os.path.getsize(path) / 1e6:.0f} MB gzip object from moto (S3 body streamed)")
+    print(f"peak RSS {ru.ru_maxrss / 1024:.1f} MiB, {wall:.1f} s including the upload-free download from moto")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks that every step runs")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    profile = "debug" if args.smoke else "release"
+    build = ["cargo", "build", "--bins"] + ([] if args.smoke else ["--release"])
+    subprocess.run(build, cwd=ROOT, check=True)
+    bin_ = os.path.join(TARGET, profile, "fail2waf")
+    ingest = os.path.join(TARGET, profile, "fail2waf-ingest")
+    small, big, huge = (2_000, 20_000, 40_000) if args.smoke else (100_000, 1_000_000, 2_000_000)
+    rounds = 1 if args.smoke else args.rounds
+    print(f"fail2waf benchmarks ({profile} build, {os.cpu_count()} cores)")
+    throughput(bin_, generate(bin_, big), rounds)
+    memory(bin_, [generate(bin_, small), generate(bin_, huge)])
+    parse_cost(bin_, plain(generate(bin_, small)), small)
+    cold_start(ingest, 3 if args.smoke else 10)
+    lambda_memory(ingest, generate(bin_, 40_000 if args.smoke else 2_000_000))
+
+
+if __name__ == "__main__":
+    main()
