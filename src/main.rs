@@ -5,6 +5,7 @@
 
 mod detect;
 mod inputs;
+mod manage;
 mod output;
 
 use anyhow::Result;
@@ -25,6 +26,46 @@ struct Cli {
 enum Command {
     /// Run the rules over log files and print the blocks they decide.
     Detect(detect::DetectArgs),
+    /// Show one client's windows per rule, its block, offenses and audit trail.
+    Explain {
+        /// The client address.
+        address: String,
+        #[command(flatten)]
+        state: manage::StateArgs,
+    },
+    /// Block an address or network by hand (recorded with who, when, why).
+    Block {
+        /// Address or CIDR.
+        target: String,
+        /// How long.
+        #[arg(long, default_value = "1h")]
+        ttl: fail2waf_core::duration::Secs,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        state: manage::StateArgs,
+    },
+    /// Remove a block by hand (and forget its offenses; recorded).
+    Unblock {
+        /// Address or CIDR, as blocked.
+        target: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        state: manage::StateArgs,
+    },
+    /// Active blocks per IP version, capacity used, incident mode.
+    Status {
+        #[command(flatten)]
+        state: manage::StateArgs,
+    },
+    /// Push the ledger to the WAF IP sets (or print what they should hold).
+    Sync {
+        #[command(flatten)]
+        state: manage::StateArgs,
+    },
     /// Check or print configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -84,6 +125,20 @@ impl std::error::Error for InputError {}
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Detect(args) => detect::run(&args),
+        Command::Explain { address, state } => manage::explain(&address, &state),
+        Command::Block {
+            target,
+            ttl,
+            reason,
+            state,
+        } => manage::block(&target, ttl, &reason, &state),
+        Command::Unblock {
+            target,
+            reason,
+            state,
+        } => manage::unblock(&target, &reason, &state),
+        Command::Status { state } => manage::status(&state),
+        Command::Sync { state } => manage::sync(&state),
         Command::Config(ConfigCommand::Check { file }) => {
             let c = fail2waf_core::config::Config::load(&file)
                 .map_err(|e| InputError(format!("{}: {e}", file.display())))?;

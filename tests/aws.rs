@@ -698,3 +698,62 @@ fn the_cli_reads_s3_prefixes_and_uses_the_s3_state_store() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn manual_block_unblock_and_status_on_the_deployed_state() {
+    let acct = Account::new();
+    let state = format!("s3://{}/fail2waf/", acct.state);
+    let sets = [
+        ("FAIL2WAF_IPSET_V4_ARN", acct.v4.2.as_str()),
+        ("FAIL2WAF_IPSET_V6_ARN", acct.v6.2.as_str()),
+    ];
+    let out = cli(
+        &acct,
+        &[
+            "block",
+            "2001:db8:bad:7::1",
+            "--ttl",
+            "30m",
+            "--reason",
+            "abuse report",
+            "--state",
+            &state,
+            "--json",
+        ],
+        &sets,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        acct.ip_set(&acct.v6),
+        BTreeSet::from(["2001:db8:bad:7::1/128".to_string()])
+    );
+    let out = cli(&acct, &["status", "--state", &state, "--json"], &sets);
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["active_v6"], 1);
+    let out = cli(
+        &acct,
+        &[
+            "unblock",
+            "2001:db8:bad:7::1",
+            "--reason",
+            "false positive",
+            "--state",
+            &state,
+            "--json",
+        ],
+        &sets,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(acct.ip_set(&acct.v6).is_empty());
+    let ledger = acct.state_object("ledger.json").unwrap();
+    assert_eq!(ledger["audit"].as_array().unwrap().len(), 2);
+    assert_eq!(ledger["audit"][1]["reason"], "false positive");
+}

@@ -6,6 +6,7 @@
 mod aws;
 mod cli;
 mod lambda_api;
+mod manage;
 mod moto;
 mod quality;
 mod util;

@@ -281,6 +281,37 @@ impl Service {
         })
     }
 
+    /// The safety policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Change the ledger under optimistic concurrency (manual actions);
+    /// `change` returns whether it changed anything.
+    pub async fn update_ledger(
+        &self,
+        change: impl FnMut(&mut Ledger) -> bool,
+    ) -> Result<Ledger, ServiceError> {
+        Ok(self
+            .store
+            .update(&self.store.ledger_key(), change)
+            .await?
+            .value)
+    }
+
+    /// The stored windows of `key` (the shard it lives in) and the site counts.
+    pub async fn windows_of(&self, key: &IpNet) -> Result<StoredState, ServiceError> {
+        let shard = self
+            .store
+            .get::<Shard>(&self.store.shard_key(self.store.shard_of(key)))
+            .await?;
+        let site = self.store.get::<Shard>(&self.store.site_key()).await?;
+        let mut e = Engine::new(&self.config);
+        e.import(&site.value.state);
+        e.import(&shard.value.state);
+        Ok(e.export())
+    }
+
     /// Use `config` instead of the one the settings named.
     pub fn set_config(&mut self, config: Config) {
         self.policy = Policy::new(&config);

@@ -1,0 +1,420 @@
+//! Manual control and inspection of a state: `explain`, `block`,
+//! `unblock`, `status`, `sync`. The state is a local directory (as written
+//! by `detect --state DIR`) or the deployed functions' `s3://` state.
+
+use crate::output::{reason, rfc3339};
+use crate::InputError;
+use anyhow::Result;
+use fail2waf_core::aws::service::{wall_ms, Service, Settings};
+use fail2waf_core::client::{widen, ClientResolver};
+use fail2waf_core::config::Config;
+use fail2waf_core::duration::Secs;
+use fail2waf_core::engine::{Engine, StoredState};
+use fail2waf_core::ledger::{Ledger, Policy};
+use fail2waf_core::rules::KeyKind;
+use fail2waf_core::state::DirState;
+use fail2waf_core::window::window_start;
+use ipnet::IpNet;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where a command finds the state.
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// The state: a directory (`detect --state DIR`) or `s3://bucket/prefix/`
+    /// (the deployed functions'; FAIL2WAF_IPSET_V4_ARN and _V6_ARN in the
+    /// environment let `block`, `unblock` and `sync` update WAF).
+    #[arg(long)]
+    state: String,
+    /// Rules and settings (TOML), as the state was counted with.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The time to act at (RFC 3339); default now. A backtest's ledger is in
+    /// the event time of its logs.
+    #[arg(long)]
+    now: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// An opened state.
+enum State {
+    Dir(
+        DirState,
+        StoredState,
+        Ledger,
+        fail2waf_core::state::Absorbed,
+    ),
+    S3(Box<Service>, tokio::runtime::Runtime),
+}
+
+struct Ctx {
+    state: State,
+    config: Config,
+    policy: Policy,
+    now: i64,
+    json: bool,
+}
+
+fn open(a: &StateArgs) -> Result<Ctx> {
+    let config = match &a.config {
+        Some(p) => Config::load(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?,
+        None => Config::default(),
+    };
+    let now = match &a.now {
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| InputError(format!("--now {t}: {e}")))?
+            .timestamp_millis(),
+        None => wall_ms(),
+    };
+    let state = if a.state.starts_with("s3://") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let sets = env("FAIL2WAF_IPSET_V4_ARN").is_some() && env("FAIL2WAF_IPSET_V6_ARN").is_some();
+        let settings = Settings::from_lookup(|k| match k {
+            "FAIL2WAF_STATE" => Some(a.state.clone()),
+            "FAIL2WAF_DRY_RUN" => Some((!sets).to_string()),
+            "FAIL2WAF_IPSET_V4_ARN" | "FAIL2WAF_IPSET_V6_ARN" => env(k),
+            _ => None,
+        })
+        .map_err(InputError)?;
+        let mut svc = rt
+            .block_on(Service::new(settings))
+            .map_err(|e| InputError(e.to_string()))?;
+        svc.set_config(config.clone());
+        State::S3(Box::new(svc), rt)
+    } else {
+        let dir = DirState::new(&a.state);
+        if !dir.dir().is_dir() {
+            return Err(InputError(format!("{}: no such state directory", a.state)).into());
+        }
+        let (st, l, abs) = dir.load().map_err(|e| InputError(format!("state: {e}")))?;
+        State::Dir(dir, st, l, abs)
+    };
+    Ok(Ctx {
+        policy: Policy::new(&config),
+        state,
+        config,
+        now,
+        json: a.json,
+    })
+}
+
+impl Ctx {
+    fn ledger(&self) -> Result<Ledger> {
+        Ok(match &self.state {
+            State::Dir(_, _, l, _) => l.clone(),
+            State::S3(svc, rt) => {
+                rt.block_on(svc.store.ledger())
+                    .map_err(|e| anyhow::anyhow!(e))?
+                    .value
+            }
+        })
+    }
+
+    /// Change the ledger and save it; returns the ledger as saved.
+    fn change(&mut self, mut f: impl FnMut(&mut Ledger) -> bool) -> Result<Ledger> {
+        match &mut self.state {
+            State::Dir(dir, st, l, abs) => {
+                if f(l) {
+                    dir.save(st, l, abs)?;
+                }
+                Ok(l.clone())
+            }
+            State::S3(svc, rt) => Ok(rt
+                .block_on(svc.update_ledger(f))
+                .map_err(|e| anyhow::anyhow!(e))?),
+        }
+    }
+
+    /// Push the ledger to WAF (S3 state with IP sets), or say what WAF
+    /// should hold (the JSON of the desired sets).
+    fn sync(&self) -> Result<serde_json::Value> {
+        match &self.state {
+            State::S3(svc, rt) if !svc.settings.dry_run => {
+                let r = rt.block_on(
+                    svc.enforce(self.now, &format!("fail2waf-cli-{}", std::process::id())),
+                )?;
+                Ok(
+                    json!({"synced": !r.deferred, "deferred": r.deferred, "v4": r.v4, "v6": r.v6, "writes": r.writes, "overflow": r.overflow}),
+                )
+            }
+            _ => {
+                let d = self.ledger()?.desired(self.now, &self.policy);
+                Ok(
+                    json!({"synced": false, "v4": d.v4.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                          "v6": d.v6.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                          "overflow": d.overflow_v4 + d.overflow_v6}),
+                )
+            }
+        }
+    }
+}
+
+fn who() -> String {
+    std::env::var("FAIL2WAF_OPERATOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "cli".into())
+}
+
+fn parse_net(s: &str) -> Result<IpNet, InputError> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| InputError(format!("`{s}` is not an address or CIDR")))
+}
+
+fn print(ctx: &Ctx, v: &serde_json::Value, text: &str) {
+    if ctx.json {
+        println!("{v}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// `fail2waf block`.
+pub fn block(net: &str, ttl: Secs, why: &str, a: &StateArgs) -> Result<ExitCode> {
+    let net = parse_net(net)?;
+    let mut ctx = open(a)?;
+    let (now, policy, by) = (ctx.now, ctx.policy.clone(), who());
+    let mut refused = None;
+    let ledger = ctx.change(|l| match l.block_manual(net, ttl, &by, why, now, &policy) {
+        Ok(_) => true,
+        Err(r) => {
+            refused = Some(format!("{r:?}"));
+            false
+        }
+    })?;
+    if let Some(r) = refused {
+        return Err(InputError(format!("{net} cannot be blocked: {r}")).into());
+    }
+    let b = &ledger.blocks[&net];
+    let sync = ctx.sync()?;
+    print(
+        &ctx,
+        &json!({"type": "block", "ip": net.to_string(), "until": rfc3339(b.until_ms), "by": by, "reason": why, "sync": sync}),
+        &format!(
+            "blocked {net} until {} ({}); WAF: {sync}",
+            rfc3339(b.until_ms),
+            reason(b)
+        ),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fail2waf unblock`.
+pub fn unblock(net: &str, why: &str, a: &StateArgs) -> Result<ExitCode> {
+    let net = parse_net(net)?;
+    let mut ctx = open(a)?;
+    let (now, by) = (ctx.now, who());
+    let mut removed = None;
+    ctx.change(|l| {
+        removed = l.unblock(net, &by, why, now);
+        true // the audit entry is recorded either way
+    })?;
+    let sync = ctx.sync()?;
+    let was = removed.as_ref().map(|b| b.rule.clone());
+    print(
+        &ctx,
+        &json!({"type": "unblock", "ip": net.to_string(), "was_blocked_by": was, "by": by, "reason": why, "sync": sync}),
+        &match &was {
+            Some(rule) => format!(
+                "unblocked {net} (was blocked by {rule}); offense history cleared; WAF: {sync}"
+            ),
+            None => format!("{net} was not blocked (recorded anyway); WAF: {sync}"),
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fail2waf status`.
+pub fn status(a: &StateArgs) -> Result<ExitCode> {
+    let ctx = open(a)?;
+    let ledger = ctx.ledger()?;
+    let active: Vec<_> = ledger.active(ctx.now).collect();
+    let v4 = active
+        .iter()
+        .filter(|(n, _)| matches!(n, IpNet::V4(_)))
+        .count();
+    let v6 = active.len() - v4;
+    let d = ledger.desired(ctx.now, &ctx.policy);
+    let since: Vec<i64> = active.iter().map(|(_, b)| b.since_ms).collect();
+    let incident = ledger.incident_until_ms.filter(|t| *t > ctx.now);
+    let v = json!({
+        "type": "status",
+        "now": rfc3339(ctx.now),
+        "active_v4": v4, "active_v6": v6,
+        "capacity_v4": ctx.policy.capacity.0, "capacity_v6": ctx.policy.capacity.1,
+        "overflow": d.overflow_v4 + d.overflow_v6,
+        "oldest": since.iter().min().map(|t| rfc3339(*t)),
+        "newest": since.iter().max().map(|t| rfc3339(*t)),
+        "incident_until": incident.map(rfc3339),
+        "manual_actions": ledger.audit.len(),
+        "blocks": active.iter().map(|(n, b)| json!({"ip": n.to_string(), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})).collect::<Vec<_>>(),
+    });
+    let mut text = format!(
+        "active blocks: {} IPv4 of {}, {} IPv6 of {}{}\n",
+        v4,
+        ctx.policy.capacity.0,
+        v6,
+        ctx.policy.capacity.1,
+        if d.overflow_v4 + d.overflow_v6 > 0 {
+            format!(
+                " ({} over capacity, not enforced)",
+                d.overflow_v4 + d.overflow_v6
+            )
+        } else {
+            String::new()
+        }
+    );
+    if let (Some(o), Some(n)) = (since.iter().min(), since.iter().max()) {
+        text += &format!(
+            "oldest block since {}, newest since {}\n",
+            rfc3339(*o),
+            rfc3339(*n)
+        );
+    }
+    text += &match incident {
+        Some(t) => format!("incident mode until {}\n", rfc3339(t)),
+        None => "incident mode: off\n".into(),
+    };
+    for (n, b) in &active {
+        text += &format!(
+            "  {:<22} {:<12} until {}  {}\n",
+            n.to_string(),
+            b.rule,
+            rfc3339(b.until_ms),
+            reason(b)
+        );
+    }
+    for e in ledger.audit.iter().rev().take(5) {
+        text += &format!(
+            "  audit: {} {} {} by {}: {}\n",
+            rfc3339(e.at_ms),
+            e.action,
+            e.net,
+            e.by,
+            e.reason
+        );
+    }
+    print(&ctx, &v, text.trim_end());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fail2waf sync`.
+pub fn sync(a: &StateArgs) -> Result<ExitCode> {
+    let ctx = open(a)?;
+    let v = ctx.sync()?;
+    print(&ctx, &v, &v.to_string());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fail2waf explain`.
+pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
+    let ip: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| InputError(format!("`{addr}` is not an address")))?;
+    let ctx = open(a)?;
+    let key = ClientResolver::new(vec![], ctx.config.file.ipv6_key_prefix).key(ip);
+    let windows = match &ctx.state {
+        State::Dir(_, st, _, _) => st.clone(),
+        State::S3(svc, rt) => rt
+            .block_on(svc.windows_of(&key))
+            .map_err(|e| anyhow::anyhow!(e))?,
+    };
+    let mut engine = Engine::new(&ctx.config);
+    engine.import(&windows);
+    let newest = windows.newest;
+    let ledger = ctx.ledger()?;
+    let mut rules = Vec::new();
+    let mut text = format!("{addr} counts as {key}\n");
+    for rule in engine.rules() {
+        let c = &rule.config;
+        let k = match c.key {
+            KeyKind::Ip => key,
+            KeyKind::Prefix => widen(key, c.prefix_v4, c.prefix_v6),
+        };
+        let sk = windows.keys.get(&k);
+        let rs = sk.and_then(|s| s.rules.get(&c.name));
+        let lo = window_start(newest, rule.window_buckets);
+        let now_matched = rs.map_or(0, |r| r.matched.sum(lo, newest));
+        let total = sk.map_or(0, |s| s.total.sum(lo, newest));
+        let best = rs.map_or(0, |r| {
+            r.matched
+                .iter()
+                .map(|(b, _)| r.matched.window(b, rule.window_buckets))
+                .max()
+                .unwrap_or(0)
+        });
+        let paths = rs.map_or(0, |r| r.paths.count_since(lo));
+        let mut needs = vec![format!("{} matched in {}", c.threshold, c.window)];
+        if c.distinct_paths > 0 {
+            needs.push(format!("{} distinct paths", c.distinct_paths));
+        }
+        if let Some(r) = c.min_ratio {
+            needs.push(format!("{:.0} % of its requests", r * 100.0));
+        }
+        if c.key == KeyKind::Prefix {
+            needs.push(format!("{} quiet addresses of {k}", c.min_members));
+        }
+        text += &format!(
+            "  {:<12} latest window: {now_matched} matched of {total}, {paths} distinct paths; busiest window: {best}; fires at {}\n",
+            c.name,
+            needs.join(", ")
+        );
+        rules.push(json!({"rule": c.name, "key": k.to_string(), "latest_window": {"matched": now_matched, "requests": total, "distinct_paths": paths},
+                          "busiest_window_matched": best, "threshold": c.threshold, "window_seconds": c.window.0,
+                          "distinct_paths": c.distinct_paths, "min_ratio": c.min_ratio}));
+    }
+    let block = ledger
+        .covering(&key, ctx.now)
+        .and_then(|n| ledger.blocks.get(&n).map(|b| (n, b)));
+    match &block {
+        Some((n, b)) => {
+            text += &format!(
+                "blocked as {n} by {} until {}: {}\n",
+                b.rule,
+                rfc3339(b.until_ms),
+                reason(b)
+            )
+        }
+        None => text += "not blocked\n",
+    }
+    let history = ledger.history.get(&key);
+    if let Some(h) = history {
+        text += &format!(
+            "offenses remembered: {} (last {})\n",
+            h.offenses,
+            rfc3339(h.last_ms)
+        );
+    }
+    let audit: Vec<_> = ledger
+        .audit
+        .iter()
+        .filter(|e| e.net.contains(&key.addr()) || key.contains(&e.net.addr()))
+        .collect();
+    for e in &audit {
+        text += &format!(
+            "audit: {} {} by {}: {}\n",
+            rfc3339(e.at_ms),
+            e.action,
+            e.by,
+            e.reason
+        );
+    }
+    let v = json!({
+        "type": "explain", "ip": addr, "key": key.to_string(),
+        "windows_as_of": rfc3339((i64::from(newest) + 1) * ctx.config.bucket_ms() - 1),
+        "rules": rules,
+        "block": block.map(|(n, b)| json!({"ip": n.to_string(), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})),
+        "offenses": history.map(|h| h.offenses),
+        "audit": audit.iter().map(|e| json!({"at": rfc3339(e.at_ms), "action": e.action, "by": e.by, "reason": e.reason})).collect::<Vec<_>>(),
+    });
+    print(&ctx, &v, text.trim_end());
+    Ok(ExitCode::SUCCESS)
+}
