@@ -3,9 +3,14 @@
 //! pointing `AWS_ENDPOINT_URL` at a local peer (moto) tests it unchanged.
 
 pub mod events;
+#[cfg(feature = "aws")]
 pub mod handlers;
 pub mod metrics;
+#[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(feature = "aws")]
 pub mod service;
+#[cfg(feature = "aws")]
 pub mod store;
+#[cfg(feature = "aws")]
 pub mod waf;
