@@ -6,6 +6,7 @@
 mod detect;
 mod inputs;
 mod output;
+mod report;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,9 @@ struct Cli {
 enum Command {
     /// Run the rules over log files and print the blocks they decide.
     Detect(detect::DetectArgs),
+    /// Backtest the rules on logs: one self-contained HTML page (timeline,
+    /// decisions with evidence, near misses).
+    Report(report::ReportArgs),
     /// Check or print configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -84,6 +88,7 @@ impl std::error::Error for InputError {}
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Detect(args) => detect::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Config(ConfigCommand::Check { file }) => {
             let c = fail2waf_core::config::Config::load(&file)
                 .map_err(|e| InputError(format!("{}: {e}", file.display())))?;
