@@ -395,6 +395,8 @@ struct Model {
     /// Blocked networks not drawn (beyond `--top`).
     blocked_not_shown: usize,
     near: Vec<NearMiss>,
+    /// Count reached, held back by another condition.
+    held: Vec<NearMiss>,
     data: Data,
 }
 
@@ -541,7 +543,11 @@ impl Model {
                 .then(a.rule.cmp(&b.rule))
                 .then(a.key.cmp(&b.key))
         });
+        let (mut held, mut near): (Vec<NearMiss>, Vec<NearMiss>) = near
+            .into_iter()
+            .partition(|n| n.max >= u64::from(n.threshold));
         near.truncate(NEAR_MISSES);
+        held.truncate(NEAR_MISSES);
 
         let rule_rows = rules
             .iter()
@@ -580,6 +586,7 @@ impl Model {
             offenders,
             blocked_not_shown,
             near,
+            held,
             data,
         }
     }
@@ -762,8 +769,8 @@ impl Model {
         }
         let _ = write!(
             h,
-            "<text class=\"axis\" x=\"{}\" y=\"{}\">UTC</text>",
-            width - right + 8.0,
+            "<text class=\"axis\" x=\"{}\" y=\"{}\">time (UTC)</text>",
+            left - 8.0,
             top - 12.0
         );
         for (i, o) in self.offenders.iter().enumerate() {
@@ -799,6 +806,12 @@ impl Model {
                     ty = y0 + 12.0,
                 );
             }
+            let first_block = o
+                .blocks
+                .iter()
+                .map(|&i| self.decisions[i].block.since_ms)
+                .min()
+                .unwrap_or(i64::MAX);
             let peak = o.stats.per_minute.values().copied().max().unwrap_or(0);
             let scale = (lane_h - 16.0) / f64::from(peak.max(1));
             for (m, c) in &o.stats.per_minute {
@@ -806,10 +819,11 @@ impl Model {
                 let bh = (f64::from(*c) * scale).max(1.0);
                 let _ = write!(
                     h,
-                    "<rect class=\"bar\" data-key=\"{key}\" data-minute=\"{t}\" data-count=\"{c}\" \
+                    "<rect class=\"bar{late}\" data-key=\"{key}\" data-minute=\"{t}\" data-count=\"{c}\" \
                      x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bh:.1}\">\
                      <title>{key} {t}: {c} matched</title></rect>",
                     t = rfc3339(ms),
+                    late = if ms + 60_000 > first_block { " late" } else { "" },
                     x = x(ms),
                     y = y0 + lane_h - 2.0 - bh,
                     w = (minute_w - 0.5).max(1.0),
@@ -829,7 +843,12 @@ impl Model {
                 py = y0 + 16.0,
             );
         }
-        h.push_str("</svg></section>\n");
+        h.push_str(
+            "</svg><p class=\"legend\"><i style=\"background:#2f6fb0\"></i>matched requests before the block\
+             <i style=\"background:#a8322a\"></i>after it was decided (WAF would have stopped these)\
+             <i style=\"background:rgba(192,57,43,.18);border:1px solid rgba(192,57,43,.6)\"></i>block, \
+             labelled with its rule</p></section>\n",
+        );
     }
 
     fn rules_table(&self, h: &mut String) {
@@ -929,7 +948,7 @@ impl Model {
             };
             let _ = write!(
                 h,
-                "<tr data-key=\"{net}\"><td><code>{net}</code></td><td><code>{rule}</code></td>\
+                "<tr data-key=\"{net}\"><td class=\"ip\"><code>{net}</code></td><td class=\"rule\"><code>{rule}</code></td>\
                  <td class=\"t\">{since}</td><td class=\"t\">{until}</td><td class=\"n\">{off}</td>\
                  <td class=\"n\">{mr}</td><td class=\"n\">{dp}</td><td class=\"samples\">{samples}</td>\
                  <td>{reason}</td></tr>",
@@ -947,29 +966,48 @@ impl Model {
     fn near_misses(&self, h: &mut String) {
         h.push_str(
             "<section id=\"near\"><h2>Near misses</h2><p class=\"note\">Clients (networks, for \
-             prefix rules) never blocked, by the fullest window of matched requests for each rule \
-             (the rule's window slid over the 10 s buckets), as a share of its threshold. \
-             <b>Only the count condition</b> is shown: a client at or over 100 % was held back by \
-             another condition (ratio, distinct paths, members, outage awareness). For prefix rules \
-             every matched request of the network's unblocked members is counted, quiet or not.</p>",
+             prefix rules) never blocked, by their fullest window of matched requests for each \
+             rule (the rule's window slid over the 10 s buckets), as a share of the threshold. \
+             <b>Only the count condition</b> is compared; for prefix rules every matched request \
+             of the network's unblocked members counts, quiet or not.</p>",
         );
         if self.near.is_empty() {
-            h.push_str("<p>No unblocked client matched any rule.</p></section>\n");
-            return;
+            h.push_str("<p>No unblocked client came under a threshold.</p>");
+        } else {
+            h.push_str("<h3>Closest under a threshold</h3>");
+            self.near_table(h, &self.near, "near");
         }
+        if !self.held.is_empty() {
+            h.push_str(
+                "<h3>Reached the count, held back by another condition</h3><p class=\"note\">\
+                 The ratio, distinct paths, members or outage awareness kept these out: \
+                 NATs, crawlers and monitors should be here, attackers should not.</p>",
+            );
+            self.near_table(h, &self.held, "held");
+        }
+        h.push_str("</section>\n");
+    }
+
+    fn near_table(&self, h: &mut String, rows: &[NearMiss], class: &str) {
         h.push_str(
-            "<table><thead><tr><th>client</th><th>rule</th><th class=\"n\">max / threshold</th>\
-             <th class=\"bar\"></th><th>window ending</th></tr></thead><tbody>",
+            "<table class=\"near\"><thead><tr><th>client</th><th>rule</th><th class=\"n\">max / threshold</th>\
+             <th class=\"meterbar\"></th><th>window ending</th><th>user agent</th></tr></thead><tbody>",
         );
-        for n in &self.near {
+        for n in rows {
             let pct = n.ratio() * 100.0;
             let rule = &self.rules[n.rule].config;
+            let ua = self
+                .data
+                .keys
+                .get(&n.key)
+                .map(|k| esc(&k.user_agent))
+                .unwrap_or_default();
             let _ = write!(
                 h,
-                "<tr class=\"near\" data-key=\"{key}\" data-rule=\"{r}\" data-max=\"{max}\" \
+                "<tr class=\"{class}\" data-key=\"{key}\" data-rule=\"{r}\" data-max=\"{max}\" \
                  data-threshold=\"{th}\"><td><code>{key}</code></td><td><code>{r}</code> ({win})</td>\
-                 <td class=\"n\">{max}/{th} ({pct:.0} %)</td><td class=\"bar\"><span class=\"meter{over}\" \
-                 style=\"width:{w:.0}%\"></span></td><td class=\"t\">{at}</td></tr>",
+                 <td class=\"n\">{max}/{th} ({pct:.0} %)</td><td class=\"meterbar\"><span class=\"meter{over}\" \
+                 style=\"width:{w:.0}%\"></span></td><td class=\"t\">{at}</td><td class=\"ua\">{ua}</td></tr>",
                 key = n.key,
                 r = esc(&rule.name),
                 win = rule.window,
@@ -980,7 +1018,7 @@ impl Model {
                 at = rfc3339(n.at_ms),
             );
         }
-        h.push_str("</tbody></table></section>\n");
+        h.push_str("</tbody></table>");
     }
 
     fn offender_detail(&self, h: &mut String) {
@@ -1148,9 +1186,14 @@ td.n, th.n { text-align:right; white-space:nowrap; }
 td.t { white-space:nowrap; font-variant-numeric:tabular-nums; }
 tr.hit td:first-child { border-left:3px solid var(--red); }
 .desc { color:var(--mute); font-size:12px; max-width:300px; }
+td.samples { min-width:230px; }
 td.samples code { font-size:11.5px; }
+td.ip code, td.rule code { white-space:nowrap; word-break:normal; }
+td.ua { font-size:12px; color:var(--mute); max-width:420px; }
+.legend { font-size:12.5px; color:var(--mute); margin:6px 0 0; }
+.legend i { display:inline-block; width:12px; height:10px; margin:0 4px 0 12px; vertical-align:-1px; }
 table.decisions td:last-child { font-size:12.5px; }
-td.bar { width:180px; }
+td.meterbar { width:180px; }
 .meter { display:inline-block; height:10px; background:#e9a23b; border-radius:2px; }
 .meter.over { background:var(--red); }
 svg.chart { display:block; background:#fff; border:1px solid var(--line); border-radius:6px; max-width:100%; height:auto; }
@@ -1158,11 +1201,11 @@ svg .lanebg { fill:#fff; stroke:var(--line); stroke-width:0.5; }
 svg .blocked .lanebg { fill:#fffafa; }
 svg .grid { stroke:#d9dde5; stroke-width:0.7; stroke-dasharray:2 3; }
 svg .tick, svg .axis { font-size:11px; fill:var(--mute); text-anchor:middle; }
-svg .axis { text-anchor:start; font-weight:600; }
+svg .axis { text-anchor:end; font-weight:600; }
 svg .band { fill:var(--red); fill-opacity:0.13; stroke:var(--red); stroke-opacity:0.5; stroke-width:0.8; }
 svg .bandlabel { font-size:10px; fill:var(--red); font-weight:600; }
 svg .bar { fill:var(--bar); }
-svg .blocked .bar { fill:#8a2a20; }
+svg .bar.late { fill:#a8322a; }
 svg .key { font:12px ui-monospace, Menlo, Consolas, monospace; text-anchor:end; fill:var(--fg); }
 svg .sub { font-size:10.5px; text-anchor:end; fill:var(--mute); }
 svg .peak { font-size:10.5px; fill:var(--mute); }

@@ -8,4 +8,5 @@ mod cli;
 mod lambda_api;
 mod moto;
 mod quality;
+mod report;
 mod util;
