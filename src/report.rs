@@ -406,8 +406,7 @@ fn widen(key: IpNet, rule: &Rule) -> IpNet {
         IpNet::V4(_) => rule.config.prefix_v4,
         IpNet::V6(_) => rule.config.prefix_v6,
     };
-    IpNet::new(key.addr(), len.min(key.prefix_len()))
-        .map_or(key, |n| n.trunc())
+    IpNet::new(key.addr(), len.min(key.prefix_len())).map_or(key, |n| n.trunc())
 }
 
 /// The fullest window of `width` buckets: (count, last bucket).
@@ -479,7 +478,7 @@ impl Model {
                 }
             })
             .collect();
-        offenders.sort_by(|a, b| b.stats.matched.cmp(&a.stats.matched));
+        offenders.sort_by_key(|o| std::cmp::Reverse(o.stats.matched));
         let blocked_not_shown = offenders.len().saturating_sub(top);
         offenders.truncate(top);
         if offenders.len() < top {
@@ -770,7 +769,7 @@ impl Model {
         let _ = write!(
             h,
             "<text class=\"axis\" x=\"{}\" y=\"{}\">time (UTC)</text>",
-            left - 8.0,
+            12.0,
             top - 12.0
         );
         for (i, o) in self.offenders.iter().enumerate() {
@@ -884,14 +883,7 @@ impl Model {
                 .near
                 .iter()
                 .find(|n| n.rule == r)
-                .map(|n| {
-                    format!(
-                        "<code>{}</code> {}/{}",
-                        n.key,
-                        n.max,
-                        n.threshold
-                    )
-                })
+                .map(|n| format!("<code>{}</code> {}/{}", n.key, n.max, n.threshold))
                 .unwrap_or_default();
             let _ = write!(
                 h,
@@ -928,7 +920,9 @@ impl Model {
             return;
         }
         h.push_str(
-            "<table class=\"decisions\"><thead><tr><th>ip</th><th>rule</th><th>first blocked</th>\
+            "<table class=\"decisions\"><colgroup><col style=\"width:150px\"><col style=\"width:95px\">\
+             <col style=\"width:168px\"><col style=\"width:168px\"><col style=\"width:62px\">\
+             <col style=\"width:110px\"><col style=\"width:68px\"><col style=\"width:240px\"><col></colgroup><thead><tr><th>ip</th><th>rule</th><th>first blocked</th>\
              <th>expires</th><th class=\"n\">offense</th><th class=\"n\">matched / requests</th>\
              <th class=\"n\">distinct paths</th><th>samples</th><th>reason</th></tr></thead><tbody>",
         );
@@ -1149,11 +1143,13 @@ fn human_span(secs: i64) -> String {
 /// A tick interval giving at most about 12 ticks over `span_ms`.
 fn tick_step(span_ms: i64) -> i64 {
     const MIN: i64 = 60_000;
-    [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080]
-        .iter()
-        .map(|m| m * MIN)
-        .find(|s| span_ms / s <= 12)
-        .unwrap_or(30 * 1440 * MIN)
+    [
+        1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080,
+    ]
+    .iter()
+    .map(|m| m * MIN)
+    .find(|s| span_ms / s <= 12)
+    .unwrap_or(30 * 1440 * MIN)
 }
 
 const HEAD: &str = r#"<!DOCTYPE html>
@@ -1186,13 +1182,17 @@ td.n, th.n { text-align:right; white-space:nowrap; }
 td.t { white-space:nowrap; font-variant-numeric:tabular-nums; }
 tr.hit td:first-child { border-left:3px solid var(--red); }
 .desc { color:var(--mute); font-size:12px; max-width:300px; }
-td.samples { min-width:230px; }
 td.samples code { font-size:11.5px; }
 td.ip code, td.rule code { white-space:nowrap; word-break:normal; }
 td.ua { font-size:12px; color:var(--mute); max-width:420px; }
 .legend { font-size:12.5px; color:var(--mute); margin:6px 0 0; }
 .legend i { display:inline-block; width:12px; height:10px; margin:0 4px 0 12px; vertical-align:-1px; }
+table.decisions { table-layout:fixed; }
 table.decisions td:last-child { font-size:12.5px; }
+table.decisions th { white-space:normal; }
+#rules td:first-child { min-width:250px; }
+#rules th { white-space:normal; }
+table.decisions td { overflow-wrap:anywhere; }
 td.meterbar { width:180px; }
 .meter { display:inline-block; height:10px; background:#e9a23b; border-radius:2px; }
 .meter.over { background:var(--red); }
@@ -1201,7 +1201,7 @@ svg .lanebg { fill:#fff; stroke:var(--line); stroke-width:0.5; }
 svg .blocked .lanebg { fill:#fffafa; }
 svg .grid { stroke:#d9dde5; stroke-width:0.7; stroke-dasharray:2 3; }
 svg .tick, svg .axis { font-size:11px; fill:var(--mute); text-anchor:middle; }
-svg .axis { text-anchor:end; font-weight:600; }
+svg .axis { text-anchor:start; font-weight:600; }
 svg .band { fill:var(--red); fill-opacity:0.13; stroke:var(--red); stroke-opacity:0.5; stroke-width:0.8; }
 svg .bandlabel { font-size:10px; fill:var(--red); font-weight:600; }
 svg .bar { fill:var(--bar); }

@@ -98,7 +98,10 @@ fn report_on_the_examples_draws_every_block_of_detect() {
     // Each lane's bars sum to the lane's matched requests.
     let sums = minute_sums(&html);
     let lanes = tags(&html, "lane");
-    assert!(lanes.len() > decisions.len(), "unblocked offenders shown too");
+    assert!(
+        lanes.len() > decisions.len(),
+        "unblocked offenders shown too"
+    );
     for lane in &lanes {
         let key = &lane["data-key"];
         assert_eq!(
@@ -135,7 +138,13 @@ fn report_counts_crafted_requests_and_shows_a_near_miss() {
     }
     // Just under scan-burst: 25 distinct 404s within one minute (from 00:02:00).
     for i in 0..25u32 {
-        log += &alb_line(&at(120 + 2 * i), "192.0.2.77", "GET", &format!("/x{i}"), 404);
+        log += &alb_line(
+            &at(120 + 2 * i),
+            "192.0.2.77",
+            "GET",
+            &format!("/x{i}"),
+            404,
+        );
         log.push('\n');
     }
     // A shopper.
@@ -151,11 +160,18 @@ fn report_counts_crafted_requests_and_shows_a_near_miss() {
     let decisions = detect_decisions(&[f]);
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     let (ip, since, until, rule) = &decisions[0];
-    assert_eq!((ip.as_str(), rule.as_str()), ("198.51.100.7/32", "scan-burst"));
+    assert_eq!(
+        (ip.as_str(), rule.as_str()),
+        ("198.51.100.7/32", "scan-burst")
+    );
     let bands = tags(&html, "band");
     assert_eq!(bands.len(), 1);
     assert_eq!(
-        (&bands[0]["data-key"], &bands[0]["data-since"], &bands[0]["data-until"]),
+        (
+            &bands[0]["data-key"],
+            &bands[0]["data-since"],
+            &bands[0]["data-until"]
+        ),
         (ip, since, until)
     );
     // The block is decided by the 30th 404, at 00:00:59.
@@ -211,7 +227,12 @@ fn report_unreadable_input_is_exit_2() {
     let dir = TempDir::new("report-missing");
     let out = dir.join("r.html");
     let r = fail2waf(
-        &["report", "--output", out.to_str().unwrap(), "/nonexistent/x.log"],
+        &[
+            "report",
+            "--output",
+            out.to_str().unwrap(),
+            "/nonexistent/x.log",
+        ],
         b"",
     );
     assert_eq!(r.status.code(), Some(2));

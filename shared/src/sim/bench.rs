@@ -74,14 +74,14 @@ pub fn write_alb<W: Write>(
         };
         let ua = AGENTS[rng.below(AGENTS.len() as u64) as usize];
         buf.clear();
-        write!(
+        writeln!(
             buf,
             "https {ts} app/shop-prod/6f2c1e0b9a7d4e31 {ip}:{port} 10.0.{n}.{h}:443 0.001 0.{lat:03} 0.000 {status} {status} {rx} {tx} \
              \"GET https://shop.example.com:443{path} HTTP/2.0\" \"{ua}\" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 \
              arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-app/73e2d6bc24d8a067 \
              \"Root=1-{secs:08x}-{trace:024x}\" \"shop.example.com\" \
              \"arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012\" 0 {ts} \
-             \"forward\" \"-\" \"-\" \"10.0.{n}.{h}:443\" \"{status}\" \"-\" \"-\" TID_{tid:032x}\n",
+             \"forward\" \"-\" \"-\" \"10.0.{n}.{h}:443\" \"{status}\" \"-\" \"-\" TID_{tid:032x}",
             port = 1024 + rng.below(60000),
             n = rng.below(4),
             h = 10 + rng.below(20),
