@@ -233,10 +233,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks that every step runs")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     args = ap.parse_args()
     profile = "debug" if args.smoke else "release"
-    build = ["cargo", "build", "--bins"] + ([] if args.smoke else ["--release"])
-    subprocess.run(build, cwd=ROOT, check=True)
+    if not args.no_build:
+        build = ["cargo", "build", "--bins"] + ([] if args.smoke else ["--release"])
+        subprocess.run(build, cwd=ROOT, check=True)
     bin_ = os.path.join(TARGET, profile, "fail2waf")
     ingest = os.path.join(TARGET, profile, "fail2waf-ingest")
     small, big, huge = (2_000, 20_000, 40_000) if args.smoke else (100_000, 1_000_000, 2_000_000)

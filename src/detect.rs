@@ -290,7 +290,7 @@ fn identity(input: &Input) -> Option<String> {
 }
 
 /// Replace each `s3://` prefix by the objects under it, in key order.
-fn list_s3(
+pub(crate) fn list_s3(
     inputs: Vec<Input>,
     rt: Option<&tokio::runtime::Runtime>,
     s3: Option<&aws_sdk_s3::Client>,
@@ -338,7 +338,7 @@ fn list_s3(
     Ok(out)
 }
 
-fn progress(total: u64, json: bool) -> ProgressBar {
+pub(crate) fn progress(total: u64, json: bool) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

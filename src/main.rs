@@ -7,6 +7,7 @@ mod detect;
 mod inputs;
 mod manage;
 mod output;
+mod report;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -66,6 +67,9 @@ enum Command {
         #[command(flatten)]
         state: manage::StateArgs,
     },
+    /// Backtest the rules on logs: one self-contained HTML page (timeline,
+    /// decisions with evidence, near misses).
+    Report(report::ReportArgs),
     /// Check or print configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -139,6 +143,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => manage::unblock(&target, &reason, &state),
         Command::Status { state } => manage::status(&state),
         Command::Sync { state } => manage::sync(&state),
+        Command::Report(args) => report::run(&args),
         Command::Config(ConfigCommand::Check { file }) => {
             let c = fail2waf_core::config::Config::load(&file)
                 .map_err(|e| InputError(format!("{}: {e}", file.display())))?;

@@ -9,4 +9,5 @@ mod lambda_api;
 mod manage;
 mod moto;
 mod quality;
+mod report;
 mod util;

@@ -58,6 +58,7 @@ pub struct Detector {
     policy: Policy,
     decisions: Vec<Decision>,
     refused: BTreeMap<&'static str, u64>,
+    refused_by_rule: BTreeMap<String, u64>,
     threads: usize,
     recorder: Option<Box<dyn Recorder>>,
 }
@@ -88,6 +89,7 @@ impl Detector {
             ledger,
             decisions: Vec::new(),
             refused: BTreeMap::new(),
+            refused_by_rule: BTreeMap::new(),
             threads: 2,
             recorder: None,
         }
@@ -144,6 +146,11 @@ impl Detector {
         &self.refused
     }
 
+    /// Offenses that did not become blocks, by rule.
+    pub fn refused_by_rule(&self) -> &BTreeMap<String, u64> {
+        &self.refused_by_rule
+    }
+
     /// Give up the engine and the ledger (to store them).
     pub fn into_parts(self) -> (Engine, Ledger) {
         (self.engine, self.ledger)
@@ -172,6 +179,7 @@ impl Detector {
                     Refusal::TooWide => "wider than the widest prefix",
                 };
                 *self.refused.entry(why).or_insert(0) += 1;
+                *self.refused_by_rule.entry(off.rule.clone()).or_insert(0) += 1;
             }
         }
     }

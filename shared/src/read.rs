@@ -7,7 +7,7 @@
 //! skipped (and reported) without being held in memory.
 
 use flate2::read::MultiGzDecoder;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 
 /// Size of the read buffer.
 pub const BUF_SIZE: usize = 256 * 1024;
@@ -17,13 +17,26 @@ pub const BUF_SIZE: usize = 256 * 1024;
 pub const MAX_LINE: usize = 1024 * 1024;
 
 /// Wrap `r` in a gzip decoder if it starts with the gzip magic bytes.
-pub fn decompress<R: Read + Send + 'static>(r: R) -> io::Result<Box<dyn Read + Send>> {
-    let mut br = BufReader::with_capacity(BUF_SIZE, r);
-    let head = br.fill_buf()?;
-    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
-        Ok(Box::new(MultiGzDecoder::new(br)))
+/// Plain text is passed through without another buffer (the line splitter
+/// reads straight into its own).
+pub fn decompress<R: Read + Send + 'static>(mut r: R) -> io::Result<Box<dyn Read + Send>> {
+    let mut head = [0u8; 2];
+    let mut n = 0;
+    while n < 2 {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let whole = io::Cursor::new(head).take(n as u64).chain(r);
+    if n == 2 && head == [0x1f, 0x8b] {
+        Ok(Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+            BUF_SIZE, whole,
+        ))))
     } else {
-        Ok(Box::new(br))
+        Ok(Box::new(whole))
     }
 }
 
@@ -245,6 +258,13 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    #[test]
+    fn short_inputs_keep_their_first_bytes() {
+        assert_eq!(collect(b"x".to_vec()).0, vec!["x"]);
+        assert_eq!(collect(vec![0x1f]).0.len(), 1);
+        assert_eq!(collect(b"ab\ncd".to_vec()).0, vec!["ab", "cd"]);
     }
 
     #[test]

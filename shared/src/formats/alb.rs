@@ -86,7 +86,8 @@ impl<'a> Fields<'a> {
                 return Ok(Some(value));
             }
         }
-        match memchr(b' ', &line[start..]) {
+        // Unquoted fields are short: a plain loop beats a memchr call.
+        match line[start..].iter().position(|&b| b == b' ') {
             Some(j) => {
                 self.pos = Some(start + j + 1);
                 Ok(Some(&line[start..start + j]))
@@ -109,9 +110,13 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Text of a field: borrowed when it is valid UTF-8, repaired otherwise.
+/// Text of a field: borrowed when it is valid UTF-8 (checked with the fast
+/// validator), repaired otherwise.
 fn text(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// `piece` (a sub-slice of `cow`, or a constant such as `"/"`) as a `Cow`
@@ -230,7 +235,11 @@ fn parse_alb(line: &[u8]) -> ParseResult<'_> {
     fill_request(&mut hit, request);
     hit.user_agent = text(user_agent);
 
-    // Optional fields: walk to actions_executed (23) and stop there.
+    // Optional fields: walk to actions_executed (23) and stop there; only a
+    // 403 can be WAF's, so other lines need not be read any further.
+    if status != 403 {
+        return Ok(Some(hit));
+    }
     const BETWEEN: [&str; 8] = [
         "ssl_cipher",
         "ssl_protocol",
@@ -851,9 +860,14 @@ mod tests {
         // Unterminated quotes name the field they are in.
         let e = err(&DOC_HTTP[..DOC_HTTP.find("curl").unwrap() + 3]);
         assert_eq!(e, ParseError::new("user_agent", "unterminated quote"));
-        let e = err(&DOC_HTTP[..DOC_HTTP.find("\"Root").unwrap() + 5]);
+        // Fields after the user agent are read only for a 403 (to see whether
+        // WAF blocked it): a 200 cut there is a complete request record.
+        let cut_trace = &DOC_HTTP[..DOC_HTTP.find("\"Root").unwrap() + 5];
+        assert!(parse(cut_trace.as_bytes()).unwrap().is_some());
+        let forbidden = DOC_HTTP.replace(" 200 200 ", " 403 200 ");
+        let e = err(&forbidden[..forbidden.find("\"Root").unwrap() + 5]);
         assert_eq!(e, ParseError::new("trace_id", "unterminated quote"));
-        let e = err(&DOC_HTTP[..DOC_HTTP.find("\"forward").unwrap() + 4]);
+        let e = err(&forbidden[..forbidden.find("\"forward").unwrap() + 4]);
         assert_eq!(e, ParseError::new("actions_executed", "unterminated quote"));
         // A backslash at the very end escapes nothing: still unterminated.
         let e = err(&format!(

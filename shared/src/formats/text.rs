@@ -118,9 +118,49 @@ pub fn parse_ip_port(s: &str) -> Option<IpAddr> {
         let end = inner.find(']')?;
         return inner[..end].parse().ok();
     }
-    let (host, port) = s.rsplit_once(':')?;
-    port.parse::<u16>().ok()?;
-    host.parse().ok()
+    let colon = memchr::memrchr(b':', s.as_bytes())?;
+    let (host, port) = (&s[..colon], &s[colon + 1..]);
+    if port.is_empty()
+        || port.len() > 5
+        || !port.bytes().all(|b| b.is_ascii_digit())
+        || port.parse::<u16>().is_err()
+    {
+        return None;
+    }
+    parse_ipv4_fast(host.as_bytes())
+        .map(IpAddr::V4)
+        .or_else(|| host.parse().ok())
+}
+
+/// Dotted-quad IPv4 without the general parser's overhead (the common case
+/// in every log line); `None` for anything else, which then takes the
+/// standard parser.
+fn parse_ipv4_fast(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        let start = i;
+        let mut v: u16 = 0;
+        while i < b.len() && b[i].is_ascii_digit() {
+            v = v * 10 + u16::from(b[i] - b'0');
+            i += 1;
+            if i - start > 3 {
+                return None;
+            }
+        }
+        // No empty octets, no leading zeros (as the standard parser).
+        if i == start || v > 255 || (i - start > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = v as u8;
+        if n < 3 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    (i == b.len()).then(|| std::net::Ipv4Addr::from(octets))
 }
 
 /// Split an HTTP request line `METHOD URL VERSION` into method and URL at
@@ -128,12 +168,21 @@ pub fn parse_ip_port(s: &str) -> Option<IpAddr> {
 /// no space is all URL with method `-`; with one space the version is taken
 /// to be missing.
 pub fn split_request_line(req: &str) -> (&str, &str) {
-    match req.split_once(' ') {
-        None => ("-", req),
-        Some((method, rest)) => match rest.rsplit_once(' ') {
-            Some((url, version)) if version.starts_with("HTTP/") || version == "-" => (method, url),
-            _ => (method, rest),
-        },
+    let b = req.as_bytes();
+    let Some(first) = memchr::memchr(b' ', b) else {
+        return ("-", req);
+    };
+    let (method, rest) = (&req[..first], &req[first + 1..]);
+    match memchr::memrchr(b' ', rest.as_bytes()) {
+        Some(last) => {
+            let version = &rest[last + 1..];
+            if version.starts_with("HTTP/") || version == "-" {
+                (method, &rest[..last])
+            } else {
+                (method, rest)
+            }
+        }
+        None => (method, rest),
     }
 }
 
@@ -141,18 +190,25 @@ pub fn split_request_line(req: &str) -> (&str, &str) {
 /// the port removed) and path; a URL that is already a path is returned
 /// with an empty host.
 pub fn split_url(url: &str) -> (&str, &str) {
+    let b = url.as_bytes();
     // Only a scheme before the first `/` or `?` makes an absolute URL:
     // `/r?u=http://x/y` is a path.
-    let Some(pos) = url.find("://").filter(|&p| !url[..p].contains(['/', '?'])) else {
-        return ("", url);
+    let scheme_end = match memchr::memchr3(b':', b'/', b'?', b) {
+        Some(i) if b[i] == b':' && b[i + 1..].starts_with(b"//") => i,
+        _ => return ("", url),
     };
-    let rest = &url[pos + 3..];
-    let (authority, path) = match rest.find(['/', '?']) {
+    let rest = &url[scheme_end + 3..];
+    let (authority, path) = match memchr::memchr2(b'/', b'?', rest.as_bytes()) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    let host = match authority.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+    let host = match memchr::memrchr(b':', authority.as_bytes()) {
+        Some(i)
+            if i + 1 < authority.len()
+                && authority.as_bytes()[i + 1..].iter().all(u8::is_ascii_digit) =>
+        {
+            &authority[..i]
+        }
         _ => authority,
     };
     (host, if path.is_empty() { "/" } else { path })
@@ -196,6 +252,23 @@ mod tests {
             Some("2001:db8::1".parse().unwrap())
         );
         assert_eq!(parse_ip_port("192.0.2.1"), None);
+        for bad in [
+            "256.1.1.1:1",
+            "1.2.3:1",
+            "1.2.3.4.5:1",
+            "01.2.3.4:1",
+            "1..3.4:1",
+            "1.2.3.4:",
+            "1.2.3.4:99999",
+            ":80",
+        ] {
+            assert_eq!(parse_ip_port(bad), None, "{bad}");
+        }
+        assert_eq!(parse_ip_port("0.0.0.0:0"), Some("0.0.0.0".parse().unwrap()));
+        assert_eq!(
+            parse_ip_port("::ffff:192.0.2.1:80"),
+            Some("::ffff:192.0.2.1".parse().unwrap())
+        );
         assert_eq!(
             parse_ip("2001:db8::1"),
             Some("2001:db8::1".parse().unwrap())
@@ -223,6 +296,10 @@ mod tests {
             ("www.example.com", "/x?y=1")
         );
         assert_eq!(split_url("http://h:80-"), ("h:80-", "/"));
+        assert_eq!(split_url("http://h:"), ("h:", "/"));
+        assert_eq!(split_url("http:/x"), ("", "http:/x"));
+        assert_eq!(split_url("h:80"), ("", "h:80"));
+        assert_eq!(split_request_line("GET /x"), ("GET", "/x"));
         assert_eq!(split_url("/only/path"), ("", "/only/path"));
         assert_eq!(split_url("/r?u=http://x/y"), ("", "/r?u=http://x/y"));
     }
