@@ -193,7 +193,19 @@ pub struct EngineStats {
     pub proxy_only: u64,
     /// Hits that matched at least one rule.
     pub matched: u64,
+    /// Hits not counted per client because [`MAX_KEYS`] keys were held.
+    #[serde(default)]
+    pub untracked: u64,
 }
+
+/// Most keys (addresses and networks) the engine holds at once. Keys whose
+/// counts are older than the longest window are pruned every minute of
+/// event time; when the table is still full, a client with a matched
+/// request takes the place of clients that only made good requests, and
+/// beyond that new clients are not counted (and are reported as
+/// `untracked`) until room frees up. About 1–2 KB a key at most: the
+/// engine's memory stays under a few hundred MB whatever the input.
+pub const MAX_KEYS: usize = 100_000;
 
 /// Hits in, offenses out.
 #[derive(Debug, Clone)]
@@ -213,6 +225,8 @@ pub struct Engine {
     last_prune: Bucket,
     offenses: Vec<Offense>,
     stats: EngineStats,
+    max_keys: usize,
+    full_until: Bucket,
 }
 
 impl Engine {
@@ -243,7 +257,36 @@ impl Engine {
             last_prune: 0,
             offenses: Vec::new(),
             stats: EngineStats::default(),
+            max_keys: MAX_KEYS,
+            full_until: 0,
         }
+    }
+
+    /// Hold at most `n` keys (tests; the default is [`MAX_KEYS`]).
+    pub fn set_max_keys(&mut self, n: usize) {
+        self.max_keys = n.max(1);
+    }
+
+    /// May `key` be held? Makes room for a client with a matched request by
+    /// pruning and then dropping clients without any; when that fails, no
+    /// new key is taken (nor room sought again) for a minute of event time,
+    /// so a flood of addresses cannot make every request cost a full scan.
+    fn room_for(&mut self, key: &IpNet, matched: bool) -> bool {
+        if self.keys.len() < self.max_keys || self.keys.contains_key(key) {
+            return true;
+        }
+        if !matched || self.newest < self.full_until {
+            return false;
+        }
+        self.prune();
+        if self.keys.len() >= self.max_keys {
+            self.keys.retain(|_, ks| !ks.rules.is_empty());
+        }
+        if self.keys.len() >= self.max_keys {
+            self.full_until = self.newest.saturating_add(6);
+            return false;
+        }
+        true
     }
 
     /// Multiply every threshold by `factor` (incident mode: < 1).
@@ -306,10 +349,20 @@ impl Engine {
             }
         }
         self.site_total.add(b, 1);
+        for r in 0..self.rules.len() {
+            if matched & (1 << r) != 0 {
+                self.site_matched[r].add(b, 1);
+            }
+        }
+        if !self.room_for(&key, matched != 0) {
+            self.stats.untracked += 1;
+            return Some((key, matched));
+        }
         self.keys.entry(key).or_default().total.add(b, 1);
-        for &(l4, l6) in &self.prefix_lens {
+        for i in 0..self.prefix_lens.len() {
+            let (l4, l6) = self.prefix_lens[i];
             let net = widen(key, l4, l6);
-            if net != key {
+            if net != key && self.room_for(&net, matched != 0) {
                 self.keys.entry(net).or_default().total.add(b, 1);
             }
         }
@@ -319,7 +372,6 @@ impl Engine {
                 if matched & (1 << r) == 0 {
                     continue;
                 }
-                self.site_matched[r].add(b, 1);
                 if self.rules[r].config.key == KeyKind::Prefix && !self.quiet_member(key, r, b) {
                     continue;
                 }
@@ -332,7 +384,10 @@ impl Engine {
                     ),
                 };
                 let (pcap, mcap) = caps(rule);
-                let rs = self.keys.entry(k).or_default().rule_mut(r as u16);
+                let Some(ks) = self.keys.get_mut(&k) else {
+                    continue;
+                };
+                let rs = ks.rule_mut(r as u16);
                 rs.matched.add(b, 1);
                 if rs.last_ms == 0 && rs.first_ms == 0 {
                     rs.first_ms = hit.time_ms;
@@ -895,6 +950,43 @@ mod tests {
         let mut y = Engine::new(&Config::default());
         assert_eq!(run(&mut x, &hits), run(&mut y, &hits));
         assert_eq!(x.export(), y.export());
+    }
+
+    #[test]
+    fn a_flood_of_addresses_stays_bounded_and_a_scanner_is_still_seen() {
+        let mut e = Engine::new(&Config::default());
+        e.set_max_keys(2000);
+        // 300,000 distinct clients with one good request each, in a minute.
+        for i in 0..300_000u32 {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i * 7);
+            e.observe(&hit(
+                f64::from(i) / 5000.0,
+                &ip.to_string(),
+                200,
+                "GET",
+                "/".into(),
+            ));
+        }
+        assert!(e.key_count() <= 2000, "{}", e.key_count());
+        assert!(e.stats().untracked > 290_000);
+        // A scanner arriving in the flood still gets counted and blocked.
+        let scan: Vec<_> = (0..40)
+            .map(|i| {
+                hit(
+                    60.0 + f64::from(i),
+                    "198.51.100.9",
+                    404,
+                    "GET",
+                    format!("/s{i}"),
+                )
+            })
+            .collect();
+        let off = run(&mut e, &scan);
+        assert!(
+            off.iter().any(|o| o.key.to_string() == "198.51.100.9/32"),
+            "{off:?}"
+        );
+        assert!(e.key_count() <= 2000);
     }
 
     #[test]
