@@ -271,14 +271,25 @@ impl Service {
             })?),
         };
         let waf = (!settings.dry_run).then(|| super::waf::client_from_env(sdk));
-        Ok(Service {
+        Ok(Service::from_parts(s3, waf, settings, config, format))
+    }
+
+    /// A service over given clients (tests inject faults this way).
+    pub fn from_parts(
+        s3: aws_sdk_s3::Client,
+        waf: Option<aws_sdk_wafv2::Client>,
+        settings: Settings,
+        config: Config,
+        format: Option<Format>,
+    ) -> Service {
+        Service {
             store: S3Store::new(s3, settings.state.clone(), settings.shards),
             waf,
             policy: Policy::new(&config),
             config,
             settings,
             format,
-        })
+        }
     }
 
     /// The safety policy in force.
