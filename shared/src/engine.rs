@@ -227,6 +227,12 @@ pub struct Engine {
     stats: EngineStats,
     max_keys: usize,
     full_until: Bucket,
+    /// For each status code, the rules whose status condition it passes
+    /// (rules without one always): most requests match no rule, and this
+    /// says so without looking at each.
+    status_mask: Vec<u64>,
+    /// The rules without a status condition.
+    statusless: u64,
 }
 
 impl Engine {
@@ -259,6 +265,20 @@ impl Engine {
             stats: EngineStats::default(),
             max_keys: MAX_KEYS,
             full_until: 0,
+            status_mask: (0..1000u16)
+                .map(|st| {
+                    let probe = Hit::new(0, std::net::IpAddr::from([0, 0, 0, 0]), st);
+                    config.rules.iter().enumerate().fold(0u64, |m, (i, r)| {
+                        let ok = !r.uses_status() || (st != 0 && r.status_ok(&probe));
+                        m | (u64::from(ok) << i)
+                    })
+                })
+                .collect(),
+            statusless: config
+                .rules
+                .iter()
+                .enumerate()
+                .fold(0, |m, (i, r)| m | (u64::from(!r.uses_status()) << i)),
         }
     }
 
@@ -342,9 +362,19 @@ impl Engine {
             self.newest = b;
         }
         let key = self.resolver.key(ip);
+        let mut candidates = self
+            .status_mask
+            .get(usize::from(hit.status))
+            .copied()
+            .unwrap_or(self.statusless);
+        if hit.blocked_by_waf {
+            candidates &= self.statusless;
+        }
         let mut matched: u64 = 0;
-        for (i, rule) in self.rules.iter().enumerate() {
-            if rule.matches(hit, &self.own_waf_rule) {
+        while candidates != 0 {
+            let i = candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            if self.rules[i].matches(hit, &self.own_waf_rule) {
                 matched |= 1 << i;
             }
         }
@@ -697,6 +727,9 @@ fn net_hash(net: IpNet) -> u64 {
 /// Shorten `s` to at most `max` bytes (at a char boundary) and escape
 /// control characters, so evidence can be printed and logged safely.
 pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_string();
+    }
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;

@@ -289,8 +289,16 @@ impl Rule {
     }
 
     /// Does this rule look at the response status?
-    fn uses_status(&self) -> bool {
+    pub fn uses_status(&self) -> bool {
         !self.config.status.is_empty() || !self.config.exclude_status.is_empty()
+    }
+
+    /// Does the status of `hit` pass this rule's status condition (codes,
+    /// classes and exclusions; true when the rule has none)?
+    pub fn status_ok(&self, hit: &Hit<'_>) -> bool {
+        let c = &self.config;
+        (c.status.is_empty() || c.status.iter().any(|p| p.contains(hit.status)))
+            && !c.exclude_status.iter().any(|p| p.contains(hit.status))
     }
 
     /// Does `hit` match this rule? `own_waf_rule` is the prefix of the WAF
@@ -299,13 +307,7 @@ impl Rule {
     pub fn matches(&self, hit: &Hit<'_>, own_waf_rule: &str) -> bool {
         let c = &self.config;
         if self.uses_status() {
-            if hit.blocked_by_waf || hit.status == 0 {
-                return false;
-            }
-            if !c.status.is_empty() && !c.status.iter().any(|p| p.contains(hit.status)) {
-                return false;
-            }
-            if c.exclude_status.iter().any(|p| p.contains(hit.status)) {
+            if hit.blocked_by_waf || hit.status == 0 || !self.status_ok(hit) {
                 return false;
             }
         }
