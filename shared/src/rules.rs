@@ -306,10 +306,8 @@ impl Rule {
     /// count, or a block would renew itself.
     pub fn matches(&self, hit: &Hit<'_>, own_waf_rule: &str) -> bool {
         let c = &self.config;
-        if self.uses_status() {
-            if hit.blocked_by_waf || hit.status == 0 || !self.status_ok(hit) {
-                return false;
-            }
+        if self.uses_status() && (hit.blocked_by_waf || hit.status == 0 || !self.status_ok(hit)) {
+            return false;
         }
         if !self.methods.is_empty()
             && !self
