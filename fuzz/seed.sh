@@ -20,10 +20,34 @@ put() {
     esac
 }
 
+# split TARGET: turn each whole-file seed of TARGET into one seed per
+# distinct line (small inputs run fast; libFuzzer splices them together).
+split() {
+    for f in "$S/$1"/*; do
+        n=0
+        # shellcheck disable=SC2034
+        sort -u "$f" | while IFS= read -r line || [ -n "$line" ]; do
+            n=$((n + 1))
+            printf '%s\n' "$line" > "$f.$n"
+        done
+        rm "$f"
+    done
+}
+
+# The pipeline gets whole files; the line parsers get lines, except
+# CloudFront, whose parser maps columns by the file's `#Fields` header:
+# a header and the first few records of each file.
 for f in $(find $F/alb $F/alb_connection -type f | sort); do put alb "$f"; put pipeline "$f"; done
 for f in $(find $F/waf -type f | sort); do put waf "$f"; put pipeline "$f"; done
-for f in $(find $F/cloudfront -type f | sort); do put cloudfront "$f"; put pipeline "$f"; done
 for f in $(find $F/applog -type f | sort); do put pattern "$f"; put pipeline "$f"; done
+split alb
+split waf
+split pattern
+for f in $(find $F/cloudfront -type f | sort); do
+    put pipeline "$f"
+    name=$(basename "$(ls -t "$S/pipeline" | head -1)")
+    head -n 6 "$S/pipeline/$name" > "$S/cloudfront/$name"
+done
 for f in $(find $F/events -type f -name '*.json' | sort); do put events "$f"; done
 put config examples/fail2waf.toml
 
