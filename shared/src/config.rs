@@ -217,7 +217,13 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             line: e.span().map(|s| line_of(text, s.start)),
-            message: e.message().to_string(),
+            // Some syntax errors come with an empty message (found by
+            // fuzzing): then the whole report says what is wrong.
+            message: if e.message().trim().is_empty() {
+                e.to_string().trim().to_string()
+            } else {
+                e.message().to_string()
+            },
         })?;
         let at = |line: Option<usize>, message: String| ConfigError { line, message };
         let f = &file;
@@ -394,6 +400,14 @@ mod tests {
             e.message.contains("`window`") && e.message.contains("`b`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn every_syntax_error_says_something() {
+        for bad in ["\r", "# ok\n#\u{1}\n"] {
+            let e = Config::parse(bad).unwrap_err();
+            assert!(!e.message.trim().is_empty(), "{bad:?}");
+        }
     }
 
     #[test]

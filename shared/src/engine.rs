@@ -196,6 +196,10 @@ pub struct EngineStats {
     /// Hits not counted per client because [`MAX_KEYS`] keys were held.
     #[serde(default)]
     pub untracked: u64,
+    /// Hits dated after the time limit (a clock error or a corrupt line):
+    /// not counted, so they cannot push every window into the future.
+    #[serde(default)]
+    pub future: u64,
 }
 
 /// Most keys (addresses and networks) the engine holds at once. Keys whose
@@ -233,6 +237,8 @@ pub struct Engine {
     status_mask: Vec<u64>,
     /// The rules without a status condition.
     statusless: u64,
+    /// Hits dated after this (epoch ms) are not counted.
+    time_limit_ms: i64,
 }
 
 impl Engine {
@@ -279,7 +285,15 @@ impl Engine {
                 .iter()
                 .enumerate()
                 .fold(0, |m, (i, r)| m | (u64::from(!r.uses_status()) << i)),
+            time_limit_ms: i64::MAX,
         }
+    }
+
+    /// Do not count hits dated after `limit_ms` (callers pass the wall clock
+    /// plus a day: a log line cannot come from the future, and one dated
+    /// year 9999 would otherwise move every window past all real records).
+    pub fn set_time_limit(&mut self, limit_ms: i64) {
+        self.time_limit_ms = limit_ms;
     }
 
     /// Hold at most `n` keys (tests; the default is [`MAX_KEYS`]).
@@ -357,6 +371,10 @@ impl Engine {
             self.stats.proxy_only += 1;
             return None;
         };
+        if hit.time_ms > self.time_limit_ms {
+            self.stats.future += 1;
+            return None;
+        }
         let b = self.bucket_of(hit.time_ms);
         if b > self.newest {
             self.newest = b;
@@ -450,7 +468,7 @@ impl Engine {
                 self.evaluate(k, r, b, hit.time_ms);
             }
         }
-        if self.newest >= self.last_prune + 6 {
+        if self.newest >= self.last_prune.saturating_add(6) {
             self.prune();
         }
         Some((key, matched))
@@ -1020,6 +1038,26 @@ mod tests {
             "{off:?}"
         );
         assert!(e.key_count() <= 2000);
+    }
+
+    #[test]
+    fn a_line_from_the_far_future_neither_panics_nor_blinds_the_engine() {
+        // Found by fuzzing: two lines dated 9999 overflowed the prune check,
+        // and a future `newest` pruned every real count.
+        let mut e = Engine::new(&Config::default());
+        e.set_time_limit(T0 + 86_400_000);
+        let far = Hit::new(253_402_300_799_000, "192.0.2.1".parse().unwrap(), 404);
+        e.observe(&far);
+        e.observe(&far);
+        assert_eq!(e.stats().future, 2);
+        let scan: Vec<_> = (0..40)
+            .map(|i| hit(f64::from(i), "198.51.100.9", 404, "GET", format!("/s{i}")))
+            .collect();
+        assert!(!run(&mut e, &scan).is_empty());
+        // Without a limit the overflow must not panic either.
+        let mut e = Engine::new(&Config::default());
+        e.observe(&far);
+        e.observe(&far);
     }
 
     #[test]
