@@ -146,28 +146,7 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     let mut blocks = 0u64;
     for input in &inputs {
         let name = input.name();
-        let reader: Box<dyn Read + Send> = match input {
-            Input::File(p, _) => Box::new(
-                bar.wrap_read(
-                    std::fs::File::open(p)
-                        .map_err(|e| InputError(format!("cannot read {name}: {e}")))?,
-                ),
-            ),
-            Input::Stdin => Box::new(std::io::stdin()),
-            Input::S3(b, k, _) => {
-                let (rt, s3) = (rt.as_ref().expect("runtime"), s3.as_ref().expect("client"));
-                let obj = rt
-                    .block_on(s3.get_object().bucket(b).key(k).send())
-                    .map_err(|e| {
-                        InputError(format!(
-                            "cannot read {name}: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        ))
-                    })?;
-                Box::new(bar.wrap_read(BodyReader::spawn(obj.body, 8)))
-            }
-            Input::S3Prefix(_) => unreachable!("listed above"),
-        };
+        let reader = open_input(input, &bar, rt.as_ref(), s3.as_ref())?;
         bar.set_message(name.clone());
         let (report, decisions) = match &mut backend {
             Backend::Local {
@@ -255,6 +234,35 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
+    })
+}
+
+/// A reader over one input, counted by the progress bar.
+pub(crate) fn open_input(
+    input: &Input,
+    bar: &ProgressBar,
+    rt: Option<&tokio::runtime::Runtime>,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Result<Box<dyn Read + Send>, InputError> {
+    let name = input.name();
+    Ok(match input {
+        Input::File(p, _) => Box::new(bar.wrap_read(
+            std::fs::File::open(p).map_err(|e| InputError(format!("cannot read {name}: {e}")))?,
+        )),
+        Input::Stdin => Box::new(std::io::stdin()),
+        Input::S3(b, k, _) => {
+            let (rt, s3) = (rt.expect("runtime"), s3.expect("client"));
+            let obj = rt
+                .block_on(s3.get_object().bucket(b).key(k).send())
+                .map_err(|e| {
+                    InputError(format!(
+                        "cannot read {name}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    ))
+                })?;
+            Box::new(bar.wrap_read(BodyReader::spawn(obj.body, 8)))
+        }
+        Input::S3Prefix(_) => unreachable!("listed before reading"),
     })
 }
 

@@ -11,7 +11,7 @@ use crate::inputs::{expand, Input};
 use crate::output::{reason, rfc3339, Summary};
 use crate::InputError;
 use anyhow::{Context, Result};
-use fail2waf_core::aws::s3::{client_from_env, BodyReader};
+use fail2waf_core::aws::s3::client_from_env;
 use fail2waf_core::config::Config;
 use fail2waf_core::hit::Hit;
 use fail2waf_core::pipeline::{Decision, Detector, FileReport, Recorder};
@@ -19,7 +19,6 @@ use fail2waf_core::rules::{KeyKind, Rule};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -295,28 +294,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     let mut reports = Vec::new();
     for input in &inputs {
         let name = input.name();
-        let reader: Box<dyn Read + Send> = match input {
-            Input::File(p, _) => Box::new(
-                bar.wrap_read(
-                    std::fs::File::open(p)
-                        .map_err(|e| InputError(format!("cannot read {name}: {e}")))?,
-                ),
-            ),
-            Input::Stdin => Box::new(std::io::stdin()),
-            Input::S3(b, k, _) => {
-                let (rt, s3) = (rt.as_ref().expect("runtime"), s3.as_ref().expect("client"));
-                let obj = rt
-                    .block_on(s3.get_object().bucket(b).key(k).send())
-                    .map_err(|e| {
-                        InputError(format!(
-                            "cannot read {name}: {}",
-                            aws_sdk_s3::error::DisplayErrorContext(&e)
-                        ))
-                    })?;
-                Box::new(bar.wrap_read(BodyReader::spawn(obj.body, 8)))
-            }
-            Input::S3Prefix(_) => unreachable!("listed above"),
-        };
+        let reader = crate::detect::open_input(input, &bar, rt.as_ref(), s3.as_ref())?;
         bar.set_message(name.clone());
         reports.push(detector.process(&name, reader, format.as_ref()));
     }
