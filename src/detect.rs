@@ -181,6 +181,7 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
                     "fail2waf-cli",
                     &mut rep,
                     None,
+                    None,
                 ))
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
                 if rep.duplicate {

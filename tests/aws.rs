@@ -167,7 +167,7 @@ pub fn s3_event(bucket: &str, keys: &[&str]) -> Value {
     v
 }
 
-fn function(name: &str) -> &'static Path {
+pub fn function(name: &str) -> &'static Path {
     match name {
         "ingest" => Path::new(env!("CARGO_BIN_EXE_fail2waf-ingest")),
         "alarm" => Path::new(env!("CARGO_BIN_EXE_fail2waf-alarm")),
@@ -188,7 +188,7 @@ pub fn run_function(
     (out, finished.stdout)
 }
 
-fn response(i: &Invocation) -> &Value {
+pub fn response(i: &Invocation) -> &Value {
     match i {
         Invocation::Response(v) => v,
         Invocation::Error {
@@ -200,7 +200,7 @@ fn response(i: &Invocation) -> &Value {
 
 /// 12 distinct 404s per node file from the attacker, plus ordinary traffic:
 /// no file alone crosses `scan-burst` (30 in a minute); together they do.
-fn attack_objects(acct: &Account, t0: i64, tag: u32) -> Vec<String> {
+pub fn attack_objects(acct: &Account, t0: i64, tag: u32) -> Vec<String> {
     let mut keys = vec![];
     for node in 1..=3u8 {
         let mut lines = vec![];
@@ -325,7 +325,7 @@ fn concurrent_ingests_of_the_same_shards_lose_no_count_and_waf_writes_stay_under
             .map(|(i, k)| {
                 let (svc, k, bucket) = (svc.clone(), k.clone(), acct.logs.clone());
                 tokio::spawn(async move {
-                    svc.ingest_object(&bucket, &k, wall_ms(), &format!("req-{i}"))
+                    svc.ingest_object(&bucket, &k, wall_ms(), &format!("req-{i}"), None)
                         .await
                 })
             })

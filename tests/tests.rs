@@ -5,6 +5,7 @@
 
 mod aws;
 mod cli;
+mod faults;
 mod lambda_api;
 mod manage;
 mod moto;

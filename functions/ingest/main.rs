@@ -15,7 +15,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     common::init_tracing();
     let svc = &*Box::leak(Box::new(Service::from_env().await?));
     lambda_runtime::run(service_fn(move |e: LambdaEvent<Value>| async move {
-        common::finish(handlers::ingest(svc, &e.payload, &e.context.request_id, wall_ms()).await)
+        let deadline = Some(e.context.deadline as i64);
+        common::finish(
+            handlers::ingest(svc, &e.payload, &e.context.request_id, wall_ms(), deadline).await,
+        )
     }))
     .await
 }

@@ -7,7 +7,7 @@ use super::events::{
     decode_alarm, decode_ingest, decode_s3_key, AlarmState, IngestEvent, ObjectRef,
 };
 use super::metrics::{Metrics, Unit};
-use super::service::{EnforceReport, IngestReport, Service, ServiceError};
+use super::service::{Deadline, EnforceReport, IngestReport, Service, ServiceError};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
@@ -106,14 +106,19 @@ async fn ingest_one(
     o: &ObjectRef,
     now_ms: i64,
     holder: &str,
+    deadline: Option<&Deadline>,
 ) -> Result<IngestReport, ServiceError> {
-    let rep = svc.ingest_object(&o.bucket, &o.key, now_ms, holder).await?;
+    let rep = svc
+        .ingest_object(&o.bucket, &o.key, now_ms, holder, deadline)
+        .await?;
     // EventBridge keys are passed as they come; if that name does not exist,
     // try it form-decoded.
     if rep.skipped.as_deref() == Some("the object no longer exists") {
         if let Ok(decoded) = decode_s3_key(&o.key) {
             if decoded != o.key {
-                return svc.ingest_object(&o.bucket, &decoded, now_ms, holder).await;
+                return svc
+                    .ingest_object(&o.bucket, &decoded, now_ms, holder, deadline)
+                    .await;
             }
         }
     }
@@ -144,14 +149,20 @@ fn log_ingest(r: &IngestReport) {
 /// The ingest function: S3 notifications (direct, SNS, SQS with partial
 /// batch failures, EventBridge). A retryable failure of a direct event
 /// fails the invocation (Lambda retries; absorbed records make the retry
-/// idempotent); in an SQS batch it fails only its message.
+/// idempotent); in an SQS batch it fails only its message. `deadline_ms`
+/// is the Lambda deadline (epoch ms): close to it (a safety margin before),
+/// the invocation stops between atomic steps with a retryable error, and in
+/// an SQS batch the messages not finished become batch item failures.
 pub async fn ingest(
     svc: &Service,
     event: &Value,
     request_id: &str,
     now_ms: i64,
+    deadline_ms: Option<i64>,
 ) -> Result<(Value, Metrics), HandlerError> {
     let mut m = metrics("ingest");
+    let deadline = deadline_ms.map(|d| Deadline::from_epoch_ms(d, now_ms));
+    let deadline = deadline.as_ref();
     let decoded = decode_ingest(event).map_err(|e| HandlerError {
         message: e.to_string(),
         retryable: false,
@@ -161,7 +172,7 @@ pub async fn ingest(
         IngestEvent::Objects(objects) => {
             let mut done = Vec::new();
             for o in &objects {
-                let r = ingest_one(svc, o, now_ms, request_id).await?;
+                let r = ingest_one(svc, o, now_ms, request_id, deadline).await?;
                 log_ingest(&r);
                 count_ingest(&mut m, &r, now_ms);
                 done.push(r.object);
@@ -177,9 +188,13 @@ pub async fn ingest(
                         tracing::error!(message_id = %item.message_id, error = %e, "not an S3 event: dropped");
                         m.add("BadMessages", 1.0, Unit::Count);
                     }
+                    Ok(_) if deadline.is_some_and(Deadline::reached) => {
+                        // Out of time: the rest of the batch is retried.
+                        failures.push(json!({"itemIdentifier": item.message_id}));
+                    }
                     Ok(objects) => {
                         for o in &objects {
-                            match ingest_one(svc, o, now_ms, request_id).await {
+                            match ingest_one(svc, o, now_ms, request_id, deadline).await {
                                 Ok(r) => {
                                     log_ingest(&r);
                                     count_ingest(&mut m, &r, now_ms);
@@ -235,8 +250,10 @@ pub async fn alarm(
     event: &Value,
     request_id: &str,
     now_ms: i64,
+    deadline_ms: Option<i64>,
 ) -> Result<(Value, Metrics), HandlerError> {
     let mut m = metrics("alarm");
+    let deadline = deadline_ms.map(|d| Deadline::from_epoch_ms(d, now_ms));
     let change = decode_alarm(event).map_err(|e| HandlerError {
         message: e.to_string(),
         retryable: false,
@@ -251,7 +268,9 @@ pub async fn alarm(
             let objects = svc.recent_objects(since, now_ms).await?;
             let mut blocks = 0;
             for (bucket, key) in &objects {
-                let r = svc.ingest_object(bucket, key, now_ms, request_id).await?;
+                let r = svc
+                    .ingest_object(bucket, key, now_ms, request_id, deadline.as_ref())
+                    .await?;
                 log_ingest(&r);
                 count_ingest(&mut m, &r, now_ms);
                 blocks += r.blocks.len();

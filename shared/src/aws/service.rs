@@ -27,6 +27,56 @@ const WRITE_SPACING_MS: i64 = 1000;
 /// pruned from stored state: logs arrive minutes to hours late.
 const LATE_SLACK_MS: i64 = 2 * 3600 * 1000;
 
+/// The safety margin left before a Lambda deadline: this long, or a tenth
+/// of the time remaining at the start of the invocation if that is shorter.
+const DEADLINE_MARGIN_MS: i64 = 3000;
+
+/// When an invocation must stop starting new work: the Lambda deadline
+/// less a safety margin. Work is checked against it between atomic steps
+/// (after parsing an object, before each shard merge, before the ledger
+/// write that leads to enforcement); past it, the operation stops with a
+/// retryable error and the retry, made idempotent by the absorbed records,
+/// finishes the work.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    cutoff: std::time::Instant,
+}
+
+impl Deadline {
+    /// From a Lambda deadline (`Lambda-Runtime-Deadline-Ms`, epoch ms) and
+    /// the wall-clock time now.
+    pub fn from_epoch_ms(deadline_ms: i64, now_ms: i64) -> Deadline {
+        let remaining = (deadline_ms - now_ms).max(0);
+        let margin = DEADLINE_MARGIN_MS.min(remaining / 10);
+        Deadline::after(std::time::Duration::from_millis(
+            (remaining - margin) as u64,
+        ))
+    }
+
+    /// Stop starting new work `budget` from now (no further margin).
+    pub fn after(budget: std::time::Duration) -> Deadline {
+        Deadline {
+            cutoff: std::time::Instant::now() + budget,
+        }
+    }
+
+    /// Has the cutoff passed?
+    pub fn reached(&self) -> bool {
+        std::time::Instant::now() >= self.cutoff
+    }
+
+    /// `Err(Retryable)` once the cutoff has passed, naming what was left undone.
+    pub fn check(deadline: Option<&Deadline>, what: &str) -> Result<(), ServiceError> {
+        match deadline {
+            Some(d) if d.reached() => Err(ServiceError::Retryable(format!(
+                "deadline: stopped {what} to leave a safety margin before the Lambda timeout; \
+                 a retry finishes the work"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Settings of a deployed function, from its environment.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -337,13 +387,15 @@ impl Service {
     }
 
     /// Count one S3 log object into the shared state, decide, and enforce.
-    /// `now_ms` is wall-clock time (absorbed records, lease, expiry).
+    /// `now_ms` is wall-clock time (absorbed records, lease, expiry). Past
+    /// `deadline`, stop between atomic steps with a retryable error.
     pub async fn ingest_object(
         &self,
         bucket: &str,
         key: &str,
         now_ms: i64,
         holder: &str,
+        deadline: Option<&Deadline>,
     ) -> Result<IngestReport, ServiceError> {
         let mut rep = IngestReport {
             object: format!("s3://{bucket}/{key}"),
@@ -360,6 +412,7 @@ impl Service {
                 return Ok(rep);
             }
         }
+        Deadline::check(deadline, &format!("before reading {}", rep.object))?;
         let s3 = self.store.client();
         let obj = match s3.get_object().bucket(bucket).key(key).send().await {
             Ok(o) => o,
@@ -380,8 +433,17 @@ impl Service {
         let id = format!("{bucket}/{key}@{etag}");
         let reader = BodyReader::spawn(obj.body, 8);
         let failed = reader.transport_failed();
-        self.ingest_reader(&id, key, reader, now_ms, holder, &mut rep, Some(failed))
-            .await?;
+        self.ingest_reader(
+            &id,
+            key,
+            reader,
+            now_ms,
+            holder,
+            &mut rep,
+            Some(failed),
+            deadline,
+        )
+        .await?;
         Ok(rep)
     }
 
@@ -396,6 +458,7 @@ impl Service {
         holder: &str,
         rep: &mut IngestReport,
         transport_failed: Option<Arc<std::sync::atomic::AtomicBool>>,
+        deadline: Option<&Deadline>,
     ) -> Result<(), ServiceError> {
         let ledger = self.store.ledger().await?;
         let factor = self.threshold_factor(&ledger.value, now_ms);
@@ -425,6 +488,10 @@ impl Service {
                 .or_else(|| Some("no requests in it".into()));
             return Ok(());
         }
+        Deadline::check(
+            deadline,
+            &format!("after parsing {}, before merging it", rep.object),
+        )?;
         let bucket_ms = self.config.bucket_ms();
         rep.newest_event_ms = Some((i64::from(local.newest) + 1) * bucket_ms - 1);
 
@@ -458,6 +525,10 @@ impl Service {
         }
         let mut offenses: Vec<Offense> = Vec::new();
         for (n, touched) in parts {
+            Deadline::check(
+                deadline,
+                &format!("before merging {} into shard {n}", rep.object),
+            )?;
             let mut wrote = false;
             let shard = self
                 .store
@@ -486,6 +557,14 @@ impl Service {
             engine.import(&shard.value.state);
             engine.evaluate_keys(Some(&touched));
             offenses.extend(engine.take_offenses());
+        }
+        // A block written to the ledger is enforced now (a retry would find
+        // it decided already and not enforce it): the margin is for this.
+        if !offenses.is_empty() {
+            Deadline::check(
+                deadline,
+                &format!("before deciding and enforcing {}", rep.object),
+            )?;
         }
         rep.blocks = self.decide(offenses).await?;
         if !rep.blocks.is_empty() {
@@ -591,53 +670,65 @@ impl Service {
                 rep.deferred = true;
                 return Ok(rep);
             };
-            let synced = loop {
-                let ledger = self.store.ledger().await?;
-                let d = ledger.value.desired(now_ms, &self.policy);
-                rep.overflow = d.overflow_v4 + d.overflow_v6;
-                for (set, nets, version, widest, count) in [
-                    (
-                        v4,
-                        &d.v4,
-                        IpVersion::V4,
-                        self.config.file.max_prefix_v4,
-                        &mut rep.v4,
-                    ),
-                    (
-                        v6,
-                        &d.v6,
-                        IpVersion::V6,
-                        self.config.file.max_prefix_v6,
-                        &mut rep.v6,
-                    ),
-                ] {
-                    let mut want = BTreeSet::new();
-                    for n in nets {
-                        match validate(n, version, widest) {
-                            Ok(_) => {
-                                want.insert(*n);
+            // A failed sync still releases the lease (below), so the next
+            // writer or the expire reconcile need not wait for it to run out.
+            let synced: Result<_, ServiceError> = async {
+                loop {
+                    let ledger = self.store.ledger().await?;
+                    let d = ledger.value.desired(now_ms, &self.policy);
+                    rep.overflow = d.overflow_v4 + d.overflow_v6;
+                    for (set, nets, version, widest, count) in [
+                        (
+                            v4,
+                            &d.v4,
+                            IpVersion::V4,
+                            self.config.file.max_prefix_v4,
+                            &mut rep.v4,
+                        ),
+                        (
+                            v6,
+                            &d.v6,
+                            IpVersion::V6,
+                            self.config.file.max_prefix_v6,
+                            &mut rep.v6,
+                        ),
+                    ] {
+                        let mut want = BTreeSet::new();
+                        for n in nets {
+                            match validate(n, version, widest) {
+                                Ok(_) => {
+                                    want.insert(*n);
+                                }
+                                Err(e) => rep.invalid.push(e),
                             }
-                            Err(e) => rep.invalid.push(e),
                         }
+                        *count = want.len();
+                        let lw = last_write.clone();
+                        let out = sync_set(waf, set, &want, move || pace(lw.clone())).await?;
+                        rep.writes += u32::from(out.written);
+                        rep.added += out.added;
+                        rep.removed += out.removed;
+                        rep.lock_retries += out.lock_retries;
+                        rep.throttled += out.throttled;
                     }
-                    *count = want.len();
-                    let lw = last_write.clone();
-                    let out = sync_set(waf, set, &want, move || pace(lw.clone())).await?;
-                    rep.writes += u32::from(out.written);
-                    rep.added += out.added;
-                    rep.removed += out.removed;
-                    rep.lock_retries += out.lock_retries;
-                    rep.throttled += out.throttled;
+                    let again = self.store.ledger().await?;
+                    if again.etag == ledger.etag {
+                        break Ok(ledger.etag);
+                    }
                 }
-                let again = self.store.ledger().await?;
-                if again.etag == ledger.etag {
-                    break ledger.etag;
-                }
-            };
+            }
+            .await;
             let released = Lease {
                 holder: String::new(),
                 until_ms: 0,
                 last_write_ms: *last_write.lock().expect("lock"),
+            };
+            let synced = match synced {
+                Ok(etag) => etag,
+                Err(e) => {
+                    let _ = self.store.put(&lease_key, &released, Some(&etag)).await;
+                    return Err(e);
+                }
             };
             self.store.put(&lease_key, &released, Some(&etag)).await?;
             if self.store.ledger().await?.etag == synced {
