@@ -1061,6 +1061,31 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_attacker_rotating_across_a_48_is_blocked_as_the_48() {
+        // A new /64 of one /48 for every request: no /64 is ever loud, the
+        // /48 is.
+        let mut e = Engine::new(&Config::default());
+        let hits: Vec<_> = (0..400u32)
+            .map(|i| {
+                hit(
+                    f64::from(i) * 0.5,
+                    &format!("2001:db8:bad:{:x}::1", i % 97),
+                    404,
+                    "GET",
+                    format!("/r{i}"),
+                )
+            })
+            .collect();
+        let off = run(&mut e, &hits);
+        assert!(
+            off.iter()
+                .any(|o| o.rule == "scan-subnet" && o.key.to_string() == "2001:db8:bad::/48"),
+            "{off:?}"
+        );
+        assert!(off.iter().all(|o| o.key.prefix_len() >= 48));
+    }
+
+    #[test]
     fn state_is_pruned_to_the_longest_window() {
         let mut e = Engine::new(&Config::default());
         for i in 0..1000 {
