@@ -242,7 +242,9 @@ def main():
     args = ap.parse_args()
     profile = "debug" if args.smoke else "release"
     if not args.no_build:
-        build = ["cargo", "build", "--bins"] + ([] if args.smoke else ["--release"])
+        # The smoke run builds as `cargo test` does (same features, so CI
+        # reuses what the tests built instead of compiling the SDK again).
+        build = ["cargo", "test", "--workspace", "--no-run"] if args.smoke else ["cargo", "build", "--bins", "--release"]
         subprocess.run(build, cwd=ROOT, check=True)
     bin_ = os.path.join(TARGET, profile, "fail2waf")
     ingest = os.path.join(TARGET, profile, "fail2waf-ingest")
