@@ -75,41 +75,14 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
             .state
             .as_deref()
             .is_some_and(|s| s.starts_with("s3://"));
-    let rt = needs_aws
-        .then(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-        })
-        .transpose()?;
-    let _guard = rt.as_ref().map(tokio::runtime::Runtime::enter);
-    let sdk = rt
-        .as_ref()
-        .map(|rt| rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load()));
-    let s3 = match (&rt, &sdk) {
-        (Some(rt), Some(sdk)) => Some(rt.block_on(client_from_env(sdk))),
-        _ => None,
-    };
-    let inputs = list_s3(local_inputs, rt.as_ref(), s3.as_ref())?;
+    let aws = needs_aws.then(Aws::connect).transpose()?;
+    let _guard = aws.as_ref().map(|a| a.rt.enter());
+    let inputs = list_s3(local_inputs, aws.as_ref())?;
 
     let mut backend = match args.state.as_deref() {
         Some(s) if s.starts_with("s3://") => {
-            let state: S3Loc = s.parse().map_err(InputError)?;
-            let mut settings = Settings::from_lookup(|k| match k {
-                "FAIL2WAF_STATE" => Some(state.to_string()),
-                "FAIL2WAF_DRY_RUN" => Some("true".into()),
-                _ => None,
-            })
-            .map_err(InputError)?;
-            settings.ipset_v4 = env_arn("FAIL2WAF_IPSET_V4_ARN")?;
-            settings.ipset_v6 = env_arn("FAIL2WAF_IPSET_V6_ARN")?;
-            settings.dry_run = settings.ipset_v4.is_none() || settings.ipset_v6.is_none();
-            let (rt, sdk) = (rt.as_ref().expect("runtime"), sdk.as_ref().expect("sdk"));
-            let mut svc = rt
-                .block_on(Service::with_sdk(settings, sdk))
-                .map_err(|e| InputError(e.to_string()))?;
-            svc.set_config(config);
+            let aws = aws.as_ref().expect("connected for s3:// state");
+            let svc = aws.service(s, config)?;
             Backend::S3(svc)
         }
         Some(dir) => {
@@ -146,7 +119,7 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     let mut blocks = 0u64;
     for input in &inputs {
         let name = input.name();
-        let reader = open_input(input, &bar, rt.as_ref(), s3.as_ref())?;
+        let reader = open_input(input, &bar, aws.as_ref())?;
         bar.set_message(name.clone());
         let (report, decisions) = match &mut backend {
             Backend::Local {
@@ -167,7 +140,7 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
                 (report, detector.decisions()[before..].to_vec())
             }
             Backend::S3(svc) => {
-                let rt = rt.as_ref().expect("runtime");
+                let rt = &aws.as_ref().expect("connected for s3:// state").rt;
                 let id = identity(input).unwrap_or_else(|| format!("stdin@{}", wall_ms()));
                 let mut rep = IngestReport {
                     object: name.clone(),
@@ -238,12 +211,53 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     })
 }
 
+/// What the commands need to talk to AWS: a runtime, the SDK
+/// configuration from the environment, and an S3 client.
+pub(crate) struct Aws {
+    pub rt: tokio::runtime::Runtime,
+    pub sdk: aws_config::SdkConfig,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Aws {
+    /// Load the configuration from the environment (`AWS_ENDPOINT_URL` too).
+    pub fn connect() -> std::io::Result<Aws> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let sdk = rt.block_on(aws_config::defaults(aws_config::BehaviorVersion::latest()).load());
+        let s3 = rt.block_on(client_from_env(&sdk));
+        Ok(Aws { rt, sdk, s3 })
+    }
+
+    /// The deployed functions' service on the state at `state`
+    /// (`s3://bucket/prefix/`) with `config`. With FAIL2WAF_IPSET_V4_ARN and
+    /// _V6_ARN in the environment it writes WAF; without, it is a dry run.
+    pub fn service(&self, state: &str, config: Config) -> Result<Service, InputError> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let sets = env("FAIL2WAF_IPSET_V4_ARN").is_some() && env("FAIL2WAF_IPSET_V6_ARN").is_some();
+        let settings = Settings::from_lookup(|k| match k {
+            "FAIL2WAF_STATE" => Some(state.to_string()),
+            "FAIL2WAF_DRY_RUN" => Some((!sets).to_string()),
+            "FAIL2WAF_IPSET_V4_ARN" | "FAIL2WAF_IPSET_V6_ARN" => env(k),
+            _ => None,
+        })
+        .map_err(InputError)?;
+        let mut svc = self
+            .rt
+            .block_on(Service::with_sdk(settings, &self.sdk))
+            .map_err(|e| InputError(e.to_string()))?;
+        svc.set_config(config);
+        Ok(svc)
+    }
+}
+
 /// A reader over one input, counted by the progress bar.
 pub(crate) fn open_input(
     input: &Input,
     bar: &ProgressBar,
-    rt: Option<&tokio::runtime::Runtime>,
-    s3: Option<&aws_sdk_s3::Client>,
+    aws: Option<&Aws>,
 ) -> Result<Box<dyn Read + Send>, InputError> {
     let name = input.name();
     Ok(match input {
@@ -252,7 +266,8 @@ pub(crate) fn open_input(
         )),
         Input::Stdin => Box::new(std::io::stdin()),
         Input::S3(b, k, _) => {
-            let (rt, s3) = (rt.expect("runtime"), s3.expect("client"));
+            let aws = aws.expect("connected for s3:// inputs");
+            let (rt, s3) = (&aws.rt, &aws.s3);
             let obj = rt
                 .block_on(s3.get_object().bucket(b).key(k).send())
                 .map_err(|e| {
@@ -273,14 +288,6 @@ fn record(name: &str, report: &FileReport, damaged: &mut Vec<String>) {
     }
 }
 
-fn env_arn(name: &str) -> Result<Option<fail2waf_core::aws::waf::IpSetRef>, InputError> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(|v| v.parse().map_err(|e| InputError(format!("{name}: {e}"))))
-        .transpose()
-}
-
 /// What identifies an input across runs: a file by path, size and
 /// modification time; an S3 object by bucket, key and size.
 fn identity(input: &Input) -> Option<String> {
@@ -299,11 +306,7 @@ fn identity(input: &Input) -> Option<String> {
 }
 
 /// Replace each `s3://` prefix by the objects under it, in key order.
-pub(crate) fn list_s3(
-    inputs: Vec<Input>,
-    rt: Option<&tokio::runtime::Runtime>,
-    s3: Option<&aws_sdk_s3::Client>,
-) -> Result<Vec<Input>, InputError> {
+pub(crate) fn list_s3(inputs: Vec<Input>, aws: Option<&Aws>) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for input in inputs {
         let Input::S3Prefix(uri) = &input else {
@@ -311,7 +314,8 @@ pub(crate) fn list_s3(
             continue;
         };
         let loc: S3Loc = uri.parse().map_err(InputError)?;
-        let (rt, s3) = (rt.expect("runtime"), s3.expect("client"));
+        let aws = aws.expect("connected for s3:// inputs");
+        let (rt, s3) = (&aws.rt, &aws.s3);
         let mut objects = Vec::new();
         rt.block_on(async {
             let mut pages = s3

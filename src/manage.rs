@@ -5,7 +5,7 @@
 use crate::output::{reason, rfc3339};
 use crate::InputError;
 use anyhow::Result;
-use fail2waf_core::aws::service::{wall_ms, Service, Settings};
+use fail2waf_core::aws::service::{wall_ms, Service};
 use fail2waf_core::client::{widen, ClientResolver};
 use fail2waf_core::config::Config;
 use fail2waf_core::duration::Secs;
@@ -70,24 +70,9 @@ fn open(a: &StateArgs) -> Result<Ctx> {
         None => wall_ms(),
     };
     let state = if a.state.starts_with("s3://") {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let sets = env("FAIL2WAF_IPSET_V4_ARN").is_some() && env("FAIL2WAF_IPSET_V6_ARN").is_some();
-        let settings = Settings::from_lookup(|k| match k {
-            "FAIL2WAF_STATE" => Some(a.state.clone()),
-            "FAIL2WAF_DRY_RUN" => Some((!sets).to_string()),
-            "FAIL2WAF_IPSET_V4_ARN" | "FAIL2WAF_IPSET_V6_ARN" => env(k),
-            _ => None,
-        })
-        .map_err(InputError)?;
-        let mut svc = rt
-            .block_on(Service::new(settings))
-            .map_err(|e| InputError(e.to_string()))?;
-        svc.set_config(config.clone());
-        State::S3(Box::new(svc), rt)
+        let aws = crate::detect::Aws::connect()?;
+        let svc = aws.service(&a.state, config.clone())?;
+        State::S3(Box::new(svc), aws.rt)
     } else {
         let dir = DirState::new(&a.state);
         if !dir.dir().is_dir() {

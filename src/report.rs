@@ -11,7 +11,6 @@ use crate::inputs::{expand, Input};
 use crate::output::{reason, rfc3339, Summary};
 use crate::InputError;
 use anyhow::{Context, Result};
-use fail2waf_core::aws::s3::client_from_env;
 use fail2waf_core::config::Config;
 use fail2waf_core::hit::Hit;
 use fail2waf_core::pipeline::{Decision, Detector, FileReport, Recorder};
@@ -256,24 +255,9 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     };
     let local = expand(&args.paths)?;
     let needs_aws = local.iter().any(|i| matches!(i, Input::S3Prefix(_)));
-    let rt = needs_aws
-        .then(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-        })
-        .transpose()?;
-    let _guard = rt.as_ref().map(tokio::runtime::Runtime::enter);
-    let s3 = rt.as_ref().map(|rt| {
-        rt.block_on(async {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
-            client_from_env(&sdk).await
-        })
-    });
-    let inputs = list_s3(local, rt.as_ref(), s3.as_ref())?;
+    let aws = needs_aws.then(crate::detect::Aws::connect).transpose()?;
+    let _guard = aws.as_ref().map(|a| a.rt.enter());
+    let inputs = list_s3(local, aws.as_ref())?;
 
     let data = Arc::new(Mutex::new(Data {
         bucket_ms: config.bucket_ms(),
@@ -294,7 +278,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     let mut reports = Vec::new();
     for input in &inputs {
         let name = input.name();
-        let reader = crate::detect::open_input(input, &bar, rt.as_ref(), s3.as_ref())?;
+        let reader = crate::detect::open_input(input, &bar, aws.as_ref())?;
         bar.set_message(name.clone());
         reports.push(detector.process(&name, reader, format.as_ref()));
     }

@@ -83,12 +83,7 @@ impl Detector {
             engine.import(s);
         }
         // Log lines cannot come from the future: a day of clock skew at most.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(i64::MAX, |d| {
-                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-            });
-        engine.set_time_limit(now.saturating_add(86_400_000));
+        engine.set_time_limit(crate::duration::wall_ms().saturating_add(86_400_000));
         Detector {
             policy: Policy::new(&config),
             config,

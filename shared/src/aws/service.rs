@@ -886,12 +886,7 @@ async fn pace(last_write: Arc<Mutex<i64>>) {
     *last_write.lock().expect("lock") = wall_ms();
 }
 
-/// Wall-clock time in epoch milliseconds.
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use crate::duration::wall_ms;
 
 #[cfg(test)]
 mod tests {
