@@ -203,8 +203,8 @@ pub struct EngineStats {
 }
 
 /// Most keys (addresses and networks) the engine holds at once. Keys whose
-/// counts are older than the longest window are pruned every minute of
-/// event time; when the table is still full, a client with a matched
+/// counts are older than the longest window are pruned every quarter of it
+/// in event time (5 minutes with the default rules); when the table is still full, a client with a matched
 /// request takes the place of clients that only made good requests, and
 /// beyond that new clients are not counted (and are reported as
 /// `untracked`) until room frees up. About 1–2 KB a key at most: the
@@ -237,6 +237,8 @@ pub struct Engine {
     status_mask: Vec<u64>,
     /// The rules without a status condition.
     statusless: u64,
+    /// The rules that match only requests with a WAF verdict.
+    waf_only: u64,
     /// Hits dated after this (epoch ms) are not counted.
     time_limit_ms: i64,
 }
@@ -271,22 +273,35 @@ impl Engine {
             stats: EngineStats::default(),
             max_keys: MAX_KEYS,
             full_until: 0,
-            status_mask: (0..1000u16)
-                .map(|st| {
-                    let probe = Hit::new(0, std::net::IpAddr::from([0, 0, 0, 0]), st);
-                    config.rules.iter().enumerate().fold(0u64, |m, (i, r)| {
-                        let ok = !r.uses_status() || (st != 0 && r.status_ok(&probe));
-                        m | (u64::from(ok) << i)
-                    })
-                })
-                .collect(),
+            status_mask: crate::rules::status_table(&config.rules),
             statusless: config
                 .rules
                 .iter()
                 .enumerate()
                 .fold(0, |m, (i, r)| m | (u64::from(!r.uses_status()) << i)),
+            waf_only: config
+                .rules
+                .iter()
+                .enumerate()
+                .fold(0, |m, (i, r)| m | (u64::from(r.needs_waf_verdict()) << i)),
             time_limit_ms: i64::MAX,
         }
+    }
+
+    /// The statuses some rule may match in a log that records WAF verdicts
+    /// or not (`waf_verdicts`: WAF logs do); every status when a rule that
+    /// may match has no status condition. Requests with any other status
+    /// are only counted in totals, and a parser need not read their text
+    /// ([`crate::formats::LineParser::set_detail`]).
+    pub fn detail_statuses(&self, waf_verdicts: bool) -> crate::formats::StatusSet {
+        let possible = if waf_verdicts { !0 } else { !self.waf_only };
+        let mut set = crate::formats::StatusSet::NONE;
+        for (st, mask) in (0u16..).zip(&self.status_mask) {
+            if mask & possible != 0 {
+                set.insert(st);
+            }
+        }
+        set
     }
 
     /// Do not count hits dated after `limit_ms` (callers pass the wall clock
@@ -468,7 +483,11 @@ impl Engine {
                 self.evaluate(k, r, b, hit.time_ms);
             }
         }
-        if self.newest >= self.last_prune.saturating_add(6) {
+        // Windows sum only their own buckets, so older ones cost memory, not
+        // correctness: drop them every quarter of the longest window (at
+        // least every minute of 10 s buckets), not after every bucket, as
+        // pruning visits every key.
+        if self.newest >= self.last_prune.saturating_add((self.longest / 4).max(6)) {
             self.prune();
         }
         Some((key, matched))
@@ -668,7 +687,9 @@ impl Engine {
     /// Add stored counts to this engine (merge). State of rules that no
     /// longer exist, or counted with another bucket width, is dropped.
     pub fn import(&mut self, st: &StoredState) {
-        if st.version != STATE_VERSION || st.bucket_secs * 1000 != self.bucket_ms as u64 {
+        if st.version != STATE_VERSION
+            || st.bucket_secs.checked_mul(1000) != Some(self.bucket_ms as u64)
+        {
             return;
         }
         self.newest = self.newest.max(st.newest);

@@ -222,13 +222,23 @@ impl Detector {
         report
     }
 
+    /// A parser for `format` that reads the text of only the requests a
+    /// rule may match, unless a recorder wants to see every request whole.
+    fn parser(&self, format: &Format) -> Box<dyn LineParser> {
+        let mut p = format.parser();
+        if self.recorder.is_none() {
+            p.set_detail(&self.engine.detail_statuses(*format == Format::Waf));
+        }
+        p
+    }
+
     fn run<R: Read>(
         &mut self,
         lines: &mut Lines<R>,
         mut format: Option<Format>,
         report: &mut FileReport,
     ) {
-        let mut parser: Option<Box<dyn LineParser>> = format.as_ref().map(Format::parser);
+        let mut parser: Option<Box<dyn LineParser>> = format.as_ref().map(|f| self.parser(f));
         let mut reasons: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
         loop {
             let line = match lines.next_line() {
@@ -254,7 +264,7 @@ impl Detector {
                 }
                 match detect_from_line(text) {
                     Some(f) => {
-                        parser = Some(f.parser());
+                        parser = Some(self.parser(&f));
                         format = Some(f);
                     }
                     None => {
@@ -340,5 +350,52 @@ mod tests {
         assert!(r.skipped.is_some());
         let r = d.process("mystery.txt", Cursor::new(b"hello world\n".to_vec()), None);
         assert!(r.error.unwrap().contains("unknown log format"));
+    }
+
+    /// A recorder that only counts, so the detector reads every field.
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+    impl Recorder for Count {
+        fn record(&mut self, _: IpNet, hit: &crate::hit::Hit<'_>, _: u64) {
+            assert!(hit.status == 0 || !hit.path.is_empty(), "{hit:?}");
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn reading_only_the_text_rules_need_changes_no_count_and_no_decision() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/alb");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "gz"))
+            .collect();
+        files.sort();
+        assert!(files.len() > 5);
+        let mut lean = Detector::new(Config::default());
+        let mut whole = Detector::new(Config::default());
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        whole.set_recorder(Box::new(Count(seen.clone())));
+        let alb = lean.engine().detail_statuses(false);
+        assert!(!alb.contains(200) && !alb.contains(302) && alb.contains(404) && alb.contains(503));
+        // `waf-blocks` has no status condition: in WAF logs every status counts.
+        assert!(lean.engine().detail_statuses(true).contains(200));
+        let mut parsed = 0;
+        for f in &files {
+            let name = f.to_string_lossy();
+            let a = lean.process(&name, std::fs::File::open(f).unwrap(), None);
+            let b = whole.process(&name, std::fs::File::open(f).unwrap(), None);
+            assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            parsed += a.lines_parsed;
+        }
+        lean.settle();
+        whole.settle();
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), parsed);
+        assert!(!lean.decisions().is_empty());
+        assert_eq!(
+            format!("{:?}", lean.decisions()),
+            format!("{:?}", whole.decisions())
+        );
+        assert_eq!(lean.engine().export(), whole.engine().export());
     }
 }

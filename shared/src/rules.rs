@@ -301,6 +301,14 @@ impl Rule {
             && !c.exclude_status.iter().any(|p| p.contains(hit.status))
     }
 
+    /// Whether the rule matches only requests with a WAF verdict
+    /// ([`Hit::waf`]: WAF logs), having a `waf_action`, `waf_rule` or
+    /// `waf_label` condition.
+    pub fn needs_waf_verdict(&self) -> bool {
+        let c = &self.config;
+        !c.waf_action.is_empty() || !c.waf_rule.is_empty() || !c.waf_label.is_empty()
+    }
+
     /// Does `hit` match this rule? `own_waf_rule` is the prefix of the WAF
     /// rule that enforces fail2waf's own IP sets: requests it blocked never
     /// count, or a block would renew itself.
@@ -317,7 +325,7 @@ impl Rule {
         {
             return false;
         }
-        if !c.waf_action.is_empty() || !c.waf_rule.is_empty() || !c.waf_label.is_empty() {
+        if self.needs_waf_verdict() {
             let Some(w) = &hit.waf else { return false };
             if !own_waf_rule.is_empty() && w.rule.starts_with(own_waf_rule) {
                 return false;
@@ -349,6 +357,36 @@ impl Rule {
         }
         true
     }
+}
+
+/// For each status code 0–999, the rules (bit `i` for `rules[i]`) whose
+/// status condition it passes: every status, 0 included, for a rule without
+/// one; never 0 (no status) for a rule with one. The same as asking
+/// [`Rule::status_ok`] for every code, without building a request for each.
+pub fn status_table(rules: &[Rule]) -> Vec<u64> {
+    let mut table = vec![0u64; 1000];
+    for (i, r) in rules.iter().enumerate() {
+        let bit = 1u64 << i;
+        let c = &r.config;
+        if !r.uses_status() {
+            table.iter_mut().for_each(|m| *m |= bit);
+            continue;
+        }
+        let mut mine = vec![c.status.is_empty(); 1000];
+        for p in &c.status {
+            mine[usize::from(p.lo).min(999)..=usize::from(p.hi).min(999)].fill(true);
+        }
+        for p in &c.exclude_status {
+            mine[usize::from(p.lo).min(999)..=usize::from(p.hi).min(999)].fill(false);
+        }
+        mine[0] = false;
+        for (m, on) in table.iter_mut().zip(mine) {
+            if on {
+                *m |= bit;
+            }
+        }
+    }
+    table
 }
 
 /// The rules fail2waf uses when the config names none.
@@ -486,6 +524,41 @@ mod tests {
         h.method = Cow::Borrowed(method);
         h.path = Cow::Borrowed(path);
         h
+    }
+
+    #[test]
+    fn status_table_is_status_ok_for_every_code() {
+        let custom = crate::config::Config::parse(
+            r#"
+[[rules]]
+name = "a"
+status = ["4xx", "503"]
+exclude_status = ["40x", "429"]
+threshold = 5
+window = "1m"
+[[rules]]
+name = "b"
+exclude_status = ["2xx"]
+threshold = 5
+window = "1m"
+[[rules]]
+name = "c"
+path = "^/x"
+threshold = 5
+window = "1m"
+"#,
+        )
+        .unwrap();
+        for rules in [crate::config::Config::default().rules, custom.rules] {
+            let table = status_table(&rules);
+            for st in 0..1000u16 {
+                let want = rules.iter().enumerate().fold(0u64, |m, (i, r)| {
+                    let ok = !r.uses_status() || (st != 0 && r.status_ok(&hit(st, "GET", "/")));
+                    m | (u64::from(ok) << i)
+                });
+                assert_eq!(table[usize::from(st)], want, "status {st}");
+            }
+        }
     }
 
     #[test]

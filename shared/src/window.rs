@@ -31,6 +31,12 @@ impl Series {
                 Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
                 Err(i) => self.0.insert(i, (b, n)),
             },
+            None => {
+                // Most keys see a few buckets: start with room for eight
+                // rather than growing 1 → 4 → 8.
+                self.0.reserve_exact(8);
+                self.0.push((b, n));
+            }
             _ => self.0.push((b, n)),
         }
     }

@@ -14,8 +14,9 @@
 //! lines. A line that starts with a timestamp is read as a Classic ELB line
 //! (`time elb client:port backend:port … "request" "user_agent" …`).
 
-use super::{parse_ip_port, parse_iso8601_ms, split_request_line, split_url};
-use super::{LineParser, ParseError, ParseResult};
+use super::text::{parse_ip_port_bytes, Iso8601Cache};
+use super::{parse_iso8601_ms, split_request_line, split_url};
+use super::{LineParser, ParseError, ParseResult, StatusSet};
 use crate::hit::Hit;
 use memchr::{memchr, memchr2};
 use std::borrow::Cow;
@@ -29,18 +30,38 @@ pub(crate) fn is_alb_type(token: &[u8]) -> bool {
     ALB_TYPES.contains(&token)
 }
 
-/// Parser for ALB access log lines (and Classic ELB lines). Stateless: one
-/// parser may read any number of lines. Make one with
+/// Parser for ALB access log lines (and Classic ELB lines). One parser may
+/// read any number of lines, in any order; it only remembers the minute of
+/// the last time it read, to skip re-reading the date. Make one with
 /// `AlbParser::default()`.
 #[derive(Debug, Default)]
 pub struct AlbParser {
-    /// Keeps the struct constructible only through `Default`.
-    _private: (),
+    /// Statuses whose requests need their text fields
+    /// ([`LineParser::set_detail`]).
+    detail: StatusSet,
+    times: Iso8601Cache,
 }
 
 impl LineParser for AlbParser {
     fn parse<'a>(&mut self, line: &'a [u8]) -> ParseResult<'a> {
-        parse_line(line)
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(None);
+        }
+        let first_end = memchr(b' ', line).unwrap_or(line.len());
+        let first = &line[..first_end];
+        if is_alb_type(first) {
+            self.parse_alb(line)
+        } else if parse_iso8601_ms(first).is_some() {
+            parse_classic(line)
+        } else {
+            // `tls` (NLB) and any other type: not an ALB request by design.
+            Ok(None)
+        }
+    }
+
+    fn set_detail(&mut self, statuses: &StatusSet) {
+        self.detail = statuses.clone();
     }
 }
 
@@ -153,10 +174,7 @@ fn parse_status(field: &[u8], name: &'static str) -> Result<u16, ParseError> {
 
 /// `client:port` (IPv6 unbracketed: split at the last colon).
 fn parse_peer(field: &[u8], name: &'static str) -> Result<std::net::IpAddr, ParseError> {
-    std::str::from_utf8(field)
-        .ok()
-        .and_then(parse_ip_port)
-        .ok_or(ParseError::new(name, "not an address:port"))
+    parse_ip_port_bytes(field).ok_or(ParseError::new(name, "not an address:port"))
 }
 
 /// Fill method, host and path from the quoted request field.
@@ -193,23 +211,6 @@ fn fill_request<'a>(hit: &mut Hit<'a>, request: &'a [u8]) {
 /// `actions_executed` holds the action `waf` (`waf-failed` does not count).
 fn has_waf_action(actions: &[u8]) -> bool {
     actions.split(|&b| b == b',').any(|a| a == b"waf")
-}
-
-fn parse_line(line: &[u8]) -> ParseResult<'_> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.is_empty() {
-        return Ok(None);
-    }
-    let first_end = memchr(b' ', line).unwrap_or(line.len());
-    let first = &line[..first_end];
-    if is_alb_type(first) {
-        parse_alb(line)
-    } else if parse_iso8601_ms(first).is_some() {
-        parse_classic(line)
-    } else {
-        // `tls` (NLB) and any other type: not an ALB request by design.
-        Ok(None)
-    }
 }
 
 /// The twelve fields before the request: never quoted.
@@ -262,59 +263,68 @@ fn first_spaces(line: &[u8], ends: &mut [usize]) -> usize {
     n
 }
 
-/// An ALB access-log line (first field is a request type).
-fn parse_alb(line: &[u8]) -> ParseResult<'_> {
-    // The first twelve fields hold no quotes: find their ends in one
-    // vectorised pass instead of field by field.
-    let mut ends = [0usize; 12];
-    let found = first_spaces(line, &mut ends);
-    if found < 12 {
-        // Field `found` runs to the end of the line: the next one is missing.
-        return Err(ParseError::new(
-            PREFIX.get(found + 1).copied().unwrap_or("request"),
-            "missing",
-        ));
-    }
-    let field = |i: usize| &line[if i == 0 { 0 } else { ends[i - 1] + 1 }..ends[i]];
-    let time_ms =
-        parse_iso8601_ms(field(1)).ok_or(ParseError::new("time", "not an ISO 8601 time"))?;
-    let peer = parse_peer(field(3), "client:port")?;
-    let status = parse_status(field(8), "elb_status_code")?;
-    let mut f = Fields {
-        line,
-        pos: Some(ends[11] + 1).filter(|&p| p < line.len()),
-    };
-    let request = f.required("request")?;
-    let user_agent = f.required("user_agent")?;
+impl AlbParser {
+    /// An ALB access-log line (first field is a request type).
+    fn parse_alb<'a>(&mut self, line: &'a [u8]) -> ParseResult<'a> {
+        // The first twelve fields hold no quotes: find their ends in one
+        // vectorised pass instead of field by field.
+        let mut ends = [0usize; 12];
+        let found = first_spaces(line, &mut ends);
+        if found < 12 {
+            // Field `found` runs to the end of the line: the next one is missing.
+            return Err(ParseError::new(
+                PREFIX.get(found + 1).copied().unwrap_or("request"),
+                "missing",
+            ));
+        }
+        let field = |i: usize| &line[if i == 0 { 0 } else { ends[i - 1] + 1 }..ends[i]];
+        let time_ms = self
+            .times
+            .parse(field(1))
+            .ok_or(ParseError::new("time", "not an ISO 8601 time"))?;
+        let peer = parse_peer(field(3), "client:port")?;
+        let status = parse_status(field(8), "elb_status_code")?;
+        let mut f = Fields {
+            line,
+            pos: Some(ends[11] + 1).filter(|&p| p < line.len()),
+        };
+        let request = f.required("request")?;
+        let user_agent = f.required("user_agent")?;
 
-    let mut hit = Hit::new(time_ms, peer, status);
-    fill_request(&mut hit, request);
-    hit.user_agent = text(user_agent);
-
-    // Optional fields: walk to actions_executed (23) and stop there; only a
-    // 403 can be WAF's, so other lines need not be read any further.
-    if status != 403 {
-        return Ok(Some(hit));
-    }
-    const BETWEEN: [&str; 8] = [
-        "ssl_cipher",
-        "ssl_protocol",
-        "target_group_arn",
-        "trace_id",
-        "domain_name",
-        "chosen_cert_arn",
-        "matched_rule_priority",
-        "request_creation_time",
-    ];
-    for name in BETWEEN {
-        if f.next(name)?.is_none() {
+        let mut hit = Hit::new(time_ms, peer, status);
+        if !self.detail.contains(status) {
+            // Both quoted fields were found, so the line parses; their text is
+            // not needed.
             return Ok(Some(hit));
         }
+        fill_request(&mut hit, request);
+        hit.user_agent = text(user_agent);
+
+        // Optional fields: walk to actions_executed (23) and stop there; only a
+        // 403 can be WAF's, so other lines need not be read any further.
+        if status != 403 {
+            return Ok(Some(hit));
+        }
+        const BETWEEN: [&str; 8] = [
+            "ssl_cipher",
+            "ssl_protocol",
+            "target_group_arn",
+            "trace_id",
+            "domain_name",
+            "chosen_cert_arn",
+            "matched_rule_priority",
+            "request_creation_time",
+        ];
+        for name in BETWEEN {
+            if f.next(name)?.is_none() {
+                return Ok(Some(hit));
+            }
+        }
+        if let Some(actions) = f.next("actions_executed")? {
+            hit.blocked_by_waf = status == 403 && has_waf_action(actions);
+        }
+        Ok(Some(hit))
     }
-    if let Some(actions) = f.next("actions_executed")? {
-        hit.blocked_by_waf = status == 403 && has_waf_action(actions);
-    }
-    Ok(Some(hit))
 }
 
 /// A Classic ELB line (`time elb client:port backend:port …`), or an ALB
@@ -358,7 +368,7 @@ fn parse_classic(line: &[u8]) -> ParseResult<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::split_url;
+    use crate::formats::{parse_ip_port, split_url};
     use std::io::Read;
     use std::net::IpAddr;
 
@@ -392,6 +402,27 @@ mod tests {
 
     fn parse(line: &[u8]) -> ParseResult<'_> {
         AlbParser::default().parse(line)
+    }
+
+    #[test]
+    fn without_detail_the_text_is_left_out_and_bad_lines_still_fail() {
+        let mut lean = AlbParser::default();
+        let mut only_404 = StatusSet::NONE;
+        only_404.insert(404);
+        lean.set_detail(&only_404);
+        let full = hit(DOC_HTTP);
+        let h = lean.parse(DOC_HTTP.as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            (h.time_ms, h.peer, h.status),
+            (full.time_ms, full.peer, 200)
+        );
+        assert_eq!((&*h.path, &*h.method, &*h.user_agent), ("", "", ""));
+        let h404 = DOC_HTTP.replacen(" 200 200 ", " 404 404 ", 1);
+        assert_eq!(lean.parse(h404.as_bytes()).unwrap().unwrap().path, "/");
+        // The quoted fields are still found: a line cut inside one fails alike.
+        let cut = &DOC_HTTP[..DOC_HTTP.find("curl").unwrap()];
+        assert_eq!(lean.parse(cut.as_bytes()), parse(cut.as_bytes()));
+        assert!(parse(cut.as_bytes()).is_err());
     }
 
     fn hit(line: &str) -> Hit<'_> {

@@ -52,6 +52,48 @@ pub type ParseResult<'a> = Result<Option<Hit<'a>>, ParseError>;
 pub trait LineParser: Send {
     /// Parse one line, without its line terminator.
     fn parse<'a>(&mut self, line: &'a [u8]) -> ParseResult<'a>;
+
+    /// Only requests with a status in `statuses` need every field. For the
+    /// others a parser may leave method, path, host and user agent empty
+    /// (most lines match no rule, and their text is the costly part to
+    /// read); the time, the addresses, the status and whether the line
+    /// parses at all stay the same. The default parser reads everything.
+    fn set_detail(&mut self, statuses: &StatusSet) {
+        let _ = statuses;
+    }
+}
+
+/// A set of HTTP status codes. Only 0–1023 can be left out: a larger one
+/// is always in the set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet([u64; 16]);
+
+impl StatusSet {
+    /// Every status.
+    pub const ALL: StatusSet = StatusSet([u64::MAX; 16]);
+
+    /// No status.
+    pub const NONE: StatusSet = StatusSet([0; 16]);
+
+    /// Add `status`.
+    pub fn insert(&mut self, status: u16) {
+        if let Some(w) = self.0.get_mut(usize::from(status / 64)) {
+            *w |= 1 << (status % 64);
+        }
+    }
+
+    /// Whether `status` is in the set.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0
+            .get(usize::from(status / 64))
+            .is_none_or(|w| w & (1 << (status % 64)) != 0)
+    }
+}
+
+impl Default for StatusSet {
+    fn default() -> Self {
+        StatusSet::ALL
+    }
 }
 
 /// The log formats fail2waf reads.

@@ -44,20 +44,35 @@ pub(crate) fn civil_to_ms(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> O
 /// Parse `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM|±HHMM)` to epoch
 /// milliseconds. A missing zone is taken as UTC.
 pub fn parse_iso8601_ms(s: &[u8]) -> Option<i64> {
+    seconds_on(minute_ms(s)?, s)
+}
+
+/// The start of the minute of an ISO 8601 time (its first 16 bytes,
+/// `YYYY-MM-DDTHH:MM`, checked together with the `:` that follows).
+fn minute_ms(s: &[u8]) -> Option<i64> {
     if s.len() < 19 || s[4] != b'-' || s[7] != b'-' || !(s[10] == b'T' || s[10] == b' ') {
         return None;
     }
     if s[13] != b':' || s[16] != b':' {
         return None;
     }
-    let base = civil_to_ms(
+    civil_to_ms(
         digits(&s[0..4])?,
         digits(&s[5..7])?,
         digits(&s[8..10])?,
         digits(&s[11..13])?,
         digits(&s[14..16])?,
-        digits(&s[17..19])?,
-    )?;
+        0,
+    )
+}
+
+/// The rest of an ISO 8601 time after its minute (seconds, fraction, zone)
+/// added to `minute`, the value of [`minute_ms`] for `s`.
+fn seconds_on(minute: i64, s: &[u8]) -> Option<i64> {
+    let sec = digits(&s[17..19])?;
+    if sec > 60 {
+        return None;
+    }
     let mut rest = &s[19..];
     let mut ms = 0i64;
     if let Some((&b'.', frac)) = rest.split_first() {
@@ -87,7 +102,33 @@ pub fn parse_iso8601_ms(s: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    Some(base + ms - offset_min * 60_000)
+    Some(minute + i64::from(sec) * 1000 + ms - offset_min * 60_000)
+}
+
+/// [`parse_iso8601_ms`] for the times of one log file, which mostly share
+/// their minute with the line before: the date, hour and minute of the last
+/// time are kept and not read again when the next time repeats them.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Iso8601Cache {
+    /// The first 16 bytes of the last time that parsed (`YYYY-MM-DDTHH:MM`).
+    minute: [u8; 16],
+    /// Their value; `None` until a time parsed.
+    minute_ms: Option<i64>,
+}
+
+impl Iso8601Cache {
+    /// The same as [`parse_iso8601_ms`]`(s)`.
+    pub(crate) fn parse(&mut self, s: &[u8]) -> Option<i64> {
+        if let Some(m) = self.minute_ms {
+            if s.len() >= 19 && s[16] == b':' && s[..16] == self.minute {
+                return seconds_on(m, s);
+            }
+        }
+        let m = minute_ms(s)?;
+        self.minute.copy_from_slice(&s[..16]);
+        self.minute_ms = Some(m);
+        seconds_on(m, s)
+    }
 }
 
 /// Parse an address, with or without brackets and with or without a port
@@ -114,22 +155,102 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
 /// Parse `address:port` where the port is always present and IPv6 is not
 /// bracketed (ALB's `client:port`): split at the last colon.
 pub fn parse_ip_port(s: &str) -> Option<IpAddr> {
-    if let Some(inner) = s.strip_prefix('[') {
-        let end = inner.find(']')?;
-        return inner[..end].parse().ok();
+    parse_ip_port_bytes(s.as_bytes())
+}
+
+/// [`parse_ip_port`] on bytes (a field of a line, not yet known to be text).
+pub(crate) fn parse_ip_port_bytes(s: &[u8]) -> Option<IpAddr> {
+    if let Some(inner) = s.strip_prefix(b"[") {
+        let end = memchr::memchr(b']', inner)?;
+        return std::str::from_utf8(&inner[..end]).ok()?.parse().ok();
     }
-    let colon = memchr::memrchr(b':', s.as_bytes())?;
+    let colon = memchr::memrchr(b':', s)?;
     let (host, port) = (&s[..colon], &s[colon + 1..]);
-    if port.is_empty()
-        || port.len() > 5
-        || !port.bytes().all(|b| b.is_ascii_digit())
-        || port.parse::<u16>().is_err()
-    {
+    if port.is_empty() || port.len() > 5 {
         return None;
     }
-    parse_ipv4_fast(host.as_bytes())
+    let mut p: u32 = 0;
+    for &b in port {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        p = p * 10 + u32::from(b - b'0');
+    }
+    if p > u32::from(u16::MAX) {
+        return None;
+    }
+    parse_ipv4_fast(host)
         .map(IpAddr::V4)
-        .or_else(|| host.parse().ok())
+        .or_else(|| parse_ipv6_fast(host).map(IpAddr::V6))
+        .or_else(|| std::str::from_utf8(host).ok()?.parse().ok())
+}
+
+/// Colon-hex IPv6 (`2001:db8::1`, at most one `::`, groups of one to four
+/// hex digits) without the general parser's overhead; `None` for anything
+/// else, including the valid forms it leaves to the standard parser (an
+/// embedded IPv4 address such as `::ffff:192.0.2.1`).
+fn parse_ipv6_fast(b: &[u8]) -> Option<std::net::Ipv6Addr> {
+    let mut groups = [0u16; 8];
+    let mut n = 0;
+    // Where `::` stands, in groups; `None` without one.
+    let mut gap: Option<usize> = None;
+    let mut i = 0;
+    if b.starts_with(b"::") {
+        gap = Some(0);
+        i = 2;
+        if i == b.len() {
+            return Some(std::net::Ipv6Addr::UNSPECIFIED);
+        }
+    }
+    loop {
+        let start = i;
+        let mut v: u16 = 0;
+        while i < b.len() && i - start < 4 {
+            let d = match b[i] {
+                c @ b'0'..=b'9' => c - b'0',
+                c @ b'a'..=b'f' => c - b'a' + 10,
+                c @ b'A'..=b'F' => c - b'A' + 10,
+                _ => break,
+            };
+            v = v << 4 | u16::from(d);
+            i += 1;
+        }
+        if i == start || n == 8 {
+            return None;
+        }
+        groups[n] = v;
+        n += 1;
+        if i == b.len() {
+            break;
+        }
+        if b[i] != b':' {
+            return None;
+        }
+        i += 1;
+        if b.get(i) == Some(&b':') {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(n);
+            i += 1;
+            if i == b.len() {
+                break;
+            }
+        } else if i == b.len() {
+            return None;
+        }
+    }
+    match gap {
+        None if n == 8 => {}
+        // `::` stands for at least one group of zeros.
+        Some(at) if n <= 7 => {
+            let tail = n - at;
+            groups.copy_within(at..n, 8 - tail);
+            groups[at..8 - tail].fill(0);
+        }
+        _ => return None,
+    }
+    Some(std::net::Ipv6Addr::from(groups))
 }
 
 /// Dotted-quad IPv4 without the general parser's overhead (the common case
@@ -217,6 +338,103 @@ pub fn split_url(url: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::net::Ipv6Addr;
+
+    /// Strings near the IPv6 grammar: hex digits, colons, a dot, a zone.
+    fn ipv6ish() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9a-fA-F:]{0,40}",
+            "[0-9a-f:.%]{0,45}",
+            any::<[u16; 8]>().prop_map(|g| Ipv6Addr::from(g).to_string()),
+            any::<[u16; 8]>().prop_map(|g| {
+                g.iter()
+                    .map(|x| format!("{x:x}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            }),
+            (any::<[u16; 8]>(), 0usize..8, 0usize..8).prop_map(|(g, a, b)| {
+                // Cut a run of groups (zero or not) out and write `::`.
+                let (a, b) = (a.min(b), a.max(b));
+                let hex = |r: &[u16]| r.iter().map(|x| format!("{x:X}")).collect::<Vec<_>>();
+                format!("{}::{}", hex(&g[..a]).join(":"), hex(&g[b..]).join(":"))
+            }),
+        ]
+    }
+
+    /// Times near the ISO 8601 grammar, several in the same minute.
+    fn timeish() -> impl Strategy<Value = Vec<String>> {
+        let one = prop_oneof![
+            "2026-11-2[6-7]T23:5[89]:[0-6][0-9](\\.[0-9]{0,7})?(Z|z|[+-][0-9]{2}:?[0-9]{2})?",
+            "20[0-9]{2}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}.{0,4}",
+            ".{0,24}",
+        ];
+        proptest::collection::vec(one, 1..20)
+    }
+
+    proptest! {
+        #[test]
+        fn ipv6_fast_path_agrees_with_the_standard_parser(s in ipv6ish()) {
+            let std = s.parse::<Ipv6Addr>().ok();
+            if let Some(fast) = parse_ipv6_fast(s.as_bytes()) {
+                prop_assert_eq!(Some(fast), std, "{}", s);
+            }
+            // Through parse_ip_port, with the fallback, every form agrees.
+            let with_port = format!("{s}:443");
+            prop_assert_eq!(
+                parse_ip_port(&with_port),
+                std.map(IpAddr::V6).or_else(|| s.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)),
+                "{}", with_port
+            );
+        }
+
+        #[test]
+        fn cached_times_agree_with_the_plain_parser(times in timeish()) {
+            let mut cache = Iso8601Cache::default();
+            for t in &times {
+                prop_assert_eq!(cache.parse(t.as_bytes()), parse_iso8601_ms(t.as_bytes()), "{}", t);
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_fast_path_reads_the_compressed_forms() {
+        for s in [
+            "::",
+            "::1",
+            "1::",
+            "2001:db8::1",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "fe80::AbCd:0:0:1",
+        ] {
+            assert_eq!(
+                parse_ipv6_fast(s.as_bytes()),
+                Some(s.parse().unwrap()),
+                "{s}"
+            );
+        }
+        for s in [
+            "",
+            ":",
+            ":::",
+            "1:::2",
+            "1::2::3",
+            "12345::",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7:8::",
+            "::1:",
+            "::ffff:192.0.2.1",
+        ] {
+            assert_eq!(parse_ipv6_fast(s.as_bytes()), None, "{s}");
+        }
+        // The embedded IPv4 form is left to the standard parser.
+        assert_eq!(
+            parse_ip_port("::ffff:192.0.2.1:80"),
+            Some("::ffff:192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(parse_ip_port("2001:db8::1:65536"), None);
+    }
 
     #[test]
     fn iso8601_variants() {
