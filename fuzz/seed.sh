@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 F=tests/fixtures
 S=fuzz/seeds
 rm -rf "$S"
-for t in alb waf cloudfront pattern config events pipeline; do mkdir -p "$S/$t"; done
+for t in alb waf cloudfront pattern config events pipeline state; do mkdir -p "$S/$t"; done
 
 # put TARGET FILE: copy FILE (gunzipped when it is gzip) as a seed named
 # after its path.
@@ -109,6 +109,18 @@ done
 # Gzip as delivered: multi-member and CloudFront's.
 cp $F/alb/synthesized/awsdocs_examples_2023_multimember.log.gz "$S/pipeline/multimember.gz"
 cp $F/cloudfront/synthesized_EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz "$S/pipeline/cloudfront.gz"
+
+# Stored state: the windows and the ledger the CLI keeps after the bundled
+# sample's first six files (blocks, history), and with a manual block.
+st=$(mktemp -d)
+cargo run -q --bin fail2waf -- detect --state "$st" $(ls examples/alb/*.log.gz | head -6) > /dev/null || true
+# (eight keys of it: seeds under libFuzzer's -max_len)
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["keys"]=dict(list(d["keys"].items())[:8]); json.dump(d,open(sys.argv[2],"w"))' \
+    "$st/state.json" "$S/state/state.json"
+cp "$st/ledger.json" "$S/state/ledger.json"
+cargo run -q --bin fail2waf -- block 192.0.2.0/24 --state "$st" --ttl 1h --now 2026-01-01T00:20:00Z --reason seed > /dev/null 2>&1 &&
+    cp "$st/ledger.json" "$S/state/ledger-manual.json"
+rm -rf "$st"
 
 du -sh "$S"
 for t in "$S"/*; do echo "$(basename "$t"): $(ls "$t" | wc -l) seeds"; done

@@ -2,9 +2,6 @@
 //! and the same text as one `[[rules]]` entry through `Rule::new`.
 #![no_main]
 
-#[path = "common.rs"]
-mod common;
-
 use fail2waf_core::config::Config;
 use fail2waf_core::duration::Secs;
 use fail2waf_core::engine::Engine;
@@ -23,13 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     match Config::parse(&text) {
         Err(e) => {
-            // F2 (reported): for some syntax errors (a bare `\r`, a control
-            // character in a comment) toml's `message()` is empty; skipped
-            // only with FUZZ_TOLERATE_KNOWN=1.
-            let known_f2 = e.message.is_empty() && e.line.is_some();
-            if !(known_f2 && common::tolerate_known()) {
-                assert!(!e.message.is_empty(), "empty config error: line {:?}", e.line);
-            }
+            assert!(!e.message.is_empty(), "empty config error: line {:?}", e.line);
             if let Some(line) = e.line {
                 let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
                 assert!((1..=lines).contains(&line), "line {line} of {lines}: {e}");

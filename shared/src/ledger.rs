@@ -221,7 +221,9 @@ impl Ledger {
         }
         let h = self.history.get(&net).copied();
         let offense = match h {
-            Some(h) if off.time_ms - h.last_ms.max(h.until_ms) < policy.forget_ms => h.offenses + 1,
+            Some(h) if off.time_ms.saturating_sub(h.last_ms.max(h.until_ms)) < policy.forget_ms => {
+                h.offenses.saturating_add(1)
+            }
             _ => 1,
         };
         let until_ms = off
@@ -278,7 +280,10 @@ impl Ledger {
             rule: "manual".into(),
             since_ms: now_ms,
             until_ms: now_ms.saturating_add(ttl.ms()),
-            offense: self.history.get(&net).map_or(1, |h| h.offenses + 1),
+            offense: self
+                .history
+                .get(&net)
+                .map_or(1, |h| h.offenses.saturating_add(1)),
             evidence: None,
             manual: Some(manual.clone()),
         };
@@ -329,7 +334,7 @@ impl Ledger {
             .map(|(n, _)| *n)
             .collect();
         self.history
-            .retain(|_, h| now_ms - h.last_ms.max(h.until_ms) < policy.forget_ms);
+            .retain(|_, h| now_ms.saturating_sub(h.last_ms.max(h.until_ms)) < policy.forget_ms);
         ended
             .into_iter()
             .filter_map(|n| self.blocks.remove(&n).map(|b| (n, b)))
@@ -386,7 +391,7 @@ mod tests {
                 threshold: 30,
                 distinct_paths: 15,
                 members: 0,
-                first_seen_ms: t - 5000,
+                first_seen_ms: t.saturating_sub(5000),
                 last_seen_ms: t,
                 samples: vec![],
                 user_agent: String::new(),
@@ -400,6 +405,43 @@ mod tests {
     }
 
     const H: i64 = 3_600_000;
+
+    /// Stored state is read back from S3 or a directory and may hold
+    /// anything: extreme values never panic (found by the `state` fuzz
+    /// target: `bucket_secs * 1000` overflowed in `Engine::import`).
+    #[test]
+    fn extreme_stored_values_never_panic() {
+        let p = policy("");
+        let mut l = Ledger::default();
+        let net: IpNet = "192.0.2.1/32".parse().unwrap();
+        for (last_ms, until_ms) in [(i64::MIN, i64::MIN), (i64::MAX, i64::MAX), (i64::MIN, 0)] {
+            l.history.insert(
+                net,
+                History {
+                    offenses: u32::MAX,
+                    last_ms,
+                    until_ms,
+                },
+            );
+            for t in [i64::MIN, 0, i64::MAX] {
+                let _ = l
+                    .clone()
+                    .apply(&offense("192.0.2.1/32", "scan-burst", t), &p);
+                let _ = l.clone().expire(t, &p);
+                let _ = l.clone().block_manual(net, Secs(60), "me", "test", t, &p);
+            }
+        }
+        let cfg = Config::default();
+        let mut st = crate::engine::Engine::new(&cfg).export();
+        st.bucket_secs = u64::MAX;
+        crate::engine::Engine::new(&cfg).import(&st);
+        st.bucket_secs = 10;
+        st.newest = u32::MAX;
+        let mut e = crate::engine::Engine::new(&cfg);
+        e.import(&st);
+        e.evaluate_all();
+        e.prune();
+    }
 
     #[test]
     fn escalates_repeat_offenders_up_to_the_cap() {
