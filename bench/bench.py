@@ -75,13 +75,12 @@ def memory(bin_, paths):
         print(f"{os.path.basename(p):<28} {r:6.1f} MiB")
 
 
-def parse_cost(bin_, lines_path, lines):
-    if not shutil.which("valgrind"):
-        print("\n## Parse cost: valgrind not installed, skipped")
-        return
+def callgrind(bin_, path, extra=()):
+    """Instructions of one `detect` run under callgrind, and the inclusive
+    cost of AlbParser::parse in it."""
     out = os.path.join(BENCH, "callgrind.out")
     subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", bin_, "detect", "--format", "alb", "--json", "--threads", "1", lines_path],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", bin_, "detect", "--format", "alb", "--json", "--threads", "1", *extra, path],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
     )
     total = 0
@@ -89,25 +88,40 @@ def parse_cost(bin_, lines_path, lines):
         for line in f:
             if line.startswith("summary:") or line.startswith("totals:"):
                 total = int(line.split()[1])
-    # The same run on an empty file: start-up and exit, to subtract.
-    empty = os.path.join(BENCH, "empty.log")
-    open(empty, "w").close()
-    subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.0", bin_, "detect", "--format", "alb", "--json", "--threads", "1", empty],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-    )
-    base = 0
-    with open(out + ".0") as f:
-        for line in f:
-            if line.startswith("summary:") or line.startswith("totals:"):
-                base = int(line.split()[1])
-    # The parser alone: the inclusive cost of AlbParser::parse.
     ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", out], capture_output=True, text=True).stdout
     parse = max((int(l.split()[0].replace(",", "")) for l in ann.splitlines()
                  if "AlbParser as fail2waf_core::formats::LineParser>::parse" in l and l.strip()[:1].isdigit()), default=0)
+    return total, parse
+
+
+def parse_cost(bin_, lines_path, lines):
+    if not shutil.which("valgrind"):
+        print("\n## Parse cost: valgrind not installed, skipped")
+        return
+    # The same run on an empty file: start-up and exit, to subtract.
+    empty = os.path.join(BENCH, "empty.log")
+    open(empty, "w").close()
+    base, _ = callgrind(bin_, empty)
+    total, parse = callgrind(bin_, lines_path)
+    # The default rules plus one without a status condition (and a path
+    # nothing has): every line is one a rule may match, so every field of
+    # every line is read (the parser's full cost).
+    every = os.path.join(BENCH, "every-line.toml")
+    defaults = subprocess.run([bin_, "config", "print-default"], capture_output=True, text=True, check=True).stdout
+    with open(every, "w") as f:
+        f.write(defaults + '\n[[rules]]\nname = "every-line"\npath = "^/never$"\nwindow = "1m"\nthreshold = 10\n')
+    total_all, parse_all = callgrind(bin_, lines_path, ["--config", every])
     print(f"\n## Parse cost (callgrind, {lines} plain ALB lines, one thread)")
-    print(f"parsing (AlbParser::parse):           {parse / lines:6.0f} instructions per line")
-    print(f"whole pipeline (read, parse, count, decide): {(total - base) / lines:6.0f} instructions per line (start-up excluded)")
+    rows = [
+        ("parsing (AlbParser::parse), default rules", parse),
+        ("whole pipeline (read, parse, count, decide)", total - base),
+        ("parsing every field of every line", parse_all),
+        ("whole pipeline, every field of every line", total_all - base),
+    ]
+    for label, n in rows:
+        print(f"{label + ':':<46}{n / lines:6.0f} instructions per line")
+    print("(start-up subtracted from the whole-pipeline figures; every field: the")
+    print(" default rules plus one without a status condition)")
 
 
 class RuntimeApi(http.server.BaseHTTPRequestHandler):

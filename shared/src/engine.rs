@@ -125,11 +125,47 @@ fn caps(rule: &Rule) -> (usize, usize) {
 
 #[derive(Debug, Clone, Default)]
 struct KeyState {
+    /// All requests per bucket, but for `pending`.
     total: Series,
+    /// Requests of the key's newest bucket not yet added to `total`
+    /// (bucket, count; none when the count is 0). A client's request
+    /// usually lands in the bucket of its previous one: counting it here,
+    /// next to the key, spares a visit to the series' heap memory, which on
+    /// a site with many clients is a cache miss per request.
+    pending: (Bucket, u32),
     rules: Vec<(u16, RuleState)>,
 }
 
 impl KeyState {
+    /// Count one request in bucket `b`.
+    fn count(&mut self, b: Bucket) {
+        if self.pending.1 > 0 && self.pending.0 == b {
+            self.pending.1 = self.pending.1.saturating_add(1);
+        } else {
+            self.flush();
+            self.pending = (b, 1);
+        }
+    }
+
+    /// Move `pending` into `total`.
+    fn flush(&mut self) {
+        if self.pending.1 > 0 {
+            self.total.add(self.pending.0, self.pending.1);
+            self.pending.1 = 0;
+        }
+    }
+
+    /// Requests in buckets `lo ..= hi`.
+    fn total_sum(&self, lo: Bucket, hi: Bucket) -> u64 {
+        let (b, n) = self.pending;
+        let extra = if (lo..=hi).contains(&b) {
+            u64::from(n)
+        } else {
+            0
+        };
+        self.total.sum(lo, hi) + extra
+    }
+
     fn rule_mut(&mut self, r: u16) -> &mut RuleState {
         let i = match self.rules.binary_search_by_key(&r, |e| e.0) {
             Ok(i) => i,
@@ -421,12 +457,12 @@ impl Engine {
             self.stats.untracked += 1;
             return Some((key, matched));
         }
-        self.keys.entry(key).or_default().total.add(b, 1);
+        self.keys.entry(key).or_default().count(b);
         for i in 0..self.prefix_lens.len() {
             let (l4, l6) = self.prefix_lens[i];
             let net = widen(key, l4, l6);
             if net != key && self.room_for(&net, matched != 0) {
-                self.keys.entry(net).or_default().total.add(b, 1);
+                self.keys.entry(net).or_default().count(b);
             }
         }
         if matched != 0 {
@@ -506,7 +542,7 @@ impl Engine {
         let threshold = f64::from(rule.config.threshold) * self.threshold_factor;
         let min_ratio = rule.config.min_ratio.unwrap_or(0.0);
         let ks = self.keys.entry(key).or_default();
-        let total = ks.total.sum(lo, b);
+        let total = ks.total_sum(lo, b);
         let own = &mut ks.rule_mut(r as u16).matched;
         own.add(b, 1);
         let matched = own.sum(lo, b) as f64;
@@ -567,7 +603,7 @@ impl Engine {
         if matched < u64::from(threshold) {
             return None;
         }
-        let requests = ks.total.sum(lo, e).max(matched);
+        let requests = ks.total_sum(lo, e).max(matched);
         if requests < u64::from(c.min_requests) {
             return None;
         }
@@ -622,6 +658,7 @@ impl Engine {
             s.prune_before(horizon);
         }
         self.keys.retain(|_, ks| {
+            ks.flush();
             ks.total.prune_before(horizon);
             ks.rules.retain_mut(|(_, rs)| {
                 rs.matched.prune_before(horizon);
@@ -662,7 +699,13 @@ impl Engine {
             keys.insert(
                 *k,
                 StoredKey {
-                    total: ks.total.clone(),
+                    total: {
+                        let mut t = ks.total.clone();
+                        if ks.pending.1 > 0 {
+                            t.add(ks.pending.0, ks.pending.1);
+                        }
+                        t
+                    },
                     rules,
                 },
             );
@@ -706,6 +749,7 @@ impl Engine {
                 .filter_map(|(n, rs)| self.rule_index(n).map(|r| (r, rs)))
                 .collect();
             let ks = self.keys.entry(*k).or_default();
+            ks.flush();
             ks.total.merge(&sk.total);
             for (r, rs) in idx {
                 ks.rule_mut(r as u16).merge(rs, &self.rules[r]);
@@ -934,6 +978,59 @@ mod tests {
             off[0].time_ms < T0 + 60_000,
             "decided at the event time of the window"
         );
+    }
+
+    proptest::proptest! {
+        /// Every key's exported totals are the requests it made, bucket by
+        /// bucket, in whatever order they come and wherever a prune falls
+        /// (the `pending` count of a key's newest bucket included).
+        #[test]
+        fn totals_count_every_request_once(
+            hits in proptest::collection::vec((0usize..4, 0u32..300, proptest::bool::ANY, proptest::bool::ANY), 1..200),
+        ) {
+            let ips = ["198.51.100.1", "198.51.100.2", "203.0.113.9", "2001:db8::1"];
+            let mut e = Engine::new(&Config::default());
+            let mut want: BTreeMap<IpNet, BTreeMap<Bucket, u32>> = BTreeMap::new();
+            for &(who, t, err, prune) in &hits {
+                let h = hit(f64::from(t), ips[who], if err { 404 } else { 200 }, "GET", format!("/{t}"));
+                let (key, _) = e.observe(&h).unwrap();
+                let b = e.bucket_of(h.time_ms);
+                for k in std::iter::once(key).chain(e.prefix_lens.clone().into_iter().map(|(a, c)| widen(key, a, c))) {
+                    *want.entry(k).or_default().entry(b).or_default() += 1;
+                }
+                if prune {
+                    e.prune();
+                }
+            }
+            let got: BTreeMap<IpNet, BTreeMap<Bucket, u32>> = e
+                .export_with(|_| true, true)
+                .keys
+                .into_iter()
+                .map(|(k, sk)| (k, sk.total.buckets_in(0, Bucket::MAX).map(|b| (b, sk.total.sum(b, b) as u32)).collect()))
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_client_whose_errors_are_a_small_share_is_not_a_scanner() {
+        // Within one bucket, so the requests are still in `pending` when
+        // the ratio is judged: 40 404s among 160 requests (25 %) stay
+        // under scan-burst's 50 %; the same 404s alone do not.
+        let config = Config::default();
+        let mut mixed = Engine::new(&config);
+        let mut alone = Engine::new(&config);
+        for i in 0..40 {
+            let t = f64::from(i) * 0.1;
+            for _ in 0..3 {
+                mixed.observe(&hit(t, "198.51.100.7", 200, "GET", "/".into()));
+            }
+            let scan = hit(t, "198.51.100.7", 404, "GET", format!("/p{i}"));
+            mixed.observe(&scan);
+            alone.observe(&scan);
+        }
+        assert_eq!(mixed.take_offenses(), vec![]);
+        assert!(alone.take_offenses().iter().any(|o| o.rule == "scan-burst"));
     }
 
     #[test]
