@@ -115,6 +115,9 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     let bar = progress(total, args.json);
     let mut out = Output::new(args.json);
     let mut summary = Summary::default();
+    // Requests parsed but counted for no client (summed over objects for
+    // s3:// state; the local engine's own figures otherwise).
+    let mut counts = fail2waf_core::engine::EngineStats::default();
     let mut damaged = Vec::new();
     let mut blocks = 0u64;
     for input in &inputs {
@@ -160,6 +163,9 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
                 if rep.duplicate {
                     summary.files_already_counted += 1;
                 }
+                counts.untracked += rep.counts.untracked;
+                counts.future += rep.counts.future;
+                counts.proxy_only += rep.counts.proxy_only;
                 let decisions = rep
                     .blocks
                     .into_iter()
@@ -184,7 +190,16 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
             .iter()
             .map(|(k, v)| ((*k).to_string(), *v))
             .collect();
+        counts = detector.engine().stats();
     }
+    summary.not_counted = [
+        ("untracked", counts.untracked),
+        ("future", counts.future),
+        ("proxy_only", counts.proxy_only),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect();
     out.summary(&summary)?;
     if let Backend::Local {
         detector,

@@ -9,7 +9,10 @@
 //!   sentence) and `evidence`.
 //! - `summary`: last: `files`, `files_skipped`, `files_already_counted`,
 //!   `files_damaged`, `lines_read`, `lines_parsed`, `lines_skipped`,
-//!   `skip_reasons`, `blocks`, `refused`.
+//!   `skip_reasons`, `blocks`, `refused`, and `not_counted`: requests
+//!   parsed but counted for no client, by reason (`untracked`: more
+//!   clients at once than the engine holds; `future`: dated over a day
+//!   ahead of the clock; `proxy_only`: only trusted proxies in the chain).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use fail2waf_core::engine::Evidence;
@@ -99,6 +102,7 @@ pub struct Summary {
     pub skip_reasons: BTreeMap<String, u64>,
     pub blocks: u64,
     pub refused: BTreeMap<String, u64>,
+    pub not_counted: BTreeMap<&'static str, u64>,
 }
 
 impl Summary {
@@ -202,6 +206,14 @@ impl Output {
             }
             for (k, v) in &s.skip_reasons {
                 writeln!(self.out, "  skipped {v:>8}  {k}")?;
+            }
+            for (k, v) in &s.not_counted {
+                let why = match *k {
+                    "untracked" => "more clients at once than the engine holds (MAX_KEYS)",
+                    "future" => "dated over a day ahead of the clock",
+                    _ => "only trusted proxies in the chain",
+                };
+                writeln!(self.out, "  not counted {v:>8}  {why}")?;
             }
         }
         self.out.flush()

@@ -143,6 +143,18 @@ fn hostile_bytes_never_crash_and_good_lines_still_count() {
         data.extend_from_slice(if i % 2 == 0 { b"\r\n" } else { b"\n" });
         data.extend_from_slice(b"http 2026-01-01T00:00:00Z \"\x00\n");
     }
+    // A line from the far future: parsed, but counted for nobody.
+    data.extend_from_slice(
+        alb_line(
+            "9999-12-31T00:00:00.000000Z",
+            "198.51.100.9",
+            "GET",
+            "/late",
+            404,
+        )
+        .as_bytes(),
+    );
+    data.push(b'\n');
     let out = fail2waf(&["detect", "--json", "--format", "alb", "-"], &data);
     assert!(
         out.status.success(),
@@ -151,9 +163,10 @@ fn hostile_bytes_never_crash_and_good_lines_still_count() {
     );
     let lines = json_lines(&out);
     let s = of_type(&lines, "summary")[0];
-    assert_eq!(s["lines_read"], 83);
-    assert_eq!(s["lines_parsed"], 41);
+    assert_eq!(s["lines_read"], 84);
+    assert_eq!(s["lines_parsed"], 42);
     assert_eq!(s["skip_reasons"]["line: too long"], 1);
+    assert_eq!(s["not_counted"], serde_json::json!({"future": 1}));
     let d = of_type(&lines, "decision")[0];
     assert_eq!(d["ip"], "198.51.100.9/32");
     // Evidence keeps the attacker's bytes, escaped: nothing printed carries

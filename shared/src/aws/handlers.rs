@@ -54,6 +54,9 @@ fn count_ingest(m: &mut Metrics, r: &IngestReport, now_ms: i64) {
         Unit::Count,
     );
     m.add("BlocksAdded", r.blocks.len() as f64, Unit::Count);
+    // Requests counted for no client: over the key cap, dated ahead.
+    m.add("UntrackedRequests", r.counts.untracked as f64, Unit::Count);
+    m.add("FutureRequests", r.counts.future as f64, Unit::Count);
     m.add("ShardsWritten", f64::from(r.shards_written), Unit::Count);
     if let Some(t) = r.newest_event_ms {
         m.set(

@@ -6,7 +6,7 @@ use super::s3::{client_from_env, BodyReader, S3Error, S3Loc};
 use super::store::{Lease, S3Store, Shard};
 use super::waf::{sync_set, validate, IpSetRef, IpVersion, WafError};
 use crate::config::Config;
-use crate::engine::{Engine, Offense, StoredState};
+use crate::engine::{Engine, EngineStats, Offense, StoredState};
 use crate::formats::{detect_from_name, Format, NameHint};
 use crate::ledger::{Block, Ledger, Outcome, Policy};
 use crate::pipeline::{Detector, FileReport};
@@ -214,6 +214,9 @@ pub struct IngestReport {
     pub blocks: Vec<(IpNet, Block)>,
     /// Newest event time seen in the object (epoch ms).
     pub newest_event_ms: Option<i64>,
+    /// What the engine counted, and what it could not (`untracked`:
+    /// beyond the key cap; `future`: dated over a day ahead).
+    pub counts: EngineStats,
     /// The enforcement that followed new blocks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enforce: Option<EnforceReport>,
@@ -464,11 +467,11 @@ impl Service {
         let factor = self.threshold_factor(&ledger.value, now_ms);
         let config = self.config.clone();
         let (format, name_owned) = (self.format.clone(), name.to_string());
-        let (file, local) = tokio::task::spawn_blocking(move || {
+        let (file, local, counts) = tokio::task::spawn_blocking(move || {
             let mut d = Detector::new(config);
             let r = d.process(&name_owned, reader, format.as_ref());
             let (engine, _) = d.into_parts();
-            (r, engine.export_with(|_| true, true))
+            (r, engine.export_with(|_| true, true), engine.stats())
         })
         .await
         .map_err(|e| ServiceError::Retryable(format!("parser task: {e}")))?;
@@ -480,6 +483,7 @@ impl Service {
             )));
         }
         rep.file = file;
+        rep.counts = counts;
         if rep.file.skipped.is_some() || rep.file.lines_parsed == 0 {
             rep.skipped = rep
                 .file
