@@ -84,6 +84,9 @@ enum Command {
         /// Number of lines.
         #[arg(long, default_value_t = 1_000_000)]
         lines: u64,
+        /// Number of clients (a flood of addresses: as many as lines).
+        #[arg(long, default_value_t = 5_000)]
+        clients: u64,
     },
 }
 
@@ -154,11 +157,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", fail2waf_core::config::default_toml());
             Ok(ExitCode::SUCCESS)
         }
-        Command::GenBench { out, lines } => {
+        Command::GenBench {
+            out,
+            lines,
+            clients,
+        } => {
             let file = std::io::BufWriter::new(std::fs::File::create(&out)?);
             let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
             // One request every 2 ms: a busy site, 1M lines in about half an hour.
-            fail2waf_core::sim::bench::write_alb(&mut gz, lines, 7, 1_767_225_600_000, 2)?;
+            fail2waf_core::sim::bench::write_alb(&mut gz, lines, clients, 7, 1_767_225_600_000, 2)?;
             gz.finish()?.into_inner().map_err(|e| e.into_error())?;
             Ok(ExitCode::SUCCESS)
         }

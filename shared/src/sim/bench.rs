@@ -2,7 +2,7 @@
 //!
 //! Unlike [`super::simulate`], nothing here is labeled: it is a load with
 //! the shape of a busy site (mostly 200s, some 404s and 5xx, a few
-//! thousand clients, browser user agents, full 30-field lines of about
+//! thousand clients by default, browser user agents, full 30-field lines of about
 //! 650 bytes), deterministic for a seed.
 
 use super::rng::Rng;
@@ -34,10 +34,13 @@ const PATHS: &[&str] = &[
     "/blog/2025/11/winter-sale",
 ];
 
-/// Write `lines` ALB log lines, one event every `step_ms` from `start_ms`.
+/// Write `lines` ALB log lines, one event every `step_ms` from `start_ms`,
+/// from `clients` clients picked at random (each its own address: one in
+/// ten an IPv6 /64, the others IPv4 addresses spread over the whole space).
 pub fn write_alb<W: Write>(
     out: &mut W,
     lines: u64,
+    clients: u64,
     seed: u64,
     start_ms: i64,
     step_ms: i64,
@@ -50,17 +53,18 @@ pub fn write_alb<W: Write>(
         let dt = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
         let micros = t.rem_euclid(1000) * 1000 + (rng.below(1000) as i64);
         let ts = format!("{}.{micros:06}Z", dt.format("%Y-%m-%dT%H:%M:%S"));
-        let client = rng.below(5000);
+        let client = rng.below(clients.max(1));
         let ip = if client % 10 == 0 {
-            format!("2001:db8:{:x}::{:x}", client, rng.below(65536))
-        } else {
             format!(
-                "{}.{}.{}.{}",
-                10 + client % 200,
-                (client / 200) % 256,
-                client % 256,
-                1 + client % 250
+                "2001:db8:{:x}:{:x}::{:x}",
+                client >> 16,
+                client & 0xffff,
+                rng.below(65536)
             )
+        } else {
+            // A bijection on u32: distinct clients, distinct addresses,
+            // spread over many /24s.
+            std::net::Ipv4Addr::from((client as u32).wrapping_mul(2_654_435_761)).to_string()
         };
         let roll = rng.below(1000);
         let (status, path) = match roll {
