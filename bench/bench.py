@@ -286,7 +286,8 @@ def main():
     memory(bin_, [generate(bin_, small), generate(bin_, huge), generate(bin_, big, clients=big)])
     parse_cost(bin_, plain(generate(bin_, small)), small)
     cold_start(ingest, 3 if args.smoke else 10)
-    lambda_memory(ingest, generate(bin_, 40_000 if args.smoke else 2_000_000))
+    # A large object: about 200 MB of gzip.
+    lambda_memory(ingest, generate(bin_, 40_000 if args.smoke else 2_600_000))
 
 
 if __name__ == "__main__":
