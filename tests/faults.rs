@@ -711,16 +711,25 @@ fn past_the_deadline_margin_the_ingest_stops_between_shards_and_the_retry_finish
     }
     let key = alb_key(8, 1);
     let lines = quiet_object(&acct, &key, t0, &addrs, 3);
-    // The first shard write takes 1.5 s; the deadline's cutoff is at 1 s.
+    // The first shard write lasts until just past the deadline's cutoff. The
+    // work before it takes milliseconds; the 3 s budget is for a loaded
+    // machine (a fixed 1 s once ran out before the first write in CI).
+    let budget = Duration::from_secs(3);
+    let cutoff = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let cutoff_at = cutoff.clone();
     let delayed = Arc::new(AtomicBool::new(false));
     let delay: Delay = Arc::new(move |req: &HttpRequest| {
         (req.method() == "PUT"
             && req.uri().contains("/v1/shard-")
             && !delayed.swap(true, Ordering::SeqCst))
-        .then_some(Duration::from_millis(1500))
+        .then(|| {
+            let cutoff = *cutoff_at.get().expect("the deadline is set");
+            cutoff.saturating_duration_since(Instant::now()) + Duration::from_millis(200)
+        })
     });
     let svc = faulty_service(&acct, &rt, &[], &[], Some(delay));
-    let deadline = Deadline::after(Duration::from_secs(1));
+    let deadline = Deadline::after(budget);
+    cutoff.set(Instant::now() + budget).unwrap();
     let e = rt
         .block_on(svc.ingest_object(&acct.logs, &key, wall_ms(), "req-1", Some(&deadline)))
         .unwrap_err();
