@@ -688,6 +688,57 @@ fn a_foreign_writer_storming_the_ip_set_cannot_keep_it_from_converging() {
     assert_eq!(acct.ip_set(&acct.v4), want);
 }
 
+/// `n` addresses, each in a /24 of another state shard.
+fn addresses_in_distinct_shards(acct: &Account, n: usize) -> Vec<String> {
+    let probe = acct.service(&[]);
+    let mut addrs = vec![];
+    let mut seen = BTreeSet::new();
+    for net in 0..256u32 {
+        let ip = format!("10.{}.{}.5", net / 16, net % 16);
+        if seen.insert(probe.store.shard_of(&format!("{ip}/32").parse().unwrap())) {
+            addrs.push(ip);
+        }
+        if addrs.len() == n {
+            return addrs;
+        }
+    }
+    panic!("fewer than {n} shards");
+}
+
+// ---------------------------------------------------------------------------
+// The cost of a merge
+
+#[test]
+fn without_contention_an_object_costs_one_get_and_one_put_per_touched_shard() {
+    let acct = Account::new();
+    let rt = runtime();
+    let t0 = wall_ms() - 300_000;
+    let addrs = addresses_in_distinct_shards(&acct, 5);
+    let svc = faulty_service(&acct, &rt, &[], &[], None);
+    let requests = |svc: &Service| {
+        let st = &svc.store.stats;
+        (
+            st.gets.load(Ordering::Relaxed),
+            st.puts.load(Ordering::Relaxed),
+        )
+    };
+    for (i, touched) in [5usize, 2].into_iter().enumerate() {
+        let key = alb_key(8, i as u32 + 1);
+        quiet_object(&acct, &key, t0 + i as i64 * 10_000, &addrs[..touched], 3);
+        let before = requests(&svc);
+        let r = rt
+            .block_on(svc.ingest_object(&acct.logs, &key, wall_ms(), &format!("req-{i}"), None))
+            .unwrap();
+        let (gets, puts) = requests(&svc);
+        assert_eq!(r.shards_written as usize, touched, "{r:?}");
+        // Each touched shard once each way, plus the ledger (read for the
+        // thresholds) and the site counts (read and written).
+        assert_eq!(gets - before.0, touched as u64 + 2, "{r:?}");
+        assert_eq!(puts - before.1, touched as u64 + 1, "{r:?}");
+        assert_eq!(svc.store.stats.cas_retries.load(Ordering::Relaxed), 0);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The Lambda deadline
 
@@ -696,19 +747,7 @@ fn past_the_deadline_margin_the_ingest_stops_between_shards_and_the_retry_finish
     let acct = Account::new();
     let rt = runtime();
     let t0 = wall_ms() - 300_000;
-    // Addresses in /24s of several shards.
-    let probe = acct.service(&[]);
-    let mut addrs = vec![];
-    let mut seen = BTreeSet::new();
-    for net in 0..64u32 {
-        let ip = format!("10.{}.{}.5", net / 8, net % 8);
-        if seen.insert(probe.store.shard_of(&format!("{ip}/32").parse().unwrap())) {
-            addrs.push(ip);
-        }
-        if addrs.len() == 4 {
-            break;
-        }
-    }
+    let addrs = addresses_in_distinct_shards(&acct, 4);
     let key = alb_key(8, 1);
     let lines = quiet_object(&acct, &key, t0, &addrs, 3);
     // The first shard write lasts until just past the deadline's cutoff. The
