@@ -570,4 +570,103 @@ mod tests {
         assert_eq!(l.audit[0].reason, "abuse\\nreport");
         assert_eq!(l.audit[1].action, "unblock");
     }
+
+    /// Networks an offense or an operator may name: plain, nested, on the
+    /// allow-list, a trusted proxy, too wide, `/0`, host bits set.
+    const NETS: [&str; 14] = [
+        "192.0.2.7/32",
+        "192.0.2.9/32",
+        "192.0.2.77/24",
+        "198.51.100.4/32",
+        "10.1.2.3/32",
+        "203.0.113.0/16",
+        "0.0.0.0/0",
+        "192.0.2.0/25",
+        "2001:db8::1/128",
+        "2001:db8:1:2::/64",
+        "2001:db8:1::/48",
+        "2001:db8:ffff:1::/64",
+        "2001:db8::/32",
+        "::/0",
+    ];
+
+    proptest::proptest! {
+        /// Whatever the offenses, manual actions and times, in any order:
+        /// nothing the ledger holds or hands to WAF is allow-listed, a
+        /// trusted proxy, wider than allowed, `/0` or unmasked; the sets stay
+        /// within capacity, sorted, and account for every active block once
+        /// (enforced or over capacity); an offense covered by an active
+        /// block is refused, a repeat offense escalates by one with the
+        /// rule's ban for that level; expire ends exactly the blocks that are
+        /// over; the ledger reads back from its JSON unchanged.
+        #[test]
+        fn the_ledger_keeps_its_promises_whatever_happens(
+            ops in proptest::collection::vec((0u8..4, 0..NETS.len(), 0i64..72, 0u32..4), 1..60),
+        ) {
+            use proptest::prop_assert as check;
+            let p = policy(
+                "allow = [\"198.51.100.0/24\", \"2001:db8:ffff::/48\"]\n\
+                 trusted_proxies = [\"10.0.0.0/8\"]\n\
+                 capacity_v4 = 2\ncapacity_v6 = 1\n",
+            );
+            let rules = ["scan-burst", "scan-slow", "fuzz-5xx", "no-such-rule"];
+            let mut l = Ledger::default();
+            for &(op, n, hour, r) in &ops {
+                let t = hour * H / 2;
+                let net: IpNet = NETS[n].parse().unwrap();
+                let masked = net.trunc();
+                match op {
+                    0 => {
+                        let prior = l.history.get(&masked).copied();
+                        let covered = l.covering(&masked, t);
+                        let mut off = offense(NETS[n], rules[r as usize], t);
+                        off.key = net;
+                        match l.apply(&off, &p) {
+                            Outcome::Blocked(b) => {
+                                check!(p.check(&masked).is_ok() && covered.is_none());
+                                proptest::prop_assert_eq!(b.offense, prior.map_or(1, |h| h.offenses + 1));
+                                proptest::prop_assert_eq!(b.until_ms - b.since_ms, p.ban_ms(rules[r as usize], b.offense));
+                                check!(b.offense == 1 || b.until_ms - b.since_ms >= p.ban_ms(rules[r as usize], b.offense - 1));
+                            }
+                            Outcome::Refused(Refusal::AlreadyBlocked(c)) => {
+                                check!(p.check(&masked).is_ok());
+                                proptest::prop_assert_eq!(Some(c), covered);
+                            }
+                            Outcome::Refused(why) => proptest::prop_assert_eq!(p.check(&masked), Err(why)),
+                        }
+                    }
+                    1 => {
+                        for (_, b) in l.expire(t, &p) {
+                            check!(b.until_ms <= t);
+                        }
+                        check!(l.blocks.values().all(|b| b.until_ms > t));
+                    }
+                    2 => {
+                        let got = l.block_manual(net, Secs(3600), "op", "test", t, &p);
+                        proptest::prop_assert_eq!(got.is_ok(), p.check(&masked).is_ok());
+                    }
+                    _ => {
+                        l.unblock(net, "op", "test", t);
+                        check!(!l.blocks.contains_key(&masked));
+                    }
+                }
+                for n in l.blocks.keys() {
+                    check!(p.check(n).is_ok() && *n == n.trunc(), "{n} in the ledger");
+                }
+                let d = l.desired(t, &p);
+                check!(d.v4.len() <= p.capacity.0 && d.v6.len() <= p.capacity.1);
+                for (set, v6) in [(&d.v4, false), (&d.v6, true)] {
+                    check!(set.windows(2).all(|w| w[0] < w[1]), "{set:?} sorted, no duplicate");
+                    for n in set {
+                        check!(p.check(n).is_ok() && *n == n.trunc() && matches!(n, IpNet::V6(_)) == v6);
+                    }
+                }
+                let active = |v6: bool| l.active(t).filter(|(n, _)| matches!(n, IpNet::V6(_)) == v6).count();
+                proptest::prop_assert_eq!(d.v4.len() + d.overflow_v4, active(false));
+                proptest::prop_assert_eq!(d.v6.len() + d.overflow_v6, active(true));
+                let back: Ledger = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
+                proptest::prop_assert_eq!(&back, &l);
+            }
+        }
+    }
 }
