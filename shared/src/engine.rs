@@ -17,7 +17,7 @@ use crate::rules::{KeyKind, Rule};
 use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The version of [`StoredState`]'s layout.
 pub const STATE_VERSION: u32 = 1;
@@ -123,86 +123,58 @@ fn caps(rule: &Rule) -> (usize, usize) {
     )
 }
 
-/// How many consecutive buckets a key counts next to itself.
-const RECENT: u32 = 4;
-
-/// The per-request state of one key. With the key, it fills one 64-byte
-/// cache line ([`Slot`]): a request costs one line of the key table, and a
-/// visit to the heap every [`RECENT`] buckets rather than every request.
 #[derive(Debug, Clone, Default)]
 struct KeyState {
-    /// All requests per bucket, but for the recent ones.
+    /// All requests per bucket, but for `pending`.
     total: Series,
-    /// Requests of buckets `recent_base .. recent_base + RECENT` not yet in
-    /// `total` (0 where none). A client with a request every few seconds
-    /// has about one per bucket: they are moved to `total` together.
-    recent_base: Bucket,
-    recent: [u8; RECENT as usize],
-    rules: Rules,
+    /// Requests of the key's newest bucket not yet added to `total`
+    /// (bucket, count; none when the count is 0). A client's request
+    /// usually lands in the bucket of its previous one: counting it here,
+    /// next to the key, spares a visit to the series' heap memory, which on
+    /// a site with many clients is a cache miss per request.
+    pending: (Bucket, u32),
+    rules: Vec<(u16, RuleState)>,
 }
 
 impl KeyState {
     /// Count one request in bucket `b`.
     fn count(&mut self, b: Bucket) {
-        match b.checked_sub(self.recent_base) {
-            Some(i) if i < RECENT => {
-                let c = &mut self.recent[i as usize];
-                if *c == u8::MAX {
-                    self.total.add(b, u32::from(*c));
-                    *c = 0;
-                }
-                *c += 1;
-            }
-            // A late request, older than the recent buckets.
-            None if self.recent != [0; RECENT as usize] => self.total.add(b, 1),
-            _ => {
-                self.flush();
-                self.recent_base = b;
-                self.recent[0] = 1;
-            }
+        if self.pending.1 > 0 && self.pending.0 == b {
+            self.pending.1 = self.pending.1.saturating_add(1);
+        } else {
+            self.flush();
+            self.pending = (b, 1);
         }
     }
 
-    /// The recent counts as (bucket, count). (A slot is filled only for a
-    /// bucket that exists, so `recent_base + i` cannot overflow there.)
-    fn recent(&self) -> impl Iterator<Item = (Bucket, u32)> + '_ {
-        (0..RECENT)
-            .zip(self.recent)
-            .filter(|(_, n)| *n > 0)
-            .map(|(i, n)| (self.recent_base.saturating_add(i), u32::from(n)))
-    }
-
-    /// Move the recent counts into `total`.
+    /// Move `pending` into `total`.
     fn flush(&mut self) {
-        for i in 0..RECENT {
-            let n = std::mem::take(&mut self.recent[i as usize]);
-            if n > 0 {
-                self.total
-                    .add(self.recent_base.saturating_add(i), u32::from(n));
-            }
+        if self.pending.1 > 0 {
+            self.total.add(self.pending.0, self.pending.1);
+            self.pending.1 = 0;
         }
     }
 
     /// Requests in buckets `lo ..= hi`.
     fn total_sum(&self, lo: Bucket, hi: Bucket) -> u64 {
-        let recent: u64 = self
-            .recent()
-            .filter(|(b, _)| (lo..=hi).contains(b))
-            .map(|(_, n)| u64::from(n))
-            .sum();
-        self.total.sum(lo, hi) + recent
+        let (b, n) = self.pending;
+        let extra = if (lo..=hi).contains(&b) {
+            u64::from(n)
+        } else {
+            0
+        };
+        self.total.sum(lo, hi) + extra
     }
 
     fn rule_mut(&mut self, r: u16) -> &mut RuleState {
-        let rules = self.rules.0.get_or_insert_with(Box::default);
-        let i = match rules.binary_search_by_key(&r, |e| e.0) {
+        let i = match self.rules.binary_search_by_key(&r, |e| e.0) {
             Ok(i) => i,
             Err(i) => {
-                rules.insert(i, (r, RuleState::default()));
+                self.rules.insert(i, (r, RuleState::default()));
                 i
             }
         };
-        &mut rules[i].1
+        &mut self.rules[i].1
     }
 
     fn rule(&self, r: u16) -> Option<&RuleState> {
@@ -210,98 +182,6 @@ impl KeyState {
             .binary_search_by_key(&r, |e| e.0)
             .ok()
             .map(|i| &self.rules[i].1)
-    }
-}
-
-/// A key's rule states, by rule index; most keys have none, so they live
-/// behind a pointer that is null for those.
-#[derive(Debug, Clone, Default)]
-#[allow(clippy::box_collection)] // 8 bytes, not a Vec's 24: a slot is one cache line
-struct Rules(Option<Box<Vec<(u16, RuleState)>>>);
-
-impl std::ops::Deref for Rules {
-    type Target = [(u16, RuleState)];
-    fn deref(&self) -> &Self::Target {
-        self.0.as_deref().map_or(&[], Vec::as_slice)
-    }
-}
-
-impl Rules {
-    fn retain_mut(&mut self, f: impl FnMut(&mut (u16, RuleState)) -> bool) {
-        if let Some(v) = &mut self.0 {
-            v.retain_mut(f);
-            if v.is_empty() {
-                self.0 = None;
-            }
-        }
-    }
-}
-
-/// A key and its state: one cache line.
-#[derive(Debug, Clone)]
-#[repr(align(64))]
-struct Slot {
-    key: IpNet,
-    state: KeyState,
-}
-
-const _: () = assert!(
-    std::mem::size_of::<Slot>() == 64,
-    "a slot is one cache line"
-);
-
-/// The engine's keys (addresses and networks), a hash table of [`Slot`]s.
-#[derive(Debug, Clone, Default)]
-struct KeyTable {
-    table: hashbrown::HashTable<Slot>,
-    hasher: ahash::RandomState,
-}
-
-impl KeyTable {
-    fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    fn contains_key(&self, key: &IpNet) -> bool {
-        self.get(key).is_some()
-    }
-
-    fn get(&self, key: &IpNet) -> Option<&KeyState> {
-        let h = self.hasher.hash_one(key);
-        self.table.find(h, |s| s.key == *key).map(|s| &s.state)
-    }
-
-    fn get_mut(&mut self, key: &IpNet) -> Option<&mut KeyState> {
-        let h = self.hasher.hash_one(key);
-        self.table
-            .find_mut(h, |s| s.key == *key)
-            .map(|s| &mut s.state)
-    }
-
-    /// The state of `key`, a new one if it has none.
-    fn entry(&mut self, key: IpNet) -> &mut KeyState {
-        let hasher = &self.hasher;
-        let slot = self
-            .table
-            .entry(
-                hasher.hash_one(key),
-                |s| s.key == key,
-                |s| hasher.hash_one(s.key),
-            )
-            .or_insert_with(|| Slot {
-                key,
-                state: KeyState::default(),
-            })
-            .into_mut();
-        &mut slot.state
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&IpNet, &mut KeyState) -> bool) {
-        self.table.retain(|s| keep(&s.key, &mut s.state));
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&IpNet, &KeyState)> {
-        self.table.iter().map(|s| (&s.key, &s.state))
     }
 }
 
@@ -378,7 +258,7 @@ pub struct Engine {
     bucket_ms: i64,
     longest: u32,
     threshold_factor: f64,
-    keys: KeyTable,
+    keys: HashMap<IpNet, KeyState, ahash::RandomState>,
     site_total: Series,
     site_matched: Vec<Series>,
     newest: Bucket,
@@ -420,7 +300,7 @@ impl Engine {
             bucket_ms: config.bucket_ms(),
             longest: config.longest_window_buckets(),
             threshold_factor: 1.0,
-            keys: KeyTable::default(),
+            keys: HashMap::default(),
             site_total: Series::default(),
             site_matched: vec![Series::default(); config.rules.len()],
             newest: 0,
@@ -577,12 +457,12 @@ impl Engine {
             self.stats.untracked += 1;
             return Some((key, matched));
         }
-        self.keys.entry(key).count(b);
+        self.keys.entry(key).or_default().count(b);
         for i in 0..self.prefix_lens.len() {
             let (l4, l6) = self.prefix_lens[i];
             let net = widen(key, l4, l6);
             if net != key && self.room_for(&net, matched != 0) {
-                self.keys.entry(net).count(b);
+                self.keys.entry(net).or_default().count(b);
             }
         }
         if matched != 0 {
@@ -661,7 +541,7 @@ impl Engine {
         let lo = window_start(b, rule.window_buckets);
         let threshold = f64::from(rule.config.threshold) * self.threshold_factor;
         let min_ratio = rule.config.min_ratio.unwrap_or(0.0);
-        let ks = self.keys.entry(key);
+        let ks = self.keys.entry(key).or_default();
         let total = ks.total_sum(lo, b);
         let own = &mut ks.rule_mut(r as u16).matched;
         own.add(b, 1);
@@ -807,7 +687,7 @@ impl Engine {
     /// have them elsewhere: the ratio of a key counted in several objects).
     pub fn export_with(&self, keep: impl Fn(&IpNet) -> bool, totals_only: bool) -> StoredState {
         let mut keys = BTreeMap::new();
-        for (k, ks) in self.keys.iter() {
+        for (k, ks) in &self.keys {
             if (ks.rules.is_empty() && !totals_only) || !keep(k) {
                 continue;
             }
@@ -821,8 +701,8 @@ impl Engine {
                 StoredKey {
                     total: {
                         let mut t = ks.total.clone();
-                        for (b, n) in ks.recent() {
-                            t.add(b, n);
+                        if ks.pending.1 > 0 {
+                            t.add(ks.pending.0, ks.pending.1);
                         }
                         t
                     },
@@ -868,7 +748,7 @@ impl Engine {
                 .iter()
                 .filter_map(|(n, rs)| self.rule_index(n).map(|r| (r, rs)))
                 .collect();
-            let ks = self.keys.entry(*k);
+            let ks = self.keys.entry(*k).or_default();
             ks.flush();
             ks.total.merge(&sk.total);
             for (r, rs) in idx {
@@ -891,7 +771,7 @@ impl Engine {
     /// key and time order, and queue the offenses found.
     pub fn evaluate_keys(&mut self, only: Option<&std::collections::BTreeSet<IpNet>>) {
         let mut todo: Vec<(IpNet, usize)> = Vec::new();
-        for (k, ks) in self.keys.iter() {
+        for (k, ks) in &self.keys {
             if only.is_some_and(|o| !o.contains(k)) {
                 continue;
             }
@@ -899,10 +779,8 @@ impl Engine {
         }
         todo.sort_unstable();
         for (k, r) in todo {
-            let buckets: Vec<Bucket> = self
-                .keys
-                .get(&k)
-                .and_then(|ks| ks.rule(r as u16))
+            let buckets: Vec<Bucket> = self.keys[&k]
+                .rule(r as u16)
                 .map(|rs| rs.matched.iter().map(|(b, _)| b).collect())
                 .unwrap_or_default();
             for b in buckets {
@@ -1105,7 +983,7 @@ mod tests {
     proptest::proptest! {
         /// Every key's exported totals are the requests it made, bucket by
         /// bucket, in whatever order they come and wherever a prune falls
-        /// (the `recent` counts next to each key included).
+        /// (the `pending` count of a key's newest bucket included).
         #[test]
         fn totals_count_every_request_once(
             hits in proptest::collection::vec((0usize..4, 0u32..300, proptest::bool::ANY, proptest::bool::ANY), 1..200),
@@ -1135,26 +1013,8 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_key_counts_past_what_its_recent_counters_hold() {
-        // 600 requests in one bucket (the counters next to the key hold 255),
-        // then one four buckets later and a late one.
-        let mut e = Engine::new(&Config::default());
-        let at = |t: f64| hit(t, "192.0.2.1", 200, "GET", "/".into());
-        for i in 0..600 {
-            e.observe(&at(1.0 + f64::from(i) * 0.01));
-        }
-        e.observe(&at(45.0));
-        e.observe(&at(0.5));
-        let key: IpNet = "192.0.2.1/32".parse().unwrap();
-        let total = &e.export_with(|_| true, true).keys[&key].total;
-        let b0 = e.bucket_of(T0);
-        assert_eq!(total.sum(b0, b0), 601);
-        assert_eq!(total.sum(0, Bucket::MAX), 602);
-    }
-
-    #[test]
     fn a_client_whose_errors_are_a_small_share_is_not_a_scanner() {
-        // Within one bucket, so the requests are still in `recent` when
+        // Within one bucket, so the requests are still in `pending` when
         // the ratio is judged: 40 404s among 160 requests (25 %) stay
         // under scan-burst's 50 %; the same 404s alone do not.
         let config = Config::default();
