@@ -601,7 +601,7 @@ mod tests {
         /// over; the ledger reads back from its JSON unchanged.
         #[test]
         fn the_ledger_keeps_its_promises_whatever_happens(
-            ops in proptest::collection::vec((0u8..4, 0..NETS.len(), 0i64..72, 0u32..4), 1..60),
+            ops in proptest::collection::vec((0u8..4, 0..NETS.len(), 0i64..72, 0usize..4), 1..60),
         ) {
             use proptest::prop_assert as check;
             let p = policy(
@@ -615,18 +615,17 @@ mod tests {
                 let t = hour * H / 2;
                 let net: IpNet = NETS[n].parse().unwrap();
                 let masked = net.trunc();
+                let rule = rules[r];
                 match op {
                     0 => {
                         let prior = l.history.get(&masked).copied();
                         let covered = l.covering(&masked, t);
-                        let mut off = offense(NETS[n], rules[r as usize], t);
-                        off.key = net;
-                        match l.apply(&off, &p) {
+                        match l.apply(&offense(NETS[n], rule, t), &p) {
                             Outcome::Blocked(b) => {
                                 check!(p.check(&masked).is_ok() && covered.is_none());
                                 proptest::prop_assert_eq!(b.offense, prior.map_or(1, |h| h.offenses + 1));
-                                proptest::prop_assert_eq!(b.until_ms - b.since_ms, p.ban_ms(rules[r as usize], b.offense));
-                                check!(b.offense == 1 || b.until_ms - b.since_ms >= p.ban_ms(rules[r as usize], b.offense - 1));
+                                proptest::prop_assert_eq!(b.until_ms - b.since_ms, p.ban_ms(rule, b.offense));
+                                check!(b.offense == 1 || b.until_ms - b.since_ms >= p.ban_ms(rule, b.offense - 1));
                             }
                             Outcome::Refused(Refusal::AlreadyBlocked(c)) => {
                                 check!(p.check(&masked).is_ok());
