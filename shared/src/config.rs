@@ -66,22 +66,42 @@ pub struct ConfigFile {
     pub rules: Option<Vec<toml::Spanned<RuleConfig>>>,
 }
 
-/// When is a client's share of errors just the site's?
+/// When are a client's server errors the server's fault? See
+/// `docs/rules.md` ("Outage awareness") for how the fields work together.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutageConfig {
-    /// The rest of the site is failing when at least this share of its
-    /// requests in the window match the rule.
+    /// The whole site is failing when at least this share of the rest of
+    /// the site's requests (4xx left out) in the window match the rule.
     #[serde(default = "default_outage_share")]
     pub share: f64,
-    /// Fewer requests than this from the rest of the site in the window is
-    /// too little to tell an outage from an attack...
+    /// Fewer requests than this (4xx left out) from the rest of the site in
+    /// the window is too little to tell an outage from an attack...
     #[serde(default = "default_outage_min")]
     pub min_requests: u32,
     /// ...and then a client whose own requests match at this share or more
     /// is taken for a victim of an outage, not an attacker.
     #[serde(default = "default_victim_ratio")]
     pub victim_ratio: f64,
+    /// A route is failing when at least this many other clients got a
+    /// failure on it in the window...
+    #[serde(default = "default_route_clients")]
+    pub route_clients: u32,
+    /// ...or when at least this share of the other clients' requests on it,
+    /// in the buckets where the client failed, failed too.
+    #[serde(default = "default_route_share")]
+    pub route_share: f64,
+    /// On a failing route, a client's failures do not count while its own
+    /// failure share there is at most twice the others' plus this margin
+    /// (a fuzzer breaking a route that mostly works for everyone else
+    /// stays above it).
+    #[serde(default = "default_route_margin")]
+    pub route_margin: f64,
+    /// Regexes over the path (without query) that name routes: the first
+    /// that matches is the route. Without a match (or any), a route is the
+    /// path with its numeric, UUID, hex and token segments folded.
+    #[serde(default)]
+    pub routes: Vec<String>,
 }
 
 impl Default for OutageConfig {
@@ -90,6 +110,10 @@ impl Default for OutageConfig {
             share: default_outage_share(),
             min_requests: default_outage_min(),
             victim_ratio: default_victim_ratio(),
+            route_clients: default_route_clients(),
+            route_share: default_route_share(),
+            route_margin: default_route_margin(),
+            routes: Vec::new(),
         }
     }
 }
@@ -149,7 +173,16 @@ fn default_forget() -> Secs {
     Secs(7 * 86_400)
 }
 fn default_outage_share() -> f64 {
-    0.1
+    0.5
+}
+fn default_route_clients() -> u32 {
+    3
+}
+fn default_route_share() -> f64 {
+    0.5
+}
+fn default_route_margin() -> f64 {
+    0.25
 }
 fn default_outage_min() -> u32 {
     20
@@ -266,6 +299,14 @@ impl Config {
                 (0.0..=1.0).contains(&f.outage.victim_ratio),
             ),
             (
+                "outage.route_share",
+                (0.0..=1.0).contains(&f.outage.route_share),
+            ),
+            (
+                "outage.route_margin",
+                (0.0..=1.0).contains(&f.outage.route_margin),
+            ),
+            (
                 "incident.threshold_factor",
                 f.incident.threshold_factor > 0.0 && f.incident.threshold_factor <= 1.0,
             ),
@@ -280,6 +321,11 @@ impl Config {
                     None,
                     format!("`{net}`: a /0 in `allow` or `trusted_proxies` would disable fail2waf"),
                 ));
+            }
+        }
+        for re in &f.outage.routes {
+            if let Err(e) = regex::bytes::Regex::new(re) {
+                return Err(at(None, format!("`outage.routes`: `{re}`: {e}")));
             }
         }
         let mut formats = BTreeMap::new();
@@ -522,11 +568,23 @@ pub fn default_toml() -> String {
          # end of its ban.\n\
          forget_after = \"{}\"\n\n\
          [outage]\n\
-         # For rules with outage awareness: the rest of the site is failing when\n\
-         # this share of its requests in the window match the rule...\n\
+         # For rules with outage awareness (5xx rules): a client's failures on a route\n\
+         # do not count while the route is failing for others too: at least\n\
+         # `route_clients` other clients failed there in the window, or `route_share`\n\
+         # of the others' requests there failed in the same buckets...\n\
+         route_clients = {}\n\
+         route_share = {}\n\
+         # ...unless the client's own failure share there is above twice the\n\
+         # others' plus this margin (a fuzzer breaking a working route).\n\
+         route_margin = {}\n\
+         # A route is the path without query, numeric/UUID/hex/token segments folded\n\
+         # (/api/items/{{n}}); regexes here name routes first, e.g. [\"^/api/\"].\n\
+         routes = {}\n\
+         # The whole site is failing when this share of the rest of the site's\n\
+         # requests (4xx left out) in the window match the rule...\n\
          share = {}\n\
-         # ...and with fewer requests than this from the rest of the site, a client\n\
-         # whose own requests match at `victim_ratio` or more is taken for a victim.\n\
+         # ...and with fewer such requests than this from the rest of the site, a\n\
+         # client whose own requests match at `victim_ratio` or more is a victim.\n\
          min_requests = {}\n\
          victim_ratio = {}\n\n\
          [incident]\n\
@@ -550,6 +608,10 @@ pub fn default_toml() -> String {
         f.capacity_v4,
         f.capacity_v6,
         f.forget_after,
+        f.outage.route_clients,
+        f.outage.route_share,
+        f.outage.route_margin,
+        toml::Value::from(f.outage.routes.clone()),
         f.outage.share,
         f.outage.min_requests,
         f.outage.victim_ratio,

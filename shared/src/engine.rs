@@ -13,6 +13,7 @@ use crate::client::{widen, ClientResolver};
 use crate::config::{Config, OutageConfig};
 use crate::duration::Secs;
 use crate::hit::Hit;
+use crate::route::{route_hash, RouteCount, RouteCounts, RouteNamer};
 use crate::rules::{KeyKind, Rule};
 use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
 use ipnet::IpNet;
@@ -92,6 +93,10 @@ pub struct RuleState {
     /// User agent of the first matched request.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user_agent: String,
+    /// Outage-aware rules: the key's failures and requests per route and
+    /// bucket, on the routes where it failed.
+    #[serde(default, skip_serializing_if = "RouteCounts::is_empty")]
+    pub routes: RouteCounts,
 }
 
 impl RuleState {
@@ -108,6 +113,7 @@ impl RuleState {
         self.matched.merge(&o.matched);
         self.paths.merge(&o.paths, pcap);
         self.members.merge(&o.members, mcap);
+        self.routes.merge(&o.routes);
         self.last_ms = self.last_ms.max(o.last_ms);
         self.samples.extend(o.samples.iter().cloned());
         self.samples.sort();
@@ -205,10 +211,61 @@ pub struct StoredState {
 /// Site-wide counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoredSite {
-    /// All requests per bucket.
+    /// Requests per bucket, 4xx left out (outage awareness compares server
+    /// errors with answers that reached the application).
     pub total: Series,
     /// Requests matching each rule, per bucket.
     pub matched: BTreeMap<String, Series>,
+    /// Routes on which a request failed (matched an outage-aware rule)
+    /// within the longest window, by label.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub routes: BTreeMap<String, RouteStats>,
+}
+
+/// What every client got on one route: the evidence that a route is down.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteStats {
+    /// Requests on the route (4xx left out) per bucket, counted from the
+    /// route's first failure on.
+    pub requests: Series,
+    /// Failed requests per bucket.
+    pub failed: Series,
+    /// Distinct clients that failed there (hashes; newest bucket).
+    pub clients: DistinctSet,
+}
+
+/// Distinct failing clients a route remembers: enough to tell "several".
+const ROUTE_CLIENTS: usize = 16;
+
+/// Most routes held: a route enters on its first failure. When full,
+/// routes on which a single client failed make room (they can excuse
+/// nobody), then new routes are not tracked until old ones expire.
+pub const MAX_ROUTES: usize = 10_000;
+
+/// Fewer other requests than this on a route in the client's buckets is too
+/// few to judge the route's failure share there: the whole window is used.
+const ROUTE_MIN_REQUESTS: u64 = 5;
+
+/// Why an outage-aware rule held back a key whose count reached the threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutageHold {
+    /// More than `outage.share` of the rest of the site failed.
+    Site,
+    /// Too little other traffic to tell, and the key's requests failed
+    /// almost all.
+    QuietSite,
+    /// Failures on these failing routes did not count (labels).
+    Routes(Vec<String>),
+}
+
+impl std::fmt::Display for OutageHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutageHold::Site => write!(f, "outage of the whole site"),
+            OutageHold::QuietSite => write!(f, "too little other traffic to tell an outage"),
+            OutageHold::Routes(r) => write!(f, "outage on {}", r.join(", ")),
+        }
+    }
 }
 
 /// One key's stored state.
@@ -277,6 +334,11 @@ pub struct Engine {
     waf_only: u64,
     /// Hits dated after this (epoch ms) are not counted.
     time_limit_ms: i64,
+    /// The outage-aware rules.
+    outage_rules: u64,
+    namer: RouteNamer,
+    /// Failing routes: hash → (label, stats).
+    routes: HashMap<u64, (String, RouteStats), ahash::RandomState>,
 }
 
 impl Engine {
@@ -321,6 +383,13 @@ impl Engine {
                 .enumerate()
                 .fold(0, |m, (i, r)| m | (u64::from(r.needs_waf_verdict()) << i)),
             time_limit_ms: i64::MAX,
+            outage_rules: config
+                .rules
+                .iter()
+                .enumerate()
+                .fold(0, |m, (i, r)| m | (u64::from(r.outage_aware) << i)),
+            namer: RouteNamer::new(&f.outage.routes),
+            routes: HashMap::default(),
         }
     }
 
@@ -447,17 +516,39 @@ impl Engine {
                 matched |= 1 << i;
             }
         }
-        self.site_total.add(b, 1);
+        let not_4xx = hit.status / 100 != 4;
+        if not_4xx {
+            self.site_total.add(b, 1);
+        }
         for r in 0..self.rules.len() {
             if matched & (1 << r) != 0 {
                 self.site_matched[r].add(b, 1);
             }
         }
+        // The route, where outage awareness needs it: a failure, or any
+        // answer but a 4xx while some route is failing.
+        let failed = matched & self.outage_rules != 0;
+        let route = if failed || (not_4xx && !self.routes.is_empty()) {
+            self.count_route(hit, key, b, failed)
+        } else {
+            None
+        };
         if !self.room_for(&key, matched != 0) {
             self.stats.untracked += 1;
             return Some((key, matched));
         }
-        self.keys.entry(key).or_default().count(b);
+        let ks = self.keys.entry(key).or_default();
+        ks.count(b);
+        if let Some(h) = route.filter(|_| !ks.rules.is_empty()) {
+            // A request on a route where the key failed before counts
+            // towards its share there (failures are counted below).
+            for (r, rs) in &mut ks.rules {
+                let bit = 1u64 << *r;
+                if self.outage_rules & bit != 0 && matched & bit == 0 && rs.routes.failed_on(h) {
+                    rs.routes.add(b, h, 0, 1);
+                }
+            }
+        }
         for i in 0..self.prefix_lens.len() {
             let (l4, l6) = self.prefix_lens[i];
             let net = widen(key, l4, l6);
@@ -505,6 +596,9 @@ impl Engine {
                 if let Some(m) = member {
                     rs.members.insert(m, b, mcap);
                 }
+                if let Some(h) = route.filter(|_| rule.outage_aware) {
+                    rs.routes.add(b, h, 1, 1);
+                }
                 if rs.samples.len() < SAMPLES {
                     let s = format!(
                         "{} {} {}",
@@ -527,6 +621,197 @@ impl Engine {
             self.prune();
         }
         Some((key, matched))
+    }
+
+    /// Count a request on its route and the route's section: every
+    /// request but 4xx on a failing route, and a failure (which makes its
+    /// route and section failing ones). The hashes of the route and its
+    /// section (0: none), when the route is held.
+    fn count_route(
+        &mut self,
+        hit: &Hit<'_>,
+        key: IpNet,
+        b: Bucket,
+        failed: bool,
+    ) -> Option<(u64, u64)> {
+        let path = hit.path_bytes();
+        let (h, section) = self.namer.hash(path);
+        if !failed {
+            self.routes.get_mut(&h)?.1.requests.add(b, 1);
+            if let Some((_, st)) = section.and_then(|s| self.routes.get_mut(&s)) {
+                st.requests.add(b, 1);
+            }
+            return Some((h, section.unwrap_or(0)));
+        }
+        let label = self.namer.label(path);
+        let section_label = section.and_then(|_| RouteNamer::section_label(&label));
+        let client = net_hash(key);
+        let mut held = None;
+        for (hash, label) in
+            std::iter::once((h, Some(label))).chain(section.map(|s| (s, section_label)))
+        {
+            let Some(label) = label else { continue };
+            if !self.make_room_for_route(hash) {
+                continue;
+            }
+            let (_, st) = self
+                .routes
+                .entry(hash)
+                .or_insert_with(|| (label, RouteStats::default()));
+            st.requests.add(b, 1);
+            st.failed.add(b, 1);
+            st.clients.insert(client, b, ROUTE_CLIENTS);
+            held.get_or_insert((h, section.unwrap_or(0)));
+        }
+        held
+    }
+
+    /// May the route `h` be held? Makes room when [`MAX_ROUTES`] are.
+    fn make_room_for_route(&mut self, h: u64) -> bool {
+        if self.routes.len() < MAX_ROUTES || self.routes.contains_key(&h) {
+            return true;
+        }
+        self.prune_routes(self.newest.saturating_sub(self.longest));
+        if self.routes.len() >= MAX_ROUTES {
+            self.routes.retain(|_, (_, st)| st.clients.len() > 1);
+        }
+        self.routes.len() < MAX_ROUTES
+    }
+
+    fn prune_routes(&mut self, horizon: Bucket) {
+        self.routes.retain(|_, (_, st)| {
+            st.requests.prune_before(horizon);
+            st.failed.prune_before(horizon);
+            st.clients.prune_before(horizon);
+            !st.failed.is_empty()
+        });
+    }
+
+    /// Outage awareness for the window `lo ..= e` of `key` under rule `r`:
+    /// how many of its `matched` failures count, or why none do.
+    fn outage_verdict(
+        &self,
+        key: IpNet,
+        rs: &RuleState,
+        r: usize,
+        (lo, e): (Bucket, Bucket),
+        (matched, requests): (u64, u64),
+    ) -> (u64, Option<OutageHold>) {
+        let o = &self.outage;
+        let others = self.site_total.sum(lo, e).saturating_sub(requests);
+        let others_matched = self.site_matched[r].sum(lo, e).saturating_sub(matched);
+        if others < u64::from(o.min_requests) {
+            // Too quiet to tell: only a client that also got good answers
+            // can be told apart from the victim of an outage.
+            if matched as f64 >= o.victim_ratio * requests as f64 {
+                return (0, Some(OutageHold::QuietSite));
+            }
+        } else if others_matched as f64 >= o.share * others as f64 {
+            return (0, Some(OutageHold::Site));
+        }
+        // Failures on a route (or in a section) failing for others too do
+        // not count: a section's verdict covers all its routes.
+        let me = net_hash(key);
+        let own = rs.routes.by_route(lo, e);
+        let mut excused = 0;
+        let mut labels = Vec::new();
+        let mut sections: Vec<RouteCount> =
+            own.iter().filter(|c| c.section != 0).copied().collect();
+        sections.sort_unstable_by_key(|c| (c.section, c.bucket));
+        let mut excused_sections = Vec::new();
+        for group in sections.chunk_by(|a, b| a.section == b.section) {
+            // One count per bucket of the section.
+            let per_bucket: Vec<RouteCount> = group
+                .chunk_by(|a, b| a.bucket == b.bucket)
+                .map(|g| RouteCount {
+                    route: g[0].section,
+                    failed: g.iter().map(|c| c.failed).sum(),
+                    requests: g.iter().map(|c| c.requests).sum(),
+                    ..g[0]
+                })
+                .collect();
+            if let Some((f, label)) = self.route_excuse(me, &per_bucket, (lo, e)) {
+                excused += f;
+                labels.push(label);
+                excused_sections.push(group[0].section);
+            }
+        }
+        for group in own.chunk_by(|a, b| a.route == b.route) {
+            if group[0].section != 0 && excused_sections.contains(&group[0].section) {
+                continue;
+            }
+            if let Some((f, label)) = self.route_excuse(me, group, (lo, e)) {
+                excused += f;
+                labels.push(label);
+            }
+        }
+        let hold = (!labels.is_empty()).then_some(OutageHold::Routes(labels));
+        (matched.saturating_sub(excused), hold)
+    }
+
+    /// A key's failures on one route (or section), `own` being its counts
+    /// there per bucket: excused when the route is failing for other
+    /// clients too and the key fails there no more than they do (within the
+    /// margin). The failures excused and the route's label.
+    fn route_excuse(
+        &self,
+        me: u64,
+        own: &[RouteCount],
+        (lo, e): (Bucket, Bucket),
+    ) -> Option<(u64, String)> {
+        let o = &self.outage;
+        let (f, n) = own.iter().fold((0u64, 0u64), |(f, n), c| {
+            (f + u64::from(c.failed), n + u64::from(c.requests))
+        });
+        let (label, st) = self.routes.get(&own.first()?.route).filter(|_| f > 0)?;
+        // What the others got there in the buckets where this key failed
+        // (or in the whole window, if that is too little to tell).
+        let (mut of, mut on) = (0u64, 0u64);
+        for c in own {
+            of += st
+                .failed
+                .sum(c.bucket, c.bucket)
+                .saturating_sub(u64::from(c.failed));
+            on += st
+                .requests
+                .sum(c.bucket, c.bucket)
+                .saturating_sub(u64::from(c.requests));
+        }
+        if on < ROUTE_MIN_REQUESTS {
+            of = st.failed.sum(lo, e).saturating_sub(f);
+            on = st.requests.sum(lo, e).saturating_sub(n);
+        }
+        let others_share = if on == 0 { 0.0 } else { of as f64 / on as f64 };
+        let clients = st.clients.count_since(lo) - u32::from(st.clients.contains_since(me, lo));
+        let failing = clients >= o.route_clients
+            || (on >= ROUTE_MIN_REQUESTS && others_share >= o.route_share);
+        let own_share = f as f64 / n.max(f) as f64;
+        (failing && own_share <= 2.0 * others_share + o.route_margin).then(|| (f, label.clone()))
+    }
+
+    /// Why outage awareness keeps rule `rule` from firing for `key` in the
+    /// window ending at bucket `end`, if it does (for `explain` and the
+    /// report's near misses).
+    pub fn outage_hold(&self, key: IpNet, rule: &str, end: Bucket) -> Option<OutageHold> {
+        let r = self.rule_index(rule)?;
+        let rule = &self.rules[r];
+        if !rule.outage_aware {
+            return None;
+        }
+        let ks = self.keys.get(&key)?;
+        let rs = ks.rule(r as u16)?;
+        let lo = window_start(end, rule.window_buckets);
+        let matched = rs.matched.sum(lo, end);
+        let requests = ks.total_sum(lo, end).max(matched);
+        let (counted, hold) = self.outage_verdict(key, rs, r, (lo, end), (matched, requests));
+        let threshold = self.threshold_of(rule);
+        (matched >= u64::from(threshold) && counted < u64::from(threshold))
+            .then_some(hold)
+            .flatten()
+    }
+
+    fn threshold_of(&self, rule: &Rule) -> u32 {
+        ((f64::from(rule.config.threshold) * self.threshold_factor).ceil() as u32).max(1)
     }
 
     /// Count a hit of prefix rule `r` for the member address `key` itself,
@@ -568,7 +853,7 @@ impl Engine {
         let ends = std::iter::once(b).chain(rs.matched.buckets_in(b.saturating_add(1), last));
         let mut found = None;
         for e in ends {
-            if let Some(ev) = self.check_window(ks, rs, r, e) {
+            if let Some(ev) = self.check_window(key, ks, rs, r, e) {
                 found = Some((e, ev));
                 break;
             }
@@ -593,13 +878,20 @@ impl Engine {
     }
 
     /// Does the window of rule `r` ending at `e` offend? The evidence if so.
-    fn check_window(&self, ks: &KeyState, rs: &RuleState, r: usize, e: Bucket) -> Option<Evidence> {
+    fn check_window(
+        &self,
+        key: IpNet,
+        ks: &KeyState,
+        rs: &RuleState,
+        r: usize,
+        e: Bucket,
+    ) -> Option<Evidence> {
         let rule = &self.rules[r];
         let c = &rule.config;
         let n = rule.window_buckets;
         let lo = window_start(e, n);
-        let threshold = ((f64::from(c.threshold) * self.threshold_factor).ceil() as u32).max(1);
-        let matched = rs.matched.sum(lo, e);
+        let threshold = self.threshold_of(rule);
+        let mut matched = rs.matched.sum(lo, e);
         if matched < u64::from(threshold) {
             return None;
         }
@@ -607,10 +899,12 @@ impl Engine {
         if requests < u64::from(c.min_requests) {
             return None;
         }
-        if let Some(ratio) = c.min_ratio {
-            if (matched as f64) < ratio * requests as f64 {
-                return None;
-            }
+        let ratio_ok = |matched: u64| {
+            c.min_ratio
+                .is_none_or(|r| matched as f64 >= r * requests as f64)
+        };
+        if !ratio_ok(matched) {
+            return None;
         }
         let distinct_paths = rs.paths.count_since(lo);
         if distinct_paths < c.distinct_paths {
@@ -621,16 +915,11 @@ impl Engine {
             return None;
         }
         if rule.outage_aware {
-            let others = self.site_total.sum(lo, e).saturating_sub(requests);
-            let others_matched = self.site_matched[r].sum(lo, e).saturating_sub(matched);
-            let o = &self.outage;
-            if others < u64::from(o.min_requests) {
-                // Too quiet to tell: only a client that also got good answers
-                // can be told apart from the victim of an outage.
-                if matched as f64 >= o.victim_ratio * requests as f64 {
-                    return None;
-                }
-            } else if others_matched as f64 >= o.share * others as f64 {
+            // Failures that other clients got too are the server's fault.
+            matched = self
+                .outage_verdict(key, rs, r, (lo, e), (matched, requests))
+                .0;
+            if matched < u64::from(threshold) || !ratio_ok(matched) {
                 return None;
             }
         }
@@ -657,6 +946,7 @@ impl Engine {
         for s in &mut self.site_matched {
             s.prune_before(horizon);
         }
+        self.prune_routes(horizon);
         self.keys.retain(|_, ks| {
             ks.flush();
             ks.total.prune_before(horizon);
@@ -664,6 +954,7 @@ impl Engine {
                 rs.matched.prune_before(horizon);
                 rs.paths.prune_before(horizon);
                 rs.members.prune_before(horizon);
+                rs.routes.prune_before(horizon);
                 !rs.matched.is_empty() || rs.quiet_until >= horizon
             });
             !ks.total.is_empty() || !ks.rules.is_empty()
@@ -722,6 +1013,11 @@ impl Engine {
                     .zip(&self.site_matched)
                     .map(|(r, s)| (r.config.name.clone(), s.clone()))
                     .collect(),
+                routes: self
+                    .routes
+                    .values()
+                    .map(|(label, st)| (label.clone(), st.clone()))
+                    .collect(),
             },
             keys,
         }
@@ -741,6 +1037,15 @@ impl Engine {
             if let Some(r) = self.rule_index(name) {
                 self.site_matched[r].merge(s);
             }
+        }
+        for (label, st) in &st.site.routes {
+            let (_, mine) = self
+                .routes
+                .entry(route_hash(label))
+                .or_insert_with(|| (label.clone(), RouteStats::default()));
+            mine.requests.merge(&st.requests);
+            mine.failed.merge(&st.failed);
+            mine.clients.merge(&st.clients, ROUTE_CLIENTS);
         }
         for (k, sk) in &st.keys {
             let idx: Vec<(usize, &RuleState)> = sk

@@ -38,6 +38,11 @@ pub struct Hit<'a> {
     /// log with a terminating BLOCK/CAPTCHA/CHALLENGE). Such requests never
     /// count towards status rules: otherwise a block would renew itself.
     pub blocked_by_waf: bool,
+    /// The raw request field (`GET http://host/path HTTP/1.1`) of a line
+    /// whose text fields were left out ([`crate::formats::LineParser::set_detail`]):
+    /// enough to name the request's route ([`crate::route`]) when outage
+    /// awareness needs it, without validating or copying the text.
+    pub raw_request: Option<&'a [u8]>,
 }
 
 /// The decision AWS WAF logged for a request.
@@ -52,6 +57,15 @@ pub struct WafVerdict<'a> {
 }
 
 impl<'a> Hit<'a> {
+    /// The path (and query) as bytes: [`Hit::path`], or the one in the raw
+    /// request field of a lean line.
+    pub fn path_bytes(&self) -> &[u8] {
+        match self.raw_request {
+            Some(raw) if self.path.is_empty() => crate::route::path_of_request(raw),
+            _ => self.path.as_bytes(),
+        }
+    }
+
     /// A record with only the fields every format has; the rest empty.
     pub fn new(time_ms: i64, peer: IpAddr, status: u16) -> Self {
         Hit {
@@ -65,6 +79,7 @@ impl<'a> Hit<'a> {
             user_agent: Cow::Borrowed(""),
             waf: None,
             blocked_by_waf: false,
+            raw_request: None,
         }
     }
 }

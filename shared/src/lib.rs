@@ -40,6 +40,7 @@ pub mod hit;
 pub mod ledger;
 pub mod pipeline;
 pub mod read;
+pub mod route;
 pub mod rules;
 pub mod sim;
 pub mod state;

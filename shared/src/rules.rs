@@ -459,14 +459,14 @@ pub fn default_rules() -> Vec<RuleConfig> {
             status: probe_status,
             exclude_status: probe_exclude,
             key: KeyKind::Prefix,
-            min_members: 6,
+            min_members: 8,
             min_ratio: Some(0.6),
-            distinct_paths: 50,
+            distinct_paths: 40,
             ..base(
                 "scan-subnet",
                 "A scan spread over many addresses of one network (IPv4 /24, IPv6 /48).",
-                5 * 60,
-                120,
+                20 * 60,
+                60,
             )
         },
         RuleConfig {

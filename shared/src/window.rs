@@ -175,6 +175,13 @@ impl DistinctSet {
         u32::try_from(self.0.iter().filter(|e| e.1 >= lo).count()).unwrap_or(u32::MAX)
     }
 
+    /// Was `hash` seen in bucket `lo` or later?
+    pub fn contains_since(&self, hash: u64, lo: Bucket) -> bool {
+        self.0
+            .binary_search_by_key(&hash, |e| e.0)
+            .is_ok_and(|i| self.0[i].1 >= lo)
+    }
+
     /// Union with `other`, keeping the `cap` newest entries. The result
     /// is kept sorted by hash, so equal sets compare equal.
     pub fn merge(&mut self, other: &DistinctSet, cap: usize) {

@@ -294,7 +294,8 @@ impl AlbParser {
         let mut hit = Hit::new(time_ms, peer, status);
         if !self.detail.contains(status) {
             // Both quoted fields were found, so the line parses; their text is
-            // not needed.
+            // not needed (the raw request names the route, should it be).
+            hit.raw_request = Some(request);
             return Ok(Some(hit));
         }
         fill_request(&mut hit, request);

@@ -1,0 +1,438 @@
+//! Routes: the part of a URL that names *what* was asked for, with the
+//! parts that name *which one* folded away.
+//!
+//! Outage awareness ([`crate::engine`]) compares the server errors a client
+//! got on a route with what every other client got on the same route in the
+//! same buckets. `/api/products?id=7`, `/api/products/12345` and
+//! `/api/products/9f1c2e3d4a5b` are the same code path for that purpose, so
+//! a route is the path without its query, with each segment that looks like
+//! an identifier replaced by a placeholder:
+//!
+//! | segment | becomes |
+//! |---|---|
+//! | digits only (`12345`) | `{n}` |
+//! | a UUID (`0b7f…-…`) | `{id}` |
+//! | 8 or more hex digits with at least one digit (`9f1c2e3d`) | `{id}` |
+//! | 20 or more of `[A-Za-z0-9_-]` with at least one digit (a token) | `{id}` |
+//!
+//! Operators can also name routes themselves (`[outage] routes`, regexes
+//! whose first match names the route, e.g. `^/api/` for "everything under
+//! the API is one backend"): see [`RouteNamer`].
+
+use crate::window::Bucket;
+use regex::bytes::RegexSet;
+use serde::{Deserialize, Serialize};
+
+/// Longest route label kept (bytes); longer paths are cut here, so two
+/// routes that differ only after this many bytes are one.
+pub const MAX_ROUTE_LEN: usize = 96;
+
+/// Turns paths into routes: the operator's patterns first, then folding.
+#[derive(Debug, Clone, Default)]
+pub struct RouteNamer {
+    patterns: Option<(RegexSet, Vec<String>)>,
+}
+
+impl RouteNamer {
+    /// A namer with the operator's route patterns (regexes over the path
+    /// without its query; the first that matches names the route).
+    /// The patterns must have been validated ([`crate::config`] does).
+    pub fn new(patterns: &[String]) -> RouteNamer {
+        if patterns.is_empty() {
+            return RouteNamer::default();
+        }
+        let set = RegexSet::new(patterns).ok();
+        RouteNamer {
+            patterns: set.map(|s| (s, patterns.to_vec())),
+        }
+    }
+
+    /// The route's hash for a path (`/a/b?q`), as [`route_hash`] of its
+    /// label, and that of its section (the first segment: `/a/*`), if the
+    /// path has more segments than one and no operator pattern named it.
+    pub fn hash(&self, path: &[u8]) -> (u64, Option<u64>) {
+        let path = without_query(path);
+        if let Some(i) = self.pattern_of(path) {
+            return (hash_bytes(self.label_of_pattern(i).as_bytes()), None);
+        }
+        let mut buf = [0u8; MAX_ROUTE_LEN];
+        let n = fold_into(path, &mut buf);
+        let section = section_len(&buf[..n]).map(|k| {
+            // `/a/` + `*`: the route's first bytes are the section's.
+            let mut sec = [0u8; MAX_ROUTE_LEN + 1];
+            sec[..k].copy_from_slice(&buf[..k]);
+            sec[k] = b'*';
+            hash_bytes(&sec[..=k])
+        });
+        (hash_bytes(&buf[..n]), section)
+    }
+
+    /// The label of a route's section (`/products/*` for
+    /// `/products/{n}/reviews`), if it has one.
+    pub fn section_label(route_label: &str) -> Option<String> {
+        section_len(route_label.as_bytes()).map(|k| format!("{}*", &route_label[..k]))
+    }
+
+    /// The route's label, e.g. `/api/products/{n}` (or the operator's
+    /// pattern that matched, e.g. `^/api/`).
+    pub fn label(&self, path: &[u8]) -> String {
+        let path = without_query(path);
+        if let Some(i) = self.pattern_of(path) {
+            return self.label_of_pattern(i).to_string();
+        }
+        let mut buf = [0u8; MAX_ROUTE_LEN];
+        let n = fold_into(path, &mut buf);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    fn pattern_of(&self, path: &[u8]) -> Option<usize> {
+        let (set, _) = self.patterns.as_ref()?;
+        set.matches(path).iter().next()
+    }
+
+    fn label_of_pattern(&self, i: usize) -> &str {
+        self.patterns.as_ref().map_or("", |(_, p)| &p[i])
+    }
+}
+
+/// The hash of a stored route label (what [`RouteNamer::hash`] gives for
+/// every path of that route).
+pub fn route_hash(label: &str) -> u64 {
+    hash_bytes(label.as_bytes())
+}
+
+/// A stable hash of a route label, eight bytes a step (a route is hashed
+/// for every request while some route is failing, so this is on the hot
+/// path; FNV's byte-serial multiply would cost several times more).
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h: u64 = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    // Mix the high bits down: hash tables use the low ones.
+    h ^ (h >> 29)
+}
+
+/// The length of `/a/` in a folded path `/a/b…`: its section is `/a/*`.
+fn section_len(folded: &[u8]) -> Option<usize> {
+    let rest = folded.strip_prefix(b"/")?;
+    memchr::memchr(b'/', rest).map(|i| i + 2)
+}
+
+fn without_query(path: &[u8]) -> &[u8] {
+    match memchr::memchr2(b'?', b'#', path) {
+        Some(i) => &path[..i],
+        None => path,
+    }
+}
+
+/// Fold `path` (no query) into `out`; the length written.
+fn fold_into(path: &[u8], out: &mut [u8; MAX_ROUTE_LEN]) -> usize {
+    let mut n = 0;
+    let mut push = |bytes: &[u8], n: &mut usize| {
+        let take = bytes.len().min(MAX_ROUTE_LEN - *n);
+        out[*n..*n + take].copy_from_slice(&bytes[..take]);
+        *n += take;
+    };
+    for (i, seg) in path.split(|&b| b == b'/').enumerate() {
+        if n == MAX_ROUTE_LEN {
+            break;
+        }
+        if i > 0 {
+            push(b"/", &mut n);
+        }
+        push(fold_segment(seg), &mut n);
+    }
+    // Labels are shown and stored: control and non-ASCII bytes become `_`
+    // (so a label is its own UTF-8 and hashes the same after a round trip).
+    for b in &mut out[..n] {
+        if !(0x20..0x7f).contains(b) {
+            *b = b'_';
+        }
+    }
+    n
+}
+
+/// A segment, or the placeholder it folds to.
+fn fold_segment(seg: &[u8]) -> &[u8] {
+    if seg.is_empty() {
+        return seg;
+    }
+    let digits = seg.iter().filter(|b| b.is_ascii_digit()).count();
+    if digits == seg.len() {
+        return b"{n}";
+    }
+    if digits == 0 {
+        return seg;
+    }
+    let hex = seg.iter().all(u8::is_ascii_hexdigit);
+    let uuid = seg.len() == 36
+        && seg.iter().enumerate().all(|(i, &b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        });
+    let token = seg.len() >= 20
+        && seg
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if uuid || (hex && seg.len() >= 8) || token {
+        b"{id}"
+    } else {
+        seg
+    }
+}
+
+/// The path of an ALB-style request field (`GET http://host:80/p?q HTTP/1.1`)
+/// as bytes, without validating it: enough to name its route.
+pub fn path_of_request(request: &[u8]) -> &[u8] {
+    let url = match memchr::memchr(b' ', request) {
+        Some(i) => &request[i + 1..],
+        None => request,
+    };
+    let url = match memchr::memrchr(b' ', url) {
+        Some(i) => &url[..i],
+        None => url,
+    };
+    match memchr::memmem::find(url, b"://") {
+        Some(i) if !url[..i].contains(&b'/') => {
+            let rest = &url[i + 3..];
+            match memchr::memchr2(b'/', b'?', rest) {
+                Some(j) => &rest[j..],
+                None => b"/",
+            }
+        }
+        _ => url,
+    }
+}
+
+/// Most (bucket, route) entries one key keeps: a shopper retrying through
+/// a 10-minute outage of three routes needs about 180.
+pub const MAX_KEY_ROUTES: usize = 256;
+
+/// A key's failures and requests on one route in one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteCount {
+    /// The bucket.
+    #[serde(rename = "b")]
+    pub bucket: Bucket,
+    /// The route ([`RouteNamer::hash`]).
+    #[serde(rename = "r")]
+    pub route: u64,
+    /// The route's section, 0 if none.
+    #[serde(rename = "s", default)]
+    pub section: u64,
+    /// Requests that failed (matched an outage-aware rule).
+    #[serde(rename = "f")]
+    pub failed: u32,
+    /// Requests other than 4xx, failed ones included.
+    #[serde(rename = "n")]
+    pub requests: u32,
+}
+
+/// A key's [`RouteCount`]s, sorted by bucket and route: kept for the
+/// routes on which the key got a failure, from that failure on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RouteCounts(Vec<RouteCount>);
+
+impl RouteCounts {
+    /// Add `failed` failures and `requests` requests on `route` in bucket `b`.
+    /// When [`MAX_KEY_ROUTES`] entries are held, a newer entry replaces the
+    /// oldest and an older one is dropped.
+    pub fn add(&mut self, b: Bucket, (route, section): (u64, u64), failed: u32, requests: u32) {
+        match self
+            .0
+            .binary_search_by_key(&(b, route), |e| (e.bucket, e.route))
+        {
+            Ok(i) => {
+                let e = &mut self.0[i];
+                e.failed = e.failed.saturating_add(failed);
+                e.requests = e.requests.saturating_add(requests);
+            }
+            Err(i) => {
+                let mut i = i;
+                if self.0.len() >= MAX_KEY_ROUTES {
+                    if i == 0 {
+                        return;
+                    }
+                    self.0.remove(0);
+                    i -= 1;
+                }
+                self.0.insert(
+                    i,
+                    RouteCount {
+                        bucket: b,
+                        route,
+                        section,
+                        failed,
+                        requests,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Has the key got a failure on `route` or in its `section` (0: none),
+    /// in any bucket held?
+    pub fn failed_on(&self, (route, section): (u64, u64)) -> bool {
+        self.0
+            .iter()
+            .rev()
+            .any(|e| e.failed > 0 && (e.route == route || (section != 0 && e.section == section)))
+    }
+
+    /// The entries of buckets `lo ..= hi`, sorted by route, then bucket.
+    pub fn by_route(&self, lo: Bucket, hi: Bucket) -> Vec<RouteCount> {
+        let mut v: Vec<RouteCount> = self
+            .0
+            .iter()
+            .filter(|e| (lo..=hi).contains(&e.bucket))
+            .copied()
+            .collect();
+        v.sort_unstable_by_key(|e| (e.route, e.bucket));
+        v
+    }
+
+    /// Add another key state's counts (a merge: commutative).
+    pub fn merge(&mut self, other: &RouteCounts) {
+        for e in &other.0 {
+            self.add(e.bucket, (e.route, e.section), e.failed, e.requests);
+        }
+    }
+
+    /// Drop entries of buckets before `b`.
+    pub fn prune_before(&mut self, b: Bucket) {
+        self.0.retain(|e| e.bucket >= b);
+    }
+
+    /// No entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(p: &str) -> String {
+        RouteNamer::default().label(p.as_bytes())
+    }
+
+    #[test]
+    fn identifiers_fold_and_names_stay() {
+        assert_eq!(label("/api/products?id=7"), "/api/products");
+        assert_eq!(
+            label("/api/products/12345/reviews"),
+            "/api/products/{n}/reviews"
+        );
+        assert_eq!(label("/o/0b7f3c1e-9a2d-4c3b-8e1f-2a3b4c5d6e7f"), "/o/{id}");
+        assert_eq!(label("/c/9f1c2e3d4a5b"), "/c/{id}");
+        assert_eq!(label("/s/AbCdEf0123456789xyzQ_-"), "/s/{id}");
+        // Words, short hex-looking words and file names stay.
+        assert_eq!(label("/wp-login.php"), "/wp-login.php");
+        assert_eq!(label("/cafe/deadbeef"), "/cafe/deadbeef");
+        assert_eq!(label("/v2/static/app.js"), "/v2/static/app.js");
+        assert_eq!(label("/"), "/");
+        assert_eq!(label(""), "");
+    }
+
+    #[test]
+    fn hash_is_the_hash_of_the_label() {
+        let n = RouteNamer::default();
+        for p in [
+            "/api/cart?x=1",
+            "/api/products/7",
+            "/a/very/long/path".repeat(20).as_str(),
+        ] {
+            let label = n.label(p.as_bytes());
+            let section = RouteNamer::section_label(&label).map(|s| route_hash(&s));
+            assert_eq!(n.hash(p.as_bytes()), (route_hash(&label), section), "{p}");
+        }
+        assert_eq!(
+            RouteNamer::section_label("/api/cart").as_deref(),
+            Some("/api/*")
+        );
+        assert_eq!(RouteNamer::section_label("/login"), None);
+        assert_eq!(RouteNamer::section_label("/"), None);
+        assert!(n.label("/x".repeat(100).as_bytes()).len() <= MAX_ROUTE_LEN);
+        // Folding a label again changes nothing.
+        let l = label("/api/products/12/9f1c2e3d4a5b");
+        assert_eq!(label(&l), l);
+    }
+
+    #[test]
+    fn operator_patterns_name_routes_first() {
+        let n = RouteNamer::new(&["^/api/".to_string()]);
+        assert_eq!(n.label(b"/api/cart?x"), "^/api/");
+        assert_eq!(n.hash(b"/api/products/7"), n.hash(b"/api/cart"));
+        assert_eq!(n.hash(b"/api/cart").1, None);
+        assert_eq!(n.label(b"/static/a.css"), "/static/a.css");
+    }
+
+    #[test]
+    fn route_counts_add_merge_and_stay_bounded() {
+        let mut a = RouteCounts::default();
+        a.add(5, (1, 9), 1, 1);
+        a.add(5, (1, 9), 0, 2);
+        a.add(3, (2, 0), 1, 1);
+        assert!(a.failed_on((1, 9)) && a.failed_on((2, 0)) && !a.failed_on((3, 0)));
+        // Another route of a section where the key failed.
+        assert!(a.failed_on((4, 9)));
+        let mut b = RouteCounts::default();
+        b.add(5, (1, 9), 2, 2);
+        let (mut ab, mut ba) = (a.clone(), b.clone());
+        ab.merge(&b);
+        ba.merge(&a);
+        assert_eq!(ab, ba);
+        assert_eq!(
+            ab.by_route(0, 10),
+            vec![
+                RouteCount {
+                    bucket: 5,
+                    route: 1,
+                    section: 9,
+                    failed: 3,
+                    requests: 5
+                },
+                RouteCount {
+                    bucket: 3,
+                    route: 2,
+                    section: 0,
+                    failed: 1,
+                    requests: 1
+                },
+            ]
+        );
+        ab.prune_before(4);
+        assert!(!ab.failed_on((2, 0)));
+        let mut full = RouteCounts::default();
+        for i in 0..(MAX_KEY_ROUTES as u32 + 10) {
+            full.add(i + 100, (7, 0), 1, 1);
+        }
+        full.add(0, (7, 0), 1, 1); // older than everything held: dropped
+        assert_eq!(full.by_route(0, u32::MAX).len(), MAX_KEY_ROUTES);
+        assert_eq!(full.by_route(0, 109).len(), 0);
+    }
+
+    #[test]
+    fn the_path_of_a_request_field() {
+        assert_eq!(
+            path_of_request(b"GET http://shop.example.com:80/api/cart?x=1 HTTP/1.1"),
+            b"/api/cart?x=1"
+        );
+        assert_eq!(path_of_request(b"GET https://h:443 HTTP/2.0"), b"/");
+        assert_eq!(path_of_request(b"GET /plain HTTP/1.1"), b"/plain");
+        assert_eq!(path_of_request(b"- http://h:80- -"), b"/");
+        assert_eq!(path_of_request(b""), b"");
+    }
+}
