@@ -48,12 +48,12 @@ pub struct DetectArgs {
 enum Backend {
     /// In memory, optionally saved to a directory.
     Local {
-        detector: Detector,
+        detector: Box<Detector>,
         dir: Option<DirState>,
         absorbed: fail2waf_core::state::Absorbed,
     },
     /// The S3 state store of the deployed functions.
-    S3(Service),
+    S3(Box<Service>),
 }
 
 pub fn run(args: &DetectArgs) -> Result<ExitCode> {
@@ -83,20 +83,20 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
         Some(s) if s.starts_with("s3://") => {
             let aws = aws.as_ref().expect("connected for s3:// state");
             let svc = aws.service(s, config)?;
-            Backend::S3(svc)
+            Backend::S3(Box::new(svc))
         }
         Some(dir) => {
             let dir = DirState::new(dir);
             let (stored, ledger, absorbed) =
                 dir.load().map_err(|e| InputError(format!("state: {e}")))?;
             Backend::Local {
-                detector: Detector::with_state(config, Some(&stored), ledger),
+                detector: Box::new(Detector::with_state(config, Some(&stored), ledger)),
                 dir: Some(dir),
                 absorbed,
             }
         }
         None => Backend::Local {
-            detector: Detector::new(config),
+            detector: Box::new(Detector::new(config)),
             dir: None,
             absorbed: Default::default(),
         },

@@ -115,6 +115,12 @@ struct SimulateArgs {
     /// Individual users browsing the site (besides NATs, crawlers, monitors).
     #[arg(long, default_value_t = 250)]
     users: usize,
+    /// A scenario family of the quality matrix instead (docs/rules.md):
+    /// route-outage, app-outage, site-outage, flaky-route, scanner-heavy,
+    /// nat, cgnat, thin-scan; `--seed` draws its variant, `--minutes` and
+    /// `--users` are the family's.
+    #[arg(long)]
+    family: Option<String>,
 }
 
 /// An error that is the user's to fix: exit code 2.
@@ -170,11 +176,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(a) => {
-            let scenario = fail2waf_core::sim::Scenario {
-                seed: a.seed,
-                duration_ms: i64::from(a.minutes) * 60_000,
-                users: a.users,
-                ..Default::default()
+            let scenario = match &a.family {
+                Some(f) => fail2waf_core::sim::Scenario::family(f, a.seed).ok_or_else(|| {
+                    InputError(format!(
+                        "no scenario family `{f}` (one of {})",
+                        fail2waf_core::sim::FAMILIES.join(", ")
+                    ))
+                })?,
+                None => fail2waf_core::sim::Scenario {
+                    seed: a.seed,
+                    duration_ms: i64::from(a.minutes) * 60_000,
+                    users: a.users,
+                    ..Default::default()
+                },
             };
             let sim = fail2waf_core::sim::simulate(&scenario);
             let files = sim.write_alb_dir(&a.out)?;

@@ -329,13 +329,17 @@ pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
         let lo = window_start(newest, rule.window_buckets);
         let now_matched = rs.map_or(0, |r| r.matched.sum(lo, newest));
         let total = sk.map_or(0, |s| s.total.sum(lo, newest));
-        let best = rs.map_or(0, |r| {
+        let (best, best_end) = rs.map_or((0, newest), |r| {
             r.matched
                 .iter()
-                .map(|(b, _)| r.matched.window(b, rule.window_buckets))
+                .map(|(b, _)| (r.matched.window(b, rule.window_buckets), b))
                 .max()
-                .unwrap_or(0)
+                .unwrap_or((0, newest))
         });
+        // Outage awareness may have kept the busiest window from counting.
+        let held = engine
+            .outage_hold(k, &c.name, best_end)
+            .map(|h| h.to_string());
         let paths = rs.map_or(0, |r| r.paths.count_since(lo));
         let mut needs = vec![format!("{} matched in {}", c.threshold, c.window)];
         if c.distinct_paths > 0 {
@@ -352,9 +356,12 @@ pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
             c.name,
             needs.join(", ")
         );
+        if let Some(h) = &held {
+            text += &format!("  {:<12} held back: {h}\n", "");
+        }
         rules.push(json!({"rule": c.name, "key": k.to_string(), "latest_window": {"matched": now_matched, "requests": total, "distinct_paths": paths},
                           "busiest_window_matched": best, "threshold": c.threshold, "window_seconds": c.window.0,
-                          "distinct_paths": c.distinct_paths, "min_ratio": c.min_ratio}));
+                          "distinct_paths": c.distinct_paths, "min_ratio": c.min_ratio, "held_back": held}));
     }
     let block = ledger
         .covering(&key, ctx.now)

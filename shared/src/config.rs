@@ -91,12 +91,13 @@ pub struct OutageConfig {
     /// in the buckets where the client failed, failed too.
     #[serde(default = "default_route_share")]
     pub route_share: f64,
-    /// On a failing route, a client's failures do not count while its own
-    /// failure share there is at most twice the others' plus this margin
-    /// (a fuzzer breaking a route that mostly works for everyone else
-    /// stays above it).
-    #[serde(default = "default_route_margin")]
-    pub route_margin: f64,
+    /// On a failing route, a client's failures do not count while the
+    /// others' failure rate there explains them: at most what that rate
+    /// gives for the client's requests plus this many standard deviations
+    /// (and two). A fuzzer breaking a route that works for everyone else
+    /// stays far above it.
+    #[serde(default = "default_route_tolerance")]
+    pub route_tolerance: f64,
     /// Regexes over the path (without query) that name routes: the first
     /// that matches is the route. Without a match (or any), a route is the
     /// path with its numeric, UUID, hex and token segments folded.
@@ -112,7 +113,7 @@ impl Default for OutageConfig {
             victim_ratio: default_victim_ratio(),
             route_clients: default_route_clients(),
             route_share: default_route_share(),
-            route_margin: default_route_margin(),
+            route_tolerance: default_route_tolerance(),
             routes: Vec::new(),
         }
     }
@@ -181,8 +182,8 @@ fn default_route_clients() -> u32 {
 fn default_route_share() -> f64 {
     0.5
 }
-fn default_route_margin() -> f64 {
-    0.25
+fn default_route_tolerance() -> f64 {
+    3.0
 }
 fn default_outage_min() -> u32 {
     20
@@ -303,8 +304,8 @@ impl Config {
                 (0.0..=1.0).contains(&f.outage.route_share),
             ),
             (
-                "outage.route_margin",
-                (0.0..=1.0).contains(&f.outage.route_margin),
+                "outage.route_tolerance",
+                (0.0..=100.0).contains(&f.outage.route_tolerance),
             ),
             (
                 "incident.threshold_factor",
@@ -574,9 +575,9 @@ pub fn default_toml() -> String {
          # of the others' requests there failed in the same buckets...\n\
          route_clients = {}\n\
          route_share = {}\n\
-         # ...unless the client's own failure share there is above twice the\n\
-         # others' plus this margin (a fuzzer breaking a working route).\n\
-         route_margin = {}\n\
+         # ...unless the client failed there more than the others' failure rate\n\
+         # explains: rate x its requests + this many standard deviations (+2).\n\
+         route_tolerance = {}\n\
          # A route is the path without query, numeric/UUID/hex/token segments folded\n\
          # (/api/items/{{n}}); regexes here name routes first, e.g. [\"^/api/\"].\n\
          routes = {}\n\
@@ -610,7 +611,7 @@ pub fn default_toml() -> String {
         f.forget_after,
         f.outage.route_clients,
         f.outage.route_share,
-        f.outage.route_margin,
+        f.outage.route_tolerance,
         toml::Value::from(f.outage.routes.clone()),
         f.outage.share,
         f.outage.min_requests,

@@ -139,6 +139,8 @@ struct KeyState {
     /// next to the key, spares a visit to the series' heap memory, which on
     /// a site with many clients is a cache miss per request.
     pending: (Bucket, u32),
+    /// Gateway errors (502/503/504) of outage-aware rules among `total`.
+    gateway: Series,
     rules: Vec<(u16, RuleState)>,
 }
 
@@ -170,6 +172,15 @@ impl KeyState {
             0
         };
         self.total.sum(lo, hi) + extra
+    }
+
+    /// Requests in buckets `lo ..= hi` that say what the client asked for:
+    /// a gateway error (502/503/504) says the backend was unreachable, so
+    /// 4xx rules' ratios leave it out (a scanner whose probes an outage
+    /// swallowed in part keeps its 4xx share).
+    fn asked_sum(&self, lo: Bucket, hi: Bucket) -> u64 {
+        self.total_sum(lo, hi)
+            .saturating_sub(self.gateway.sum(lo, hi))
     }
 
     fn rule_mut(&mut self, r: u16) -> &mut RuleState {
@@ -211,9 +222,12 @@ pub struct StoredState {
 /// Site-wide counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoredSite {
-    /// Requests per bucket, 4xx left out (outage awareness compares server
-    /// errors with answers that reached the application).
+    /// All requests per bucket.
     pub total: Series,
+    /// Requests per bucket but 4xx (outage awareness compares server
+    /// errors with the answers that did not depend on the client's asking).
+    #[serde(default)]
+    pub answered: Series,
     /// Requests matching each rule, per bucket.
     pub matched: BTreeMap<String, Series>,
     /// Routes on which a request failed (matched an outage-aware rule)
@@ -225,8 +239,8 @@ pub struct StoredSite {
 /// What every client got on one route: the evidence that a route is down.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouteStats {
-    /// Requests on the route (4xx left out) per bucket, counted from the
-    /// route's first failure on.
+    /// Requests on the route per bucket, counted from the route's first
+    /// failure on.
     pub requests: Series,
     /// Failed requests per bucket.
     pub failed: Series,
@@ -273,6 +287,9 @@ impl std::fmt::Display for OutageHold {
 pub struct StoredKey {
     /// All requests per bucket.
     pub total: Series,
+    /// Gateway errors (502/503/504) of outage-aware rules among them.
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub gateway: Series,
     /// Per-rule state by rule name.
     pub rules: BTreeMap<String, RuleState>,
 }
@@ -317,6 +334,8 @@ pub struct Engine {
     threshold_factor: f64,
     keys: HashMap<IpNet, KeyState, ahash::RandomState>,
     site_total: Series,
+    /// Requests of the site but 4xx, per bucket (outage awareness).
+    site_answered: Series,
     site_matched: Vec<Series>,
     newest: Bucket,
     last_prune: Bucket,
@@ -339,7 +358,18 @@ pub struct Engine {
     namer: RouteNamer,
     /// Failing routes: hash → (label, stats).
     routes: HashMap<u64, (String, RouteStats), ahash::RandomState>,
+    /// Offenses of outage-aware rules found while reading, held until
+    /// event time has moved [`Engine::settle_buckets`] past their window
+    /// (key, rule, window end), so that other clients' failures in the same
+    /// buckets are seen before a client is judged.
+    pending: Vec<(IpNet, u16, Bucket)>,
+    /// Hold outage-aware offenses back (while reading records).
+    deferring: bool,
 }
+
+/// How long outage-aware offenses wait for the rest of the site's records
+/// of the same moment (event time).
+const SETTLE_MS: i64 = 20_000;
 
 impl Engine {
     /// An empty engine for `config`.
@@ -364,6 +394,7 @@ impl Engine {
             threshold_factor: 1.0,
             keys: HashMap::default(),
             site_total: Series::default(),
+            site_answered: Series::default(),
             site_matched: vec![Series::default(); config.rules.len()],
             newest: 0,
             last_prune: 0,
@@ -390,7 +421,35 @@ impl Engine {
                 .fold(0, |m, (i, r)| m | (u64::from(r.outage_aware) << i)),
             namer: RouteNamer::new(&f.outage.routes),
             routes: HashMap::default(),
+            pending: Vec::new(),
+            deferring: true,
         }
+    }
+
+    fn settle_buckets(&self) -> Bucket {
+        u32::try_from((SETTLE_MS / self.bucket_ms).max(1)).unwrap_or(1)
+    }
+
+    /// Judge the held-back outage-aware offenses whose window is settled
+    /// (all of them with `all`), as of event time `now_ms`.
+    fn run_pending(&mut self, all: bool, now_ms: i64) {
+        let settle = self.settle_buckets();
+        let newest = self.newest;
+        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|&(_, _, e)| all || e.saturating_add(settle) <= newest);
+        self.pending = rest;
+        let deferring = std::mem::replace(&mut self.deferring, false);
+        for (key, r, e) in due {
+            self.evaluate(key, usize::from(r), e, now_ms);
+        }
+        self.deferring = deferring;
+    }
+
+    /// Judge every held-back offense now (end of input).
+    pub fn flush_pending(&mut self) {
+        let now = self.bucket_end_ms(self.newest);
+        self.run_pending(true, now);
     }
 
     /// The statuses some rule may match in a log that records WAF verdicts
@@ -498,6 +557,9 @@ impl Engine {
         let b = self.bucket_of(hit.time_ms);
         if b > self.newest {
             self.newest = b;
+            if !self.pending.is_empty() {
+                self.run_pending(false, hit.time_ms);
+            }
         }
         let key = self.resolver.key(ip);
         let mut candidates = self
@@ -516,9 +578,9 @@ impl Engine {
                 matched |= 1 << i;
             }
         }
-        let not_4xx = hit.status / 100 != 4;
-        if not_4xx {
-            self.site_total.add(b, 1);
+        self.site_total.add(b, 1);
+        if hit.status / 100 != 4 {
+            self.site_answered.add(b, 1);
         }
         for r in 0..self.rules.len() {
             if matched & (1 << r) != 0 {
@@ -526,9 +588,9 @@ impl Engine {
             }
         }
         // The route, where outage awareness needs it: a failure, or any
-        // answer but a 4xx while some route is failing.
+        // request while some route is failing.
         let failed = matched & self.outage_rules != 0;
-        let route = if failed || (not_4xx && !self.routes.is_empty()) {
+        let route = if failed || !self.routes.is_empty() {
             self.count_route(hit, key, b, failed)
         } else {
             None
@@ -538,7 +600,11 @@ impl Engine {
             return Some((key, matched));
         }
         let ks = self.keys.entry(key).or_default();
+        let gateway = failed && matches!(hit.status, 502..=504);
         ks.count(b);
+        if gateway {
+            ks.gateway.add(b, 1);
+        }
         if let Some(h) = route.filter(|_| !ks.rules.is_empty()) {
             // A request on a route where the key failed before counts
             // towards its share there (failures are counted below).
@@ -553,7 +619,11 @@ impl Engine {
             let (l4, l6) = self.prefix_lens[i];
             let net = widen(key, l4, l6);
             if net != key && self.room_for(&net, matched != 0) {
-                self.keys.entry(net).or_default().count(b);
+                let ns = self.keys.entry(net).or_default();
+                ns.count(b);
+                if gateway {
+                    ns.gateway.add(b, 1);
+                }
             }
         }
         if matched != 0 {
@@ -624,7 +694,7 @@ impl Engine {
     }
 
     /// Count a request on its route and the route's section: every
-    /// request but 4xx on a failing route, and a failure (which makes its
+    /// request on a failing route, and a failure (which makes its
     /// route and section failing ones). The hashes of the route and its
     /// section (0: none), when the route is held.
     fn count_route(
@@ -692,22 +762,33 @@ impl Engine {
     fn outage_verdict(
         &self,
         key: IpNet,
-        rs: &RuleState,
+        (ks, rs): (&KeyState, &RuleState),
         r: usize,
         (lo, e): (Bucket, Bucket),
         (matched, requests): (u64, u64),
     ) -> (u64, Option<OutageHold>) {
         let o = &self.outage;
-        let others = self.site_total.sum(lo, e).saturating_sub(requests);
-        let others_matched = self.site_matched[r].sum(lo, e).saturating_sub(matched);
-        if others < u64::from(o.min_requests) {
+        // The rest of the site in the buckets where this key failed: at the
+        // onset of an outage the window is mostly the healthy time before.
+        let (mut others, mut others_matched) = (0u64, 0u64);
+        for b in rs.matched.buckets_in(lo, e) {
+            others += self
+                .site_answered
+                .sum(b, b)
+                .saturating_sub(ks.total_sum(b, b));
+            others_matched += self.site_matched[r]
+                .sum(b, b)
+                .saturating_sub(rs.matched.sum(b, b));
+        }
+        if others >= ROUTE_MIN_REQUESTS && others_matched as f64 >= o.share * others as f64 {
+            return (0, Some(OutageHold::Site));
+        }
+        if self.site_answered.sum(lo, e).saturating_sub(requests) < u64::from(o.min_requests)
+            && matched as f64 >= o.victim_ratio * requests as f64 - 1e-9
+        {
             // Too quiet to tell: only a client that also got good answers
             // can be told apart from the victim of an outage.
-            if matched as f64 >= o.victim_ratio * requests as f64 {
-                return (0, Some(OutageHold::QuietSite));
-            }
-        } else if others_matched as f64 >= o.share * others as f64 {
-            return (0, Some(OutageHold::Site));
+            return (0, Some(OutageHold::QuietSite));
         }
         // Failures on a route (or in a section) failing for others too do
         // not count: a section's verdict covers all its routes.
@@ -736,6 +817,7 @@ impl Engine {
                 excused_sections.push(group[0].section);
             }
         }
+        let mut rest: Vec<RouteCount> = Vec::new();
         for group in own.chunk_by(|a, b| a.route == b.route) {
             if group[0].section != 0 && excused_sections.contains(&group[0].section) {
                 continue;
@@ -743,7 +825,17 @@ impl Engine {
             if let Some((f, label)) = self.route_excuse(me, group, (lo, e)) {
                 excused += f;
                 labels.push(label);
+            } else {
+                rest.extend_from_slice(group);
             }
+        }
+        // Failures left, each on a section too quiet to judge alone (a
+        // crawler's one request per section during an outage of the whole
+        // application): judged together, from what the others got in the
+        // same sections and buckets.
+        if let Some((f, mut names)) = self.pooled_excuse(&rest, (lo, e)) {
+            excused += f;
+            labels.append(&mut names);
         }
         let hold = (!labels.is_empty()).then_some(OutageHold::Routes(labels));
         (matched.saturating_sub(excused), hold)
@@ -785,8 +877,57 @@ impl Engine {
         let clients = st.clients.count_since(lo) - u32::from(st.clients.contains_since(me, lo));
         let failing = clients >= o.route_clients
             || (on >= ROUTE_MIN_REQUESTS && others_share >= o.route_share);
-        let own_share = f as f64 / n.max(f) as f64;
-        (failing && own_share <= 2.0 * others_share + o.route_margin).then(|| (f, label.clone()))
+        // Within what the others' failure rate explains for as many
+        // requests (a binomial tail, `route_tolerance` deviations, and two
+        // failures of slack: counting starts at the key's first failure).
+        let n = n.max(f) as f64;
+        let p = others_share;
+        let explained = n * p + o.route_tolerance * (n * p * (1.0 - p)).sqrt() + 2.0;
+        (failing && f as f64 <= explained).then(|| (f, label.clone()))
+    }
+
+    /// [`Engine::route_excuse`] for failures spread over several sections,
+    /// with the others' counts of those sections added up: the share
+    /// criterion only, as distinct clients cannot be added.
+    fn pooled_excuse(
+        &self,
+        rest: &[RouteCount],
+        (lo, e): (Bucket, Bucket),
+    ) -> Option<(u64, Vec<String>)> {
+        let mut by_section: Vec<RouteCount> =
+            rest.iter().filter(|c| c.section != 0).copied().collect();
+        by_section.sort_unstable_by_key(|c| (c.section, c.bucket));
+        let (mut f, mut n, mut of, mut on) = (0u64, 0u64, 0u64, 0u64);
+        // The same over the whole window (when the buckets are too few).
+        let (mut wf, mut wn) = (0u64, 0u64);
+        let mut names = Vec::new();
+        for group in by_section.chunk_by(|a, b| a.section == b.section) {
+            let (label, st) = self.routes.get(&group[0].section)?;
+            names.push(label.clone());
+            wf += st.failed.sum(lo, e);
+            wn += st.requests.sum(lo, e);
+            for bucket in group.chunk_by(|a, b| a.bucket == b.bucket) {
+                let b = bucket[0].bucket;
+                let (bf, bn) = bucket.iter().fold((0u64, 0u64), |(f, n), c| {
+                    (f + u64::from(c.failed), n + u64::from(c.requests))
+                });
+                f += bf;
+                n += bn;
+                of += st.failed.sum(b, b).saturating_sub(bf);
+                on += st.requests.sum(b, b).saturating_sub(bn);
+            }
+        }
+        if on < ROUTE_MIN_REQUESTS {
+            of = wf.saturating_sub(f);
+            on = wn.saturating_sub(n);
+        }
+        if names.len() < 2 || f == 0 || on < ROUTE_MIN_REQUESTS {
+            return None;
+        }
+        let p = of as f64 / on as f64;
+        let n = n.max(f) as f64;
+        let explained = n * p + self.outage.route_tolerance * (n * p * (1.0 - p)).sqrt() + 2.0;
+        (p >= self.outage.route_share && f as f64 <= explained).then_some((f, names))
     }
 
     /// Why outage awareness keeps rule `rule` from firing for `key` in the
@@ -803,7 +944,7 @@ impl Engine {
         let lo = window_start(end, rule.window_buckets);
         let matched = rs.matched.sum(lo, end);
         let requests = ks.total_sum(lo, end).max(matched);
-        let (counted, hold) = self.outage_verdict(key, rs, r, (lo, end), (matched, requests));
+        let (counted, hold) = self.outage_verdict(key, (ks, rs), r, (lo, end), (matched, requests));
         let threshold = self.threshold_of(rule);
         (matched >= u64::from(threshold) && counted < u64::from(threshold))
             .then_some(hold)
@@ -827,7 +968,7 @@ impl Engine {
         let threshold = f64::from(rule.config.threshold) * self.threshold_factor;
         let min_ratio = rule.config.min_ratio.unwrap_or(0.0);
         let ks = self.keys.entry(key).or_default();
-        let total = ks.total_sum(lo, b);
+        let total = ks.asked_sum(lo, b);
         let own = &mut ks.rule_mut(r as u16).matched;
         own.add(b, 1);
         let matched = own.sum(lo, b) as f64;
@@ -859,7 +1000,20 @@ impl Engine {
             }
         }
         let Some((e, evidence)) = found else { return };
-        let t = if e == b {
+        if self.deferring
+            && rule.outage_aware
+            && e.saturating_add(self.settle_buckets()) > self.newest
+        {
+            let p = (key, r as u16, e);
+            if !self.pending.contains(&p) {
+                self.pending.push(p);
+            }
+            return;
+        }
+        let t = if !self.deferring && rule.outage_aware {
+            // Judged once settled: at the time of judging.
+            time_ms.max(evidence.last_seen_ms)
+        } else if e == b {
             time_ms
         } else {
             self.bucket_end_ms(e).min(evidence.last_seen_ms)
@@ -895,7 +1049,12 @@ impl Engine {
         if matched < u64::from(threshold) {
             return None;
         }
-        let requests = ks.total_sum(lo, e).max(matched);
+        let requests = if rule.outage_aware {
+            ks.total_sum(lo, e)
+        } else {
+            ks.asked_sum(lo, e)
+        }
+        .max(matched);
         if requests < u64::from(c.min_requests) {
             return None;
         }
@@ -917,7 +1076,7 @@ impl Engine {
         if rule.outage_aware {
             // Failures that other clients got too are the server's fault.
             matched = self
-                .outage_verdict(key, rs, r, (lo, e), (matched, requests))
+                .outage_verdict(key, (ks, rs), r, (lo, e), (matched, requests))
                 .0;
             if matched < u64::from(threshold) || !ratio_ok(matched) {
                 return None;
@@ -943,6 +1102,7 @@ impl Engine {
         self.last_prune = self.newest;
         let horizon = self.newest.saturating_sub(self.longest);
         self.site_total.prune_before(horizon);
+        self.site_answered.prune_before(horizon);
         for s in &mut self.site_matched {
             s.prune_before(horizon);
         }
@@ -950,6 +1110,7 @@ impl Engine {
         self.keys.retain(|_, ks| {
             ks.flush();
             ks.total.prune_before(horizon);
+            ks.gateway.prune_before(horizon);
             ks.rules.retain_mut(|(_, rs)| {
                 rs.matched.prune_before(horizon);
                 rs.paths.prune_before(horizon);
@@ -997,6 +1158,7 @@ impl Engine {
                         }
                         t
                     },
+                    gateway: ks.gateway.clone(),
                     rules,
                 },
             );
@@ -1007,6 +1169,7 @@ impl Engine {
             newest: self.newest,
             site: StoredSite {
                 total: self.site_total.clone(),
+                answered: self.site_answered.clone(),
                 matched: self
                     .rules
                     .iter()
@@ -1033,6 +1196,7 @@ impl Engine {
         }
         self.newest = self.newest.max(st.newest);
         self.site_total.merge(&st.site.total);
+        self.site_answered.merge(&st.site.answered);
         for (name, s) in &st.site.matched {
             if let Some(r) = self.rule_index(name) {
                 self.site_matched[r].merge(s);
@@ -1056,6 +1220,7 @@ impl Engine {
             let ks = self.keys.entry(*k).or_default();
             ks.flush();
             ks.total.merge(&sk.total);
+            ks.gateway.merge(&sk.gateway);
             for (r, rs) in idx {
                 ks.rule_mut(r as u16).merge(rs, &self.rules[r]);
             }
@@ -1075,6 +1240,12 @@ impl Engine {
     /// Evaluate every window of the keys in `only` (all keys: `None`), in
     /// key and time order, and queue the offenses found.
     pub fn evaluate_keys(&mut self, only: Option<&std::collections::BTreeSet<IpNet>>) {
+        let deferring = std::mem::replace(&mut self.deferring, false);
+        self.evaluate_keys_now(only);
+        self.deferring = deferring;
+    }
+
+    fn evaluate_keys_now(&mut self, only: Option<&std::collections::BTreeSet<IpNet>>) {
         let mut todo: Vec<(IpNet, usize)> = Vec::new();
         for (k, ks) in &self.keys {
             if only.is_some_and(|o| !o.contains(k)) {

@@ -218,6 +218,9 @@ impl Detector {
         };
         let mut lines = Lines::new(reader);
         self.run(&mut lines, format, &mut report);
+        // The end of a file: judge what waited for more of it.
+        self.engine.flush_pending();
+        self.settle();
         report.bytes = lines.bytes;
         report
     }

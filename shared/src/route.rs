@@ -48,8 +48,8 @@ impl RouteNamer {
     }
 
     /// The route's hash for a path (`/a/b?q`), as [`route_hash`] of its
-    /// label, and that of its section (the first segment: `/a/*`), if the
-    /// path has more segments than one and no operator pattern named it.
+    /// label, and that of its section (the first segment: `/a/*`; `/*` for
+    /// paths of one segment), unless an operator pattern named it.
     pub fn hash(&self, path: &[u8]) -> (u64, Option<u64>) {
         let path = without_query(path);
         if let Some(i) = self.pattern_of(path) {
@@ -119,10 +119,11 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
     h ^ (h >> 29)
 }
 
-/// The length of `/a/` in a folded path `/a/b…`: its section is `/a/*`.
+/// The length of `/a/` in a folded path `/a/b…`: its section is `/a/*`;
+/// the section of a path of one segment (`/cart`, `/`) is `/*`.
 fn section_len(folded: &[u8]) -> Option<usize> {
     let rest = folded.strip_prefix(b"/")?;
-    memchr::memchr(b'/', rest).map(|i| i + 2)
+    Some(memchr::memchr(b'/', rest).map_or(1, |i| i + 2))
 }
 
 fn without_query(path: &[u8]) -> &[u8] {
@@ -233,7 +234,7 @@ pub struct RouteCount {
     /// Requests that failed (matched an outage-aware rule).
     #[serde(rename = "f")]
     pub failed: u32,
-    /// Requests other than 4xx, failed ones included.
+    /// Requests, failed ones included.
     #[serde(rename = "n")]
     pub requests: u32,
 }
@@ -362,8 +363,9 @@ mod tests {
             RouteNamer::section_label("/api/cart").as_deref(),
             Some("/api/*")
         );
-        assert_eq!(RouteNamer::section_label("/login"), None);
-        assert_eq!(RouteNamer::section_label("/"), None);
+        assert_eq!(RouteNamer::section_label("/login").as_deref(), Some("/*"));
+        assert_eq!(RouteNamer::section_label("/").as_deref(), Some("/*"));
+        assert_eq!(RouteNamer::section_label(""), None);
         assert!(n.label("/x".repeat(100).as_bytes()).len() <= MAX_ROUTE_LEN);
         // Folding a label again changes nothing.
         let l = label("/api/products/12/9f1c2e3d4a5b");

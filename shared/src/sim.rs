@@ -64,7 +64,61 @@ pub struct Scenario {
     /// The backend outage as offsets from `start_ms` in milliseconds
     /// (`None`: no outage).
     pub outage_ms: Option<(i64, i64)>,
+    /// What the outage takes down.
+    pub outage_scope: OutageScope,
+    /// A route that always fails a little: application paths starting with
+    /// this prefix answer 500 or 502 at this rate, outage or not.
+    pub flaky: Option<(String, f64)>,
+    /// Extra directory scanners (gobuster, dirb, ffuf, feroxbuster), each
+    /// from its own address: a scanner-heavy site.
+    pub extra_scanners: usize,
+    /// Shoppers behind one mobile carrier's CGNAT /24 (0: none).
+    pub cgnat_users: usize,
+    /// A thin distributed scan over one /24 (`None`: none).
+    pub thin_scan: Option<ThinScan>,
+    /// The fuzzer runs during the outage, on routes the outage spares
+    /// (only with an [`OutageScope::Prefix`] outage), instead of before it.
+    pub fuzzer_in_outage: bool,
 }
+
+/// Which part of the site an outage takes down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutageScope {
+    /// The application target group (pages, API, login); static files
+    /// and the load balancer's own answers keep working.
+    App,
+    /// Only application paths starting with this prefix: one route
+    /// (`/api/v1/cart`) or a whole API (`/api/`).
+    Prefix(String),
+    /// Everything behind the load balancer, static files too.
+    Site,
+}
+
+/// A scan spread thinly over many addresses of one /24.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThinScan {
+    /// Addresses taking part.
+    pub members: usize,
+    /// Requests a minute for the whole network.
+    pub per_minute: f64,
+    /// How long it lasts.
+    pub minutes: f64,
+    /// When it starts (minute of the hour, scaled like every actor).
+    pub start_minute: f64,
+}
+
+/// The scenario families of the detection-quality matrix: each randomizes
+/// one kind of traffic that has fooled detectors (see [`Scenario::family`]).
+pub const FAMILIES: [&str; 8] = [
+    "route-outage",
+    "app-outage",
+    "site-outage",
+    "flaky-route",
+    "scanner-heavy",
+    "nat",
+    "cgnat",
+    "thin-scan",
+];
 
 impl Default for Scenario {
     /// Seed 42, 2026-01-01T00:00:00Z, 60 minutes, outage minute 30–36,
@@ -77,6 +131,12 @@ impl Default for Scenario {
             users: 250,
             nat_users: 40,
             outage_ms: Some((30 * 60_000, 36 * 60_000)),
+            outage_scope: OutageScope::App,
+            flaky: None,
+            extra_scanners: 0,
+            cgnat_users: 0,
+            thin_scan: None,
+            fuzzer_in_outage: false,
         }
     }
 }
@@ -89,6 +149,96 @@ impl Scenario {
             nat_users: 150,
             ..Scenario::default()
         }
+    }
+
+    /// A scenario of family `name` (one of [`FAMILIES`]) with everything the
+    /// family varies drawn from `seed`: outage scope and length (1–10
+    /// minutes), flaky routes (5–10 % 5xx), scanners' share of the lines,
+    /// NAT sizes (5–100 people), a CGNAT /24 (50–150 users), thin scans
+    /// (10–50 members, 10–60 requests a minute, 5–20 minutes), attackers
+    /// during the outage. 30 minutes of traffic (every actor's schedule is
+    /// scaled to it); the usual attackers are in every family.
+    pub fn family(name: &str, seed: u64) -> Option<Scenario> {
+        let mut r = rng::Rng::stream(seed, name);
+        let minutes = |r: &mut rng::Rng, lo: i64, hi: i64| r.range(lo, hi + 1) * 60_000;
+        let outage = |r: &mut rng::Rng| {
+            let len = minutes(r, 1, 10);
+            let at = r.range(4 * 60_000, 26 * 60_000 - len);
+            Some((at, at + len))
+        };
+        let mut s = Scenario {
+            seed,
+            duration_ms: 30 * 60_000,
+            users: 120,
+            nat_users: 20,
+            outage_ms: None,
+            ..Scenario::default()
+        };
+        match name {
+            "route-outage" => {
+                s.outage_ms = outage(&mut r);
+                let scope = ["/api/v1/cart", "/api/v1/", "/api/v1/products"][r.below(3) as usize];
+                s.outage_scope = OutageScope::Prefix(scope.into());
+                s.fuzzer_in_outage = r.chance(0.5);
+                if r.chance(0.5) {
+                    s.flaky = Some(("/api/v1/search".into(), r.uniform(0.05, 0.10)));
+                }
+                s.extra_scanners = r.below(8) as usize;
+            }
+            "app-outage" => {
+                s.outage_ms = outage(&mut r);
+                s.extra_scanners = r.below(8) as usize;
+            }
+            "site-outage" => {
+                s.outage_ms = outage(&mut r);
+                s.outage_scope = OutageScope::Site;
+                s.extra_scanners = r.below(8) as usize;
+            }
+            "flaky-route" => {
+                let route =
+                    ["/api/v1/cart", "/api/v1/search", "/api/v1/products"][r.below(3) as usize];
+                s.flaky = Some((route.into(), r.uniform(0.05, 0.10)));
+                if r.chance(0.5) {
+                    s.outage_ms = outage(&mut r);
+                    s.outage_scope = OutageScope::Prefix("/api/v1/cart".into());
+                    s.fuzzer_in_outage = true;
+                }
+            }
+            "scanner-heavy" => {
+                s.users = 40 + r.below(80) as usize;
+                s.extra_scanners = r.below(30) as usize;
+                s.outage_ms = outage(&mut r);
+                s.outage_scope = OutageScope::Prefix("/api/v1/".into());
+            }
+            "nat" => {
+                s.nat_users = 5 + r.below(96) as usize;
+                s.outage_ms = outage(&mut r);
+                if r.chance(0.5) {
+                    s.outage_scope = OutageScope::Prefix("/api/v1/".into());
+                }
+            }
+            "cgnat" => {
+                s.cgnat_users = 50 + r.below(101) as usize;
+                if r.chance(0.5) {
+                    s.outage_ms = outage(&mut r);
+                }
+            }
+            "thin-scan" => {
+                let len = r.uniform(5.0, 20.0);
+                s.thin_scan = Some(ThinScan {
+                    members: 10 + r.below(41) as usize,
+                    per_minute: r.uniform(10.0, 60.0),
+                    minutes: len,
+                    // Minutes of the hour: the 30-minute run is scaled by half.
+                    start_minute: r.uniform(2.0, 2.0 * (29.0 - len)),
+                });
+                if r.chance(0.3) {
+                    s.cgnat_users = 50 + r.below(51) as usize;
+                }
+            }
+            _ => return None,
+        }
+        Some(s)
     }
 }
 
@@ -514,7 +664,7 @@ pub fn simulate(s: &Scenario) -> Simulation {
     let outage = s
         .outage_ms
         .map(|(a, b)| (start_us + a * 1000, start_us + b * 1000));
-    let site = Site::new(outage);
+    let site = Site::new(outage, s.outage_scope.clone(), s.flaky.clone());
     let (actors, mut reqs) = actors::generate(s, &site, start_us, end_us);
     // Sort by the logged time; ties keep generation order (stable sort).
     let mut keyed: Vec<(i64, Req)> = reqs.drain(..).map(|r| (r.resp_us(), r)).collect();

@@ -465,6 +465,9 @@ pub(crate) fn generate(s: &Scenario, site: &Site, start: i64, end: i64) -> (Vec<
     fuzzer(&mut w);
     ipv6_rotator(&mut w);
     subnet_scanner(&mut w);
+    extra_scanners(&mut w);
+    cgnat(&mut w);
+    thin_scan(&mut w);
     (w.actors, w.reqs)
 }
 
@@ -1170,10 +1173,14 @@ fn fuzzer(w: &mut World<'_>) {
     c.recv = 210;
     let mut t = w.at(14.0);
     let mut stop = t + 5 * MIN;
-    if let Some((a, _)) = em.site.outage {
-        if t < a && stop > a - 30 * SEC {
-            stop = a - 30 * SEC;
+    match em.site.outage {
+        // Attacking while a route is down: the fuzzer's routes still work.
+        Some((a, _)) if w.s.fuzzer_in_outage => {
+            t = a + 20 * SEC;
+            stop = t + 5 * MIN;
         }
+        Some((a, _)) if t < a && stop > a - 30 * SEC => stop = a - 30 * SEC,
+        _ => {}
     }
     // (template, status; 0 = WAF decides, 1 = slow 200)
     const PAYLOADS: [(&str, u16, u32); 16] = [
@@ -1301,6 +1308,134 @@ fn subnet_scanner(w: &mut World<'_>) {
         };
         clients[k].reset();
         em.send(&mut clients[k], t, "GET", &p, Intent::Auto);
+    }
+    w.done(em);
+}
+
+/// `scanner-extra` ×N ([`Scenario::extra_scanners`]): directory scanners
+/// of every common make, each from its own address, 5–40 req/s, a word
+/// list of ~500–1,500 entries with 1–3 extensions, at a random time.
+fn extra_scanners(w: &mut World<'_>) {
+    const TOOLS: [(&str, &str); 5] = [
+        ("gobuster", "gobuster/3.6"),
+        ("dirb", "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)"),
+        ("ffuf", "Fuzz Faster U Fool v2.1.0-dev"),
+        ("feroxbuster", "feroxbuster/2.10.4"),
+        (
+            "dirsearch",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        ),
+    ];
+    const EXTS: [&str; 6] = ["", ".php", ".bak", ".zip", ".txt", ".old"];
+    let words = dir_words();
+    for i in 0..w.s.extra_scanners {
+        let ip = v4(198, 18, (i / 250) as u8, 1 + (i % 250) as u8);
+        let (tool, ua) = TOOLS[i % TOOLS.len()];
+        let mut em = w.add(
+            format!("scanner-extra-{i:02}-{tool}"),
+            "scanner-extra",
+            vec![net32(ip)],
+            Expect::Block,
+            "Directory scanner (a scanner-heavy site): 5-40 req/s, a word list with 1-3 extensions, at a random time.",
+        );
+        let rate = em.rng.uniform(5.0, 40.0);
+        let mut c = Client::new(ip, ua, 10);
+        c.recv = 130;
+        let mut t = w.at(em.rng.uniform(0.0, 55.0));
+        let n_ext = 1 + em.rng.below(3) as usize;
+        let skip = em.rng.below(words.len() as u64 / 2) as usize;
+        for wd in words.iter().skip(skip) {
+            for e in &EXTS[..n_ext] {
+                t += tool_gap(&mut em.rng, rate);
+                em.send(&mut c, t, "GET", &format!("/{wd}{e}"), Intent::Auto);
+            }
+        }
+        w.done(em);
+    }
+}
+
+/// `cgnat`: a mobile carrier's CGNAT /24 ([`Scenario::cgnat_users`]):
+/// that many shoppers share 20–60 public addresses of one /24, each
+/// browsing like `user` (with all the site's genuine 404s), and one in
+/// four first lands on a stale link from a search result (404) and
+/// leaves a third of the time.
+fn cgnat(w: &mut World<'_>) {
+    if w.s.cgnat_users == 0 {
+        return;
+    }
+    let net: IpNet = "100.70.12.0/24".parse().expect("valid net");
+    let desc = format!(
+        "A mobile carrier's CGNAT /24: {} shoppers behind a few dozen of its addresses, browsing like `user`; a quarter arrive on a stale link (404).",
+        w.s.cgnat_users
+    );
+    let mut em = w.add("cgnat".into(), "cgnat", vec![net], Expect::Allow, &desc);
+    let pool = 20 + em.rng.below(41) as u8;
+    for _ in 0..w.s.cgnat_users {
+        let ip = v4(100, 70, 12, 1 + em.rng.below(u64::from(pool)) as u8);
+        let mut sh = Shopper::new(&mut em.rng, ip);
+        sh.c.ports = (1024, 65_535);
+        if em.rng.chance(0.25) {
+            let span = em.end_us - em.start_us;
+            let t = em.start_us + em.rng.below(span as u64) as i64;
+            let dead = format!("/products/{}", em.rng.pick(&em.site.dead_products));
+            em.send(&mut sh.c, t, "GET", &dead, Intent::Auto);
+            if em.rng.chance(0.33) {
+                continue;
+            }
+        }
+        browse_hour(&mut em, &mut sh);
+    }
+    w.done(em);
+}
+
+/// `thin-scan` ([`Scenario::thin_scan`]): exploit and directory probes
+/// spread over 10–50 addresses of one /24 at 10–60 requests a minute for
+/// the whole network, every request a different path, each address far
+/// below any per-address threshold.
+fn thin_scan(w: &mut World<'_>) {
+    let Some(ts) = w.s.thin_scan.clone() else {
+        return;
+    };
+    let net: IpNet = "45.155.205.0/24".parse().expect("valid net");
+    let desc = format!(
+        "Thin distributed scan from {} addresses of {net}: {:.0} requests a minute for the network over {:.0} minutes, every request a different exploit or directory path.",
+        ts.members, ts.per_minute, ts.minutes
+    );
+    let mut em = w.add(
+        "thin-scan".into(),
+        "thin-scan",
+        vec![net],
+        Expect::Block,
+        &desc,
+    );
+    let mut hosts: Vec<u8> = Vec::new();
+    while hosts.len() < ts.members.min(250) {
+        let h = 2 + em.rng.below(250) as u8;
+        if !hosts.contains(&h) {
+            hosts.push(h);
+        }
+    }
+    let mut clients: Vec<Client> = hosts
+        .iter()
+        .map(|&h| Client::new(v4(45, 155, 205, h), "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36", 1))
+        .collect();
+    let mut paths: Vec<String> = EXPLOITS.iter().map(|p| p.to_string()).collect();
+    for wd in dir_words() {
+        for e in [".php", ".bak", ".env", ".sql"] {
+            paths.push(format!("/{wd}{e}"));
+        }
+    }
+    let start = w.at(ts.start_minute);
+    let end = start + (ts.minutes * MIN as f64) as i64;
+    let mut t = start;
+    let mut i = 0;
+    while t < end && i < paths.len() {
+        let k = em.rng.below(clients.len() as u64) as usize;
+        clients[k].reset();
+        let p = paths[(i * 7919) % paths.len()].clone();
+        em.send(&mut clients[k], t, "GET", &p, Intent::Auto);
+        i += 1;
+        t += tool_gap(&mut em.rng, ts.per_minute / 60.0);
     }
     w.done(em);
 }

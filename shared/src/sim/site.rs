@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::rng::{fnv1a, Rng};
+use super::OutageScope;
 
 /// Host name of the simulated shop.
 pub(crate) const HOST: &str = "shop.example.com";
@@ -92,6 +93,10 @@ pub(crate) struct Site {
     pub dead_products: Vec<String>,
     /// Absolute outage window in µs, if any.
     pub outage: Option<(i64, i64)>,
+    /// What the outage takes down.
+    pub scope: OutageScope,
+    /// Application paths with this prefix fail at this rate (500/502).
+    pub flaky: Option<(String, f64)>,
 }
 
 pub(crate) const PRODUCTS: [&str; 30] = [
@@ -193,7 +198,11 @@ fn size_of(path: &str, lo: u32, hi: u32) -> u32 {
 }
 
 impl Site {
-    pub(crate) fn new(outage: Option<(i64, i64)>) -> Site {
+    pub(crate) fn new(
+        outage: Option<(i64, i64)>,
+        scope: OutageScope,
+        flaky: Option<(String, f64)>,
+    ) -> Site {
         let mut assets: HashMap<String, u32> = HashMap::new();
         for (p, s) in SHARED_ASSETS {
             assets.insert(p.to_string(), s);
@@ -329,11 +338,22 @@ impl Site {
             categories: CATEGORIES.to_vec(),
             dead_products: dead,
             outage,
+            scope,
+            flaky,
         }
     }
 
     pub(crate) fn in_outage(&self, t_us: i64) -> bool {
         matches!(self.outage, Some((a, b)) if t_us >= a && t_us < b)
+    }
+
+    /// Is `path` of the application down at `t_us`?
+    pub(crate) fn app_down(&self, t_us: i64, path: &str) -> bool {
+        self.in_outage(t_us)
+            && match &self.scope {
+                OutageScope::App | OutageScope::Site => true,
+                OutageScope::Prefix(p) => path.starts_with(p.as_str()),
+            }
     }
 
     /// The application's own answer (no outage, no WAF).
@@ -438,6 +458,15 @@ impl Site {
                 times: [-1, -1, -1],
             };
         }
+        if path.starts_with("/static/") && self.scope == OutageScope::Site && self.in_outage(t_us) {
+            return Outcome {
+                elb: 503,
+                target_status: None,
+                disp: Disp::NoTarget,
+                sent: 276,
+                times: [0, -1, -1],
+            };
+        }
         if let Some(_rest) = path.strip_prefix("/static/") {
             let target = rng.below(STATIC_TARGETS.len() as u64) as u8;
             let read = matches!(method, "GET" | "HEAD");
@@ -463,7 +492,30 @@ impl Site {
         }
         // The application target group.
         let target = rng.below(APP_TARGETS.len() as u64) as u8;
-        if self.in_outage(t_us) {
+        if let Some((prefix, rate)) = &self.flaky {
+            if path.starts_with(prefix.as_str()) && rng.chance(*rate) {
+                let elb = if rng.chance(0.6) { 500 } else { 502 };
+                return Outcome {
+                    elb,
+                    target_status: (elb == 500).then_some(500),
+                    disp: if elb == 500 {
+                        Disp::Forward {
+                            tg: Tg::App,
+                            target,
+                        }
+                    } else {
+                        Disp::TargetFailed { target }
+                    },
+                    sent: 290,
+                    times: [
+                        0,
+                        if elb == 500 { 35 } else { -1 },
+                        if elb == 500 { 0 } else { -1 },
+                    ],
+                };
+            }
+        }
+        if self.app_down(t_us, path) {
             let k = rng.weighted(&[50, 30, 20]);
             return match k {
                 0 => Outcome {
