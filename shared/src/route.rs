@@ -303,6 +303,11 @@ impl RouteCounts {
         v
     }
 
+    /// Every entry, by bucket and route.
+    pub fn iter(&self) -> impl Iterator<Item = &RouteCount> {
+        self.0.iter()
+    }
+
     /// Add another key state's counts (a merge: commutative).
     pub fn merge(&mut self, other: &RouteCounts) {
         for e in &other.0 {
