@@ -14,9 +14,11 @@ use anyhow::{Context, Result};
 use fail2waf_core::config::Config;
 use fail2waf_core::hit::Hit;
 use fail2waf_core::pipeline::{Decision, Detector, FileReport, Recorder};
+use fail2waf_core::route::RouteNamer;
 use fail2waf_core::rules::{KeyKind, Rule};
+use fail2waf_core::window::window_start;
 use ipnet::IpNet;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +34,15 @@ pub const MAX_PATHS: usize = 200;
 const MAX_TEXT: usize = 300;
 /// Near misses shown.
 const NEAR_MISSES: usize = 10;
+/// Most (minute, route section) pairs with server errors tracked for the
+/// site lane's outage bands (the rest are not judged; the page says so).
+const MAX_FAILING: usize = 100_000;
+/// Most distinct clients remembered per minute and route section.
+const SECTION_CLIENTS: usize = 64;
+/// Most (minute, section) pairs with server errors kept per client.
+const MAX_KEY_SECTIONS: usize = 256;
+/// Outage bands drawn (the longest first; the rest are counted).
+const MAX_BANDS: usize = 40;
 
 /// Arguments of `fail2waf report`.
 #[derive(Debug, clap::Args)]
@@ -74,6 +85,9 @@ struct KeyStats {
     other_paths: u64,
     /// User agent of the first matched request.
     user_agent: String,
+    /// (minute, route section) of matched server errors (up to
+    /// [`MAX_KEY_SECTIONS`]).
+    failed_sections: BTreeSet<(i64, String)>,
     first_ms: i64,
     last_ms: i64,
 }
@@ -109,7 +123,35 @@ impl KeyStats {
             *self.paths.entry(p.clone()).or_insert(0) += c;
         }
         self.other_paths += o.other_paths;
+        for e in &o.failed_sections {
+            if self.failed_sections.len() >= MAX_KEY_SECTIONS {
+                break;
+            }
+            self.failed_sections.insert(e.clone());
+        }
     }
+}
+
+/// What the whole site got in one minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SiteMinute {
+    requests: u64,
+    c4xx: u64,
+    c5xx: u64,
+}
+
+/// A route section that answered server errors to several clients in a
+/// run of consecutive minutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outage {
+    /// `/api/*`, `/*`, or an operator's route pattern.
+    section: String,
+    /// First and last minute (epoch minutes, inclusive).
+    from: i64,
+    to: i64,
+    /// Most distinct clients with a 5xx there in one of its minutes
+    /// (counted up to [`SECTION_CLIENTS`]).
+    clients: usize,
 }
 
 /// Everything the recorder collects.
@@ -129,6 +171,22 @@ struct Data {
     matched_by_rule: Vec<u64>,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
+    /// Every counted request per minute (epoch minute), with its 4xx and 5xx.
+    site: BTreeMap<i64, SiteMinute>,
+    /// Names the route section of a server error.
+    namer: RouteNamer,
+    /// Per (minute, route section): distinct clients with a 5xx there.
+    failing: HashMap<(i64, String), Vec<IpNet>>,
+    /// Server errors whose (minute, section) was not tracked ([`MAX_FAILING`]).
+    failing_untracked: u64,
+}
+
+/// The route section of a path, as outage awareness groups routes: `/api/*`
+/// for `/api/cart?x=1`, `/*` for `/login`, or the operator's route pattern
+/// that names it.
+fn section_of(namer: &RouteNamer, path: &str) -> String {
+    let label = namer.label(path.as_bytes());
+    RouteNamer::section_label(&label).unwrap_or(label)
 }
 
 fn clip(s: &str) -> String {
@@ -148,6 +206,31 @@ impl Data {
         let t = hit.time_ms;
         self.first_ms = Some(self.first_ms.map_or(t, |f| f.min(t)));
         self.last_ms = Some(self.last_ms.map_or(t, |l| l.max(t)));
+        let minute = t.div_euclid(60_000);
+        let site = self.site.entry(minute).or_default();
+        site.requests += 1;
+        let section = match hit.status {
+            400..=499 => {
+                site.c4xx += 1;
+                None
+            }
+            500..=599 => {
+                site.c5xx += 1;
+                let section = section_of(&self.namer, &hit.path);
+                let slot = (minute, section);
+                if let Some(clients) = self.failing.get_mut(&slot) {
+                    if clients.len() < SECTION_CLIENTS && !clients.contains(&key) {
+                        clients.push(key);
+                    }
+                } else if self.failing.len() < MAX_FAILING {
+                    self.failing.insert(slot.clone(), vec![key]);
+                } else {
+                    self.failing_untracked += 1;
+                }
+                Some(slot)
+            }
+            _ => None,
+        };
         if matched == 0 {
             if let Some(k) = self.keys.get_mut(&key) {
                 k.requests += 1;
@@ -197,6 +280,11 @@ impl Data {
             }
         }
         *k.status.entry(hit.status).or_insert(0) += 1;
+        if let Some(slot) = section {
+            if k.failed_sections.len() < MAX_KEY_SECTIONS {
+                k.failed_sections.insert(slot);
+            }
+        }
         let path = hit.path.as_ref();
         if let Some(n) = k.paths.get_mut(path) {
             *n += 1;
@@ -261,6 +349,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
 
     let data = Arc::new(Mutex::new(Data {
         bucket_ms: config.bucket_ms(),
+        namer: RouteNamer::new(&config.file.outage.routes),
         rules: config.rules.len(),
         matched_by_rule: vec![0; config.rules.len()],
         ..Data::default()
@@ -330,6 +419,8 @@ struct NearMiss {
     threshold: u32,
     /// End of the fullest window (epoch ms).
     at_ms: i64,
+    /// For those that reached the count: what held them back, if known.
+    why: Option<String>,
 }
 
 impl NearMiss {
@@ -359,7 +450,135 @@ struct Model {
     near: Vec<NearMiss>,
     /// Count reached, held back by another condition.
     held: Vec<NearMiss>,
+    /// Route outages recognised from the server errors, by first minute.
+    outages: Vec<Outage>,
+    /// `[outage] route_clients`.
+    route_clients: u32,
     data: Data,
+}
+
+/// The route outages in `failing`: the minutes in which a route section
+/// answered server errors to at least `route_clients` distinct clients,
+/// consecutive minutes of a section merged into one.
+fn outages(failing: &HashMap<(i64, String), Vec<IpNet>>, route_clients: u32) -> Vec<Outage> {
+    let need = (route_clients as usize).clamp(1, SECTION_CLIENTS);
+    let mut minutes: Vec<(&str, i64, usize)> = failing
+        .iter()
+        .filter(|(_, c)| c.len() >= need)
+        .map(|((m, s), c)| (s.as_str(), *m, c.len()))
+        .collect();
+    minutes.sort_unstable();
+    let mut out: Vec<Outage> = Vec::new();
+    for (section, m, clients) in minutes {
+        match out.last_mut() {
+            Some(o) if o.section == section && o.to + 1 == m => {
+                o.to = m;
+                o.clients = o.clients.max(clients);
+            }
+            _ => out.push(Outage {
+                section: section.to_string(),
+                from: m,
+                to: m,
+                clients,
+            }),
+        }
+    }
+    out.sort_by(|a, b| (a.from, &a.section).cmp(&(b.from, &b.section)));
+    out
+}
+
+/// Why a client that reached a rule's count was not blocked: the first
+/// condition of the rule its fullest window failed, as the detector's
+/// engine still holds it at the end of the run, or, for a window the engine
+/// no longer holds (older than the longest window before the end), the
+/// route outages of the site lane in which the client got server errors.
+fn held_why(
+    detector: &Detector,
+    rule: &Rule,
+    n: &NearMiss,
+    data: &Data,
+    outages: &[Outage],
+) -> Option<String> {
+    let c = &rule.config;
+    let engine = detector.engine();
+    let end = engine.bucket_of(n.at_ms - 1);
+    let lo = window_start(end, rule.window_buckets);
+    let st = engine.export_where(|k| *k == n.key);
+    let held = st
+        .keys
+        .get(&n.key)
+        .and_then(|k| Some((k, k.rules.get(&c.name)?)))
+        .filter(|(_, rs)| rs.matched.sum(lo, end) >= u64::from(c.threshold));
+    let Some((sk, rs)) = held else {
+        // Not in the engine's memory any more: the site lane's outages.
+        if !rule.outage_aware {
+            return None;
+        }
+        let (first, last) = (
+            (i64::from(lo) * data.bucket_ms).div_euclid(60_000),
+            (n.at_ms - 1).div_euclid(60_000),
+        );
+        let mut sections: Vec<&str> = Vec::new();
+        for (m, s) in data
+            .keys
+            .iter()
+            .filter(|(k, _)| n.key.contains(*k))
+            .flat_map(|(_, k)| &k.failed_sections)
+        {
+            let down = (first..=last).contains(m)
+                && outages
+                    .iter()
+                    .any(|o| o.section == *s && (o.from..=o.to).contains(m));
+            if down && !sections.contains(&s.as_str()) {
+                sections.push(s);
+            }
+        }
+        sections.sort_unstable();
+        return (!sections.is_empty()).then(|| {
+            format!(
+                "outage on {} (site lane; window no longer in the engine)",
+                sections.join(", ")
+            )
+        });
+    };
+    let matched = rs.matched.sum(lo, end);
+    let total = sk.total.sum(lo, end);
+    let requests = if rule.outage_aware {
+        total
+    } else {
+        total.saturating_sub(sk.gateway.sum(lo, end))
+    }
+    .max(matched);
+    if requests < u64::from(c.min_requests) {
+        return Some(format!("{requests} requests, under {}", c.min_requests));
+    }
+    if let Some(r) = c
+        .min_ratio
+        .filter(|r| (matched as f64) < r * requests as f64)
+    {
+        return Some(format!(
+            "ratio {matched}/{requests} ({:.0} %), under {:.0} %",
+            matched as f64 * 100.0 / requests as f64,
+            r * 100.0
+        ));
+    }
+    let paths = rs.paths.count_since(lo);
+    if paths < c.distinct_paths {
+        return Some(format!(
+            "{paths} distinct paths, under {}",
+            c.distinct_paths
+        ));
+    }
+    let members = rs.members.count_since(lo);
+    if c.key == KeyKind::Prefix && members < c.min_members {
+        return Some(format!(
+            "{members} quiet addresses, under {}",
+            c.min_members
+        ));
+    }
+    engine
+        .outage_hold(n.key, &c.name, end)
+        .map(|h| h.to_string())
 }
 
 /// The network of `key` for a prefix rule.
@@ -494,6 +713,7 @@ impl Model {
                     max,
                     threshold: rule.config.threshold,
                     at_ms: (at + 1) * data.bucket_ms,
+                    why: None,
                 });
             }
         }
@@ -509,6 +729,11 @@ impl Model {
             .partition(|n| n.max >= u64::from(n.threshold));
         near.truncate(NEAR_MISSES);
         held.truncate(NEAR_MISSES);
+        let route_clients = detector.config().file.outage.route_clients;
+        let outages = outages(&data.failing, route_clients);
+        for n in &mut held {
+            n.why = held_why(detector, &rules[n.rule], n, &data, &outages);
+        }
 
         let rule_rows = rules
             .iter()
@@ -548,6 +773,8 @@ impl Model {
             blocked_not_shown,
             near,
             held,
+            outages,
+            route_clients,
             data,
         }
     }
@@ -667,13 +894,30 @@ impl Model {
             h.push_str("<p>No counted requests.</p></section>\n");
             return;
         };
-        if self.offenders.is_empty() {
-            h.push_str("<p>No client had a matched request.</p></section>\n");
-            return;
-        }
         let _ = write!(
             h,
-            "<p class=\"note\">Matched requests per minute (any rule) of the top {} offenders, \
+            "<p class=\"note\">The top lane is the whole site: every counted request per minute, \
+             its 4xx and 5xx at the bottom, with the route outages recognised shaded: minutes in \
+             which a route section (<code>/api/*</code>; <code>/*</code> for one-segment paths) \
+             answered server errors to at least {rc} distinct clients \
+             (<code>[outage] route_clients</code>).{untracked}</p>",
+            rc = self.route_clients,
+            untracked = if self.data.failing_untracked > 0 {
+                format!(
+                    " {} server errors came after {MAX_FAILING} (minute, section) pairs were \
+                     tracked and were not judged for outages.",
+                    self.data.failing_untracked
+                )
+            } else {
+                String::new()
+            }
+        );
+        if self.offenders.is_empty() {
+            h.push_str("<p class=\"note\">No client had a matched request.</p>");
+        } else {
+            let _ = write!(
+            h,
+            "<p class=\"note\">Under it, matched requests per minute (any rule) of the top {} offenders, \
              blocked networks first; each lane has its own scale (peak on the right). \
              Shaded: the block, from the event time it was decided to its expiry (clipped to the \
              data).{}</p>",
@@ -688,9 +932,13 @@ impl Model {
                 String::new()
             }
         );
+        }
         let t0 = first.div_euclid(60_000) * 60_000;
         let t1 = (last.div_euclid(60_000) + 1) * 60_000;
-        let (left, right, top, lane_h, width) = (200.0, 70.0, 34.0, 44.0, 1240.0);
+        let (left, right, width) = (200.0, 70.0, 1240.0);
+        let (site_top, site_h, lane_h) = (34.0, 96.0, 44.0);
+        // The offenders' lanes start under the site lane.
+        let top = site_top + site_h + 12.0;
         let plot_w = width - left - right;
         let height = top + lane_h * self.offenders.len() as f64 + 8.0;
         let x = |ms: i64| left + (ms - t0) as f64 / (t1 - t0) as f64 * plot_w;
@@ -721,9 +969,9 @@ impl Model {
                 "<line class=\"grid\" x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{2}\"/>\
                  <text class=\"tick\" x=\"{0:.1}\" y=\"{3}\">{4}</text>",
                 x(t),
-                top - 6.0,
+                site_top - 6.0,
                 height - 8.0,
-                top - 12.0,
+                site_top - 12.0,
                 label
             );
             t += step;
@@ -732,8 +980,9 @@ impl Model {
             h,
             "<text class=\"axis\" x=\"{}\" y=\"{}\">time (UTC)</text>",
             12.0,
-            top - 12.0
+            site_top - 12.0
         );
+        self.site_lane(h, &x, (left, site_top, plot_w, site_h), (t0, t1, minute_w));
         for (i, o) in self.offenders.iter().enumerate() {
             let y0 = top + lane_h * i as f64;
             let key = o.net.to_string();
@@ -808,7 +1057,127 @@ impl Model {
             "</svg><p class=\"legend\"><i style=\"background:#2f6fb0\"></i>matched requests before the block\
              <i style=\"background:#a8322a\"></i>after it was decided (WAF would have stopped these)\
              <i style=\"background:rgba(192,57,43,.18);border:1px solid rgba(192,57,43,.6)\"></i>block, \
-             labelled with its rule</p></section>\n",
+             labelled with its rule</p><p class=\"legend\">site lane:\
+             <i style=\"background:#c3cbd8\"></i>requests\
+             <i style=\"background:#e9a23b\"></i>4xx\
+             <i style=\"background:#c0392b\"></i>5xx\
+             <i style=\"background:rgba(125,60,152,.16);border:1px solid rgba(125,60,152,.6)\"></i>route \
+             outage, labelled with its section</p></section>\n",
+        );
+    }
+
+    /// The whole site's lane: requests, 4xx and 5xx per minute as stacked
+    /// bars (5xx at the bottom), under the route outages recognised.
+    fn site_lane(
+        &self,
+        h: &mut String,
+        x: &dyn Fn(i64) -> f64,
+        (left, y0, plot_w, lane_h): (f64, f64, f64, f64),
+        (t0, t1, minute_w): (i64, i64, f64),
+    ) {
+        let site = &self.data.site;
+        let (requests, c4xx, c5xx) = site.values().fold((0, 0, 0), |(r, a, b), m| {
+            (r + m.requests, a + m.c4xx, b + m.c5xx)
+        });
+        let _ = write!(
+            h,
+            "<g class=\"sitelane\" data-requests=\"{requests}\" data-4xx=\"{c4xx}\" data-5xx=\"{c5xx}\" \
+             data-outages=\"{}\"><rect class=\"lanebg\" x=\"{left}\" y=\"{y0}\" width=\"{plot_w}\" \
+             height=\"{lane_h}\"/>",
+            self.outages.len()
+        );
+        // The longest outages are drawn when there are too many.
+        let mut drawn: Vec<&Outage> = self.outages.iter().collect();
+        drawn.sort_by_key(|o| (std::cmp::Reverse(o.to - o.from), o.from));
+        drawn.truncate(MAX_BANDS);
+        drawn.sort_by_key(|o| o.from);
+        for o in &drawn {
+            let (from, until) = (o.from * 60_000, (o.to + 1) * 60_000);
+            let (s, u) = (from.max(t0), until.min(t1));
+            let _ = write!(
+                h,
+                "<rect class=\"outage\" data-section=\"{sec}\" data-from=\"{f}\" data-until=\"{u}\" \
+                 data-minutes=\"{n}\" data-clients=\"{c}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" \
+                 height=\"{hh:.1}\"><title>outage on {sec}: {f} → {u}, server errors for up to {c} \
+                 clients a minute</title></rect>",
+                sec = esc(&o.section),
+                f = rfc3339(from),
+                u = rfc3339(until),
+                n = o.to - o.from + 1,
+                c = o.clients,
+                x = x(s),
+                y = y0 + 1.0,
+                w = (x(u) - x(s)).max(1.5),
+                hh = lane_h - 2.0,
+            );
+        }
+        let peak = site.values().map(|m| m.requests).max().unwrap_or(0);
+        let scale = (lane_h - 18.0) / peak.max(1) as f64;
+        let base = y0 + lane_h - 2.0;
+        for (m, c) in site {
+            let ms = m * 60_000;
+            let height = |n: u64| {
+                if n == 0 {
+                    0.0
+                } else {
+                    (n as f64 * scale).max(1.0)
+                }
+            };
+            let (h5, h4) = (height(c.c5xx), height(c.c4xx));
+            let hr = (c.requests as f64 * scale).max(h5 + h4).max(1.0);
+            let _ = write!(
+                h,
+                "<g class=\"minute\" data-minute=\"{t}\" data-requests=\"{r}\" data-4xx=\"{a}\" \
+                 data-5xx=\"{b}\"><title>{t}: {r} requests, {a} 4xx, {b} 5xx</title>\
+                 <rect class=\"req\" x=\"{x:.1}\" y=\"{yr:.1}\" width=\"{w:.1}\" height=\"{hr:.1}\"/>",
+                t = rfc3339(ms),
+                r = c.requests,
+                a = c.c4xx,
+                b = c.c5xx,
+                x = x(ms),
+                yr = base - hr,
+                w = (minute_w - 0.5).max(1.0),
+            );
+            for (class, y, hh) in [("c4", base - h5 - h4, h4), ("c5", base - h5, h5)] {
+                if hh > 0.0 {
+                    let _ = write!(
+                        h,
+                        "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{hh:.1}\"/>",
+                        x = x(ms),
+                        w = (minute_w - 0.5).max(1.0),
+                    );
+                }
+            }
+            h.push_str("</g>");
+        }
+        // Labels over the bars, staggered so neighbours stay readable.
+        for (i, o) in drawn.iter().enumerate() {
+            let _ = write!(
+                h,
+                "<text class=\"outagelabel\" x=\"{:.1}\" y=\"{:.1}\">outage on {}</text>",
+                x((o.from * 60_000).max(t0)) + 3.0,
+                y0 + 12.0 + 11.0 * (i % 3) as f64,
+                esc(&o.section)
+            );
+        }
+        let more = self.outages.len() - drawn.len();
+        let _ = write!(
+            h,
+            "<text class=\"key\" x=\"{kx}\" y=\"{ky:.1}\">whole site</text>\
+             <text class=\"sub\" x=\"{kx}\" y=\"{sy:.1}\">{requests} req, {c4xx} 4xx, {c5xx} 5xx</text>\
+             <text class=\"sub\" x=\"{kx}\" y=\"{oy:.1}\">{outages}</text>\
+             <text class=\"peak\" x=\"{px}\" y=\"{py:.1}\">{peak}/min</text></g>",
+            kx = left - 8.0,
+            ky = y0 + lane_h / 2.0 - 6.0,
+            sy = y0 + lane_h / 2.0 + 7.0,
+            oy = y0 + lane_h / 2.0 + 20.0,
+            outages = match (self.outages.len(), more) {
+                (0, _) => "no route outage".to_string(),
+                (n, 0) => format!("{n} route outage{}", plural(n)),
+                (n, m) => format!("{n} route outages ({m} not drawn)"),
+            },
+            px = left + plot_w + 6.0,
+            py = y0 + 16.0,
         );
     }
 
@@ -937,7 +1306,11 @@ impl Model {
             h.push_str(
                 "<h3>Reached the count, held back by another condition</h3><p class=\"note\">\
                  The ratio, distinct paths, members or outage awareness kept these out: \
-                 NATs, crawlers and monitors should be here, attackers should not.</p>",
+                 NATs, crawlers, monitors and the victims of an outage should be here, attackers \
+                 should not. <i>Held back by</i> is the first condition the fullest window fails, \
+                 from the detector's state at the end of the input; for windows older than the \
+                 longest rule window before the end that state is gone, and only an outage the \
+                 site lane recognised (where the client got server errors) is named.</p>",
             );
             self.near_table(h, &self.held, "held");
         }
@@ -947,8 +1320,13 @@ impl Model {
     fn near_table(&self, h: &mut String, rows: &[NearMiss], class: &str) {
         h.push_str(
             "<table class=\"near\"><thead><tr><th>client</th><th>rule</th><th class=\"n\">max / threshold</th>\
-             <th class=\"meterbar\"></th><th>window ending</th><th>user agent</th></tr></thead><tbody>",
+             <th class=\"meterbar\"></th><th>window ending</th>",
         );
+        let held = class == "held";
+        if held {
+            h.push_str("<th>held back by</th>");
+        }
+        h.push_str("<th>user agent</th></tr></thead><tbody>");
         for n in rows {
             let pct = n.ratio() * 100.0;
             let rule = &self.rules[n.rule].config;
@@ -958,12 +1336,22 @@ impl Model {
                 .get(&n.key)
                 .map(|k| esc(&k.user_agent))
                 .unwrap_or_default();
+            let why = n.why.as_deref().map(esc);
             let _ = write!(
                 h,
                 "<tr class=\"{class}\" data-key=\"{key}\" data-rule=\"{r}\" data-max=\"{max}\" \
-                 data-threshold=\"{th}\"><td><code>{key}</code></td><td><code>{r}</code> ({win})</td>\
+                 data-threshold=\"{th}\"{why_attr}><td><code>{key}</code></td><td><code>{r}</code> ({win})</td>\
                  <td class=\"n\">{max}/{th} ({pct:.0} %)</td><td class=\"meterbar\"><span class=\"meter{over}\" \
-                 style=\"width:{w:.0}%\"></span></td><td class=\"t\">{at}</td><td class=\"ua\">{ua}</td></tr>",
+                 style=\"width:{w:.0}%\"></span></td><td class=\"t\">{at}</td>{why_cell}<td class=\"ua\">{ua}</td></tr>",
+                why_attr = why
+                    .as_deref()
+                    .map(|w| format!(" data-held=\"{w}\""))
+                    .unwrap_or_default(),
+                why_cell = match (&why, held) {
+                    (Some(w), _) => format!("<td class=\"why\">held back: {w}</td>"),
+                    (None, true) => "<td class=\"why\">-</td>".to_string(),
+                    (None, false) => String::new(),
+                },
                 key = n.key,
                 r = esc(&rule.name),
                 win = rule.window,
@@ -1167,6 +1555,10 @@ svg .axis { text-anchor:start; font-weight:600; }
 svg .band { fill:var(--red); fill-opacity:0.13; stroke:var(--red); stroke-opacity:0.5; stroke-width:0.8; }
 svg .bandlabel { font-size:10px; fill:var(--red); font-weight:600; }
 svg .bar { fill:var(--bar); }
+svg .req { fill:#c3cbd8; } svg .c4 { fill:#e9a23b; } svg .c5 { fill:var(--red); }
+svg .outage { fill:#7d3c98; fill-opacity:0.16; stroke:#7d3c98; stroke-opacity:0.55; stroke-width:0.8; }
+svg .outagelabel { font-size:10px; fill:#6c3483; font-weight:600; }
+td.why { font-size:12.5px; }
 svg .bar.late { fill:#a8322a; }
 svg .key { font:12px ui-monospace, Menlo, Consolas, monospace; text-anchor:end; fill:var(--fg); }
 svg .sub { font-size:10.5px; text-anchor:end; fill:var(--mute); }
@@ -1209,6 +1601,38 @@ mod tests {
         assert_eq!(max_window(&b, 6), (15, 6)); // buckets 1..=6
         assert_eq!(max_window(&b, 8), (23, 7)); // buckets 0..=7
         assert_eq!(max_window(&b, 1), (10, 6));
+    }
+
+    #[test]
+    fn outages_merge_consecutive_minutes_of_a_section() {
+        let ip = |i: u8| IpNet::from(std::net::IpAddr::from([192, 0, 2, i]));
+        let clients = |n: u8| (1..=n).map(ip).collect::<Vec<_>>();
+        let failing: HashMap<(i64, String), Vec<IpNet>> = [
+            ((10, "/api/*"), clients(3)),
+            ((11, "/api/*"), clients(5)),
+            ((12, "/api/*"), clients(2)), // too few: ends the band
+            ((13, "/api/*"), clients(4)),
+            ((11, "/*"), clients(3)),
+            ((20, "/x/*"), clients(1)),
+        ]
+        .into_iter()
+        .map(|((m, s), c)| ((m, s.to_string()), c))
+        .collect();
+        let o = |section: &str, from, to, clients| Outage {
+            section: section.into(),
+            from,
+            to,
+            clients,
+        };
+        assert_eq!(
+            outages(&failing, 3),
+            vec![
+                o("/api/*", 10, 11, 5),
+                o("/*", 11, 11, 3),
+                o("/api/*", 13, 13, 4)
+            ]
+        );
+        assert_eq!(outages(&failing, 5), vec![o("/api/*", 11, 11, 5)]);
     }
 
     #[test]

@@ -239,3 +239,190 @@ fn report_unreadable_input_is_exit_2() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("/nonexistent/x.log"));
     assert!(!out.exists());
 }
+
+/// The attributes of every tag whose class attribute starts with `class`,
+/// data or not, in document order.
+fn classed(html: &str, class: &str) -> Vec<BTreeMap<String, String>> {
+    html.match_indices('<')
+        .map(|(i, _)| attributes(&html[i + 1..i + html[i..].find('>').expect("closed tag")]))
+        .filter(|a| {
+            a.get("class")
+                .is_some_and(|c| c.split(' ').next() == Some(class))
+        })
+        .collect()
+}
+
+/// A crafted ALB log around an outage of the API (`/api/*`) in minutes 2-4,
+/// as (second, client, path, status), in time order:
+/// - 8 shoppers get static pages (200) every 5 s until `until_secs`;
+/// - 6 clients retry `/api/cart` and `/api/products?id=N` every 15 s
+///   through the outage and get 502;
+/// - 198.51.100.20 gets 12 × 502 on 12 distinct product URLs within minute
+///   3: fuzz-5xx's count (10 in 2 min on 5 distinct URLs) is reached, only
+///   the outage holds it back;
+/// - 192.0.2.50 gets 10 × 404 in minute 1 (well under scan-burst);
+/// - two clients get a 500 on `/api/search` in minute 0 and one a 503 on
+///   `/login` in minute 5: too few clients for an outage.
+fn outage_log(until_secs: u32) -> Vec<(u32, String, String, u16)> {
+    let mut lines = Vec::new();
+    let mut add = |t: u32, client: String, path: &str, status: u16| {
+        lines.push((t, client, path.to_string(), status));
+    };
+    for t in (0..until_secs).step_by(5) {
+        for s in 1..=8 {
+            let page = ["/", "/index.html", "/static/app.css", "/about"][(t as usize / 5 + s) % 4];
+            add(t, format!("10.0.0.{s}"), page, 200);
+        }
+    }
+    for t in (120..300).step_by(15) {
+        for v in 1..=6u32 {
+            let path = if (t / 15 + v) % 2 == 0 {
+                "/api/cart".to_string()
+            } else {
+                format!("/api/products?id={}", t + v)
+            };
+            add(t + v, format!("203.0.113.{v}"), &path, 502);
+        }
+    }
+    for i in 0..12u32 {
+        add(
+            182 + 4 * i,
+            "198.51.100.20".into(),
+            &format!("/api/products?id={}", 1000 + i),
+            502,
+        );
+    }
+    for i in 0..10u32 {
+        add(
+            62 + 3 * i,
+            "192.0.2.50".into(),
+            &format!("/missing{i}"),
+            404,
+        );
+    }
+    add(7, "192.0.2.60".into(), "/api/search?q=a", 500);
+    add(8, "192.0.2.61".into(), "/api/search?q=b", 500);
+    add(311, "192.0.2.62".into(), "/login", 503);
+    lines.sort_by_key(|l| l.0);
+    lines
+}
+
+fn write_log(dir: &TempDir, lines: &[(u32, String, String, u16)]) -> String {
+    let text: String = lines
+        .iter()
+        .map(|(t, c, p, s)| alb_line(&at(*t), c, "GET", p, *s) + "\n")
+        .collect();
+    let file = dir.join("outage.log");
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+#[test]
+fn report_site_lane_counts_every_minute_and_shades_the_api_outage() {
+    let dir = TempDir::new("report-outage");
+    let lines = outage_log(7 * 60);
+    let f = write_log(&dir, &lines);
+    let html = report(&[&f], &dir.join("r.html"), &[]);
+    assert!(detect_decisions(&[&f]).is_empty(), "nobody is blocked");
+
+    // Requests, 4xx and 5xx per minute, counted from the lines.
+    let mut expected: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for (t, _, _, status) in &lines {
+        let e = expected
+            .entry(at(t / 60 * 60).replace(".000000", ""))
+            .or_default();
+        e.0 += 1;
+        e.1 += u64::from((400..500).contains(status));
+        e.2 += u64::from((500..600).contains(status));
+    }
+    let minutes: BTreeMap<String, (u64, u64, u64)> = classed(&html, "minute")
+        .into_iter()
+        .map(|m| {
+            let n = |k: &str| m[k].parse::<u64>().unwrap();
+            (
+                m["data-minute"].clone(),
+                (n("data-requests"), n("data-4xx"), n("data-5xx")),
+            )
+        })
+        .collect();
+    assert_eq!(minutes, expected);
+    assert_eq!(expected.len(), 7);
+    let lane = &classed(&html, "sitelane")[0];
+    assert_eq!(lane["data-requests"], lines.len().to_string());
+    assert_eq!(lane["data-4xx"], "10");
+    assert_eq!(lane["data-5xx"], (6 * 12 + 12 + 3).to_string());
+
+    // One band: /api/* over minutes 2-4. The lone 5xx of minutes 0 and 5
+    // (two clients, one client) are no outage.
+    let bands = classed(&html, "outage");
+    assert_eq!(bands.len(), 1, "{bands:?}");
+    let b = &bands[0];
+    assert_eq!(
+        (
+            b["data-section"].as_str(),
+            b["data-from"].as_str(),
+            b["data-until"].as_str(),
+            b["data-minutes"].as_str(),
+            b["data-clients"].as_str()
+        ),
+        (
+            "/api/*",
+            "2026-01-01T00:02:00Z",
+            "2026-01-01T00:05:00Z",
+            "3",
+            "7"
+        )
+    );
+    assert!(html.contains(">outage on /api/*</text>"));
+
+    // The heavy victim reached fuzz-5xx's count; the outage held it back.
+    let held: Vec<_> = tags(&html, "held");
+    let victim = held
+        .iter()
+        .find(|n| n["data-key"] == "198.51.100.20/32" && n["data-rule"] == "fuzz-5xx")
+        .unwrap_or_else(|| panic!("not held: {held:?}"));
+    assert_eq!(victim["data-held"], "outage on /api/*");
+    assert!(victim["data-max"].parse::<u64>().unwrap() >= 10);
+    assert!(html.contains("held back: outage on /api/*</td>"));
+}
+
+#[test]
+fn report_names_an_outage_the_engine_no_longer_holds() {
+    // The same outage, then 40 more minutes of shopping: the engine's state
+    // of minutes 2-4 is gone by the end; the site lane's band names it.
+    let dir = TempDir::new("report-old-outage");
+    let f = write_log(&dir, &outage_log(45 * 60));
+    let html = report(&[&f], &dir.join("r.html"), &[]);
+    let bands = classed(&html, "outage");
+    assert_eq!(bands.len(), 1, "{bands:?}");
+    let held = tags(&html, "held");
+    let victim = held
+        .iter()
+        .find(|n| n["data-key"] == "198.51.100.20/32" && n["data-rule"] == "fuzz-5xx")
+        .unwrap_or_else(|| panic!("not held: {held:?}"));
+    assert_eq!(
+        victim["data-held"],
+        "outage on /api/* (site lane; window no longer in the engine)"
+    );
+}
+
+#[test]
+fn report_outage_sections_from_logs_are_escaped() {
+    let dir = TempDir::new("report-outage-esc");
+    let mut lines = Vec::new();
+    for c in 1..=3u32 {
+        lines.push((
+            60 + c,
+            format!("203.0.113.{c}"),
+            "/<script>/x".to_string(),
+            500,
+        ));
+    }
+    let f = write_log(&dir, &lines);
+    let html = report(&[&f], &dir.join("r.html"), &[]);
+    assert!(!html.contains("<script>"), "unescaped section");
+    let bands = classed(&html, "outage");
+    assert_eq!(bands.len(), 1);
+    assert_eq!(bands[0]["data-section"], "/&lt;script&gt;/*");
+    assert!(html.contains("outage on /&lt;script&gt;/*"));
+}
