@@ -187,3 +187,54 @@ fn manual_block_and_unblock_are_audited_and_synced() {
     let out = fail2waf(&["status", "--state", "/no/such/dir"], b"");
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A shopper retrying through an outage of the API: `explain` shows the
+/// 5xx it counted and says that the outage held it back.
+#[test]
+fn explain_says_an_outage_held_a_client_back() {
+    let dir = TempDir::new("manage-outage");
+    let mut log = String::new();
+    // Six shoppers: pages work, the API answers 502 from minute 1 to 3.
+    for s in 0..6u32 {
+        for i in 0..36u32 {
+            let t = 60 + i * 5 + s;
+            let ip = format!("192.0.2.{}", 20 + s);
+            log += &alb_line(&at(t), &ip, "GET", "/", 200);
+            log.push('\n');
+            let path = format!("/api/products?id={}", i * 7 + s);
+            log += &alb_line(&at(t), &ip, "GET", &path, 502);
+            log.push('\n');
+        }
+    }
+    std::fs::write(dir.join("a.log"), log).unwrap();
+    let state = dir.join("state").to_str().unwrap().to_string();
+    let out = fail2waf(
+        &[
+            "detect",
+            "--state",
+            &state,
+            dir.join("a.log").to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = json(&["explain", "192.0.2.20", "--state", &state, "--json"]);
+    assert!(e["block"].is_null(), "{e}");
+    let fuzz = e["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "fuzz-5xx")
+        .unwrap();
+    assert!(
+        fuzz["busiest_window_matched"].as_u64().unwrap() >= 10,
+        "{fuzz}"
+    );
+    assert_eq!(fuzz["held_back"], "outage on /api/*", "{fuzz}");
+    let text = fail2waf(&["explain", "192.0.2.20", "--state", &state], b"");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("held back: outage on /api/*"));
+}

@@ -417,7 +417,9 @@ fn corpus() -> Corpus {
         .collect();
     let mut alb = String::new();
     std::io::Read::read_to_string(
-        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(dir.join("alb.log.gz")).unwrap()),
+        &mut flate2::read::MultiGzDecoder::new(
+            std::fs::File::open(dir.join("alb.log.gz")).unwrap(),
+        ),
         &mut alb,
     )
     .unwrap();
@@ -473,11 +475,17 @@ impl Corpus {
                 (true, false) => {
                     attackers += 1;
                     caught += 1;
-                    report.push(format!("  {what:<15} {group:<14} blocked by {}", by.join(",")));
+                    report.push(format!(
+                        "  {what:<15} {group:<14} blocked by {}",
+                        by.join(",")
+                    ));
                 }
                 (false, false) => {
                     innocent += 1;
-                    failures.push(format!("{what}: {group} ({net}) blocked by {}", by.join(",")));
+                    failures.push(format!(
+                        "{what}: {group} ({net}) blocked by {}",
+                        by.join(",")
+                    ));
                 }
                 (false, true) => {}
             }
@@ -509,10 +517,20 @@ fn real_tool_corpus_blocks_every_attacker_and_no_innocent() {
     let (mut report, mut failures) = (vec![], vec![]);
     for (file, format) in [("alb.log.gz", "alb"), ("nginx.log.gz", "nginx-combined")] {
         let out = fail2waf(
-            &["detect", "--json", "--format", format, dir.join(file).to_str().unwrap()],
+            &[
+                "detect",
+                "--json",
+                "--format",
+                format,
+                dir.join(file).to_str().unwrap(),
+            ],
             b"",
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let lines = json_lines(&out);
         assert_eq!(of_type(&lines, "summary")[0]["lines_skipped"], 0);
         let blocked: Vec<(IpNet, String)> = of_type(&lines, "decision")
@@ -569,8 +587,7 @@ fn real_tool_corpus_through_the_ingest_function_reaches_the_ip_sets() {
             key
         })
         .collect();
-    let events: Vec<serde_json::Value> =
-        keys.iter().map(|k| s3_event(&acct.logs, &[k])).collect();
+    let events: Vec<serde_json::Value> = keys.iter().map(|k| s3_event(&acct.logs, &[k])).collect();
     let (out, _) = run_function("ingest", &acct.env(&[]), &events);
     for o in &out {
         response(o);

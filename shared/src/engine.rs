@@ -705,6 +705,14 @@ impl Engine {
         failed: bool,
     ) -> Option<(u64, u64)> {
         let path = hit.path_bytes();
+        if !failed {
+            // Most requests are on sections where nothing failed.
+            if let Some(sec) = self.namer.section_hash(path) {
+                if !self.routes.contains_key(&sec) {
+                    return None;
+                }
+            }
+        }
         let (h, section) = self.namer.hash(path);
         if !failed {
             self.routes.get_mut(&h)?.1.requests.add(b, 1);

@@ -67,6 +67,32 @@ impl RouteNamer {
         (hash_bytes(&buf[..n]), section)
     }
 
+    /// The hash of a path's section alone, cheaply (only its first segment
+    /// is folded), as [`RouteNamer::hash`] gives it; `None` when only the
+    /// whole path tells (operator patterns, a first segment near
+    /// [`MAX_ROUTE_LEN`]). A route is held only with its section, so a
+    /// path whose section is not held needs no more work.
+    pub fn section_hash(&self, path: &[u8]) -> Option<u64> {
+        if self.patterns.is_some() {
+            return None;
+        }
+        let rest = without_query(path).strip_prefix(b"/")?;
+        let Some(i) = memchr::memchr(b'/', rest) else {
+            return Some(hash_bytes(b"/*"));
+        };
+        let seg = fold_segment(&rest[..i]);
+        if seg.len() + 3 > MAX_ROUTE_LEN {
+            return None;
+        }
+        let mut buf = [0u8; MAX_ROUTE_LEN];
+        buf[0] = b'/';
+        buf[1..=seg.len()].copy_from_slice(seg);
+        buf[seg.len() + 1] = b'/';
+        buf[seg.len() + 2] = b'*';
+        sanitize(&mut buf[1..=seg.len()]);
+        Some(hash_bytes(&buf[..seg.len() + 3]))
+    }
+
     /// The label of a route's section (`/products/*` for
     /// `/products/{n}/reviews`), if it has one.
     pub fn section_label(route_label: &str) -> Option<String> {
@@ -150,14 +176,18 @@ fn fold_into(path: &[u8], out: &mut [u8; MAX_ROUTE_LEN]) -> usize {
         }
         push(fold_segment(seg), &mut n);
     }
-    // Labels are shown and stored: control and non-ASCII bytes become `_`
-    // (so a label is its own UTF-8 and hashes the same after a round trip).
-    for b in &mut out[..n] {
+    sanitize(&mut out[..n]);
+    n
+}
+
+/// Labels are shown and stored: control and non-ASCII bytes become `_`
+/// (so a label is its own UTF-8 and hashes the same after a round trip).
+fn sanitize(bytes: &mut [u8]) {
+    for b in bytes {
         if !(0x20..0x7f).contains(b) {
             *b = b'_';
         }
     }
-    n
 }
 
 /// A segment, or the placeholder it folds to.
@@ -165,14 +195,18 @@ fn fold_segment(seg: &[u8]) -> &[u8] {
     if seg.is_empty() {
         return seg;
     }
-    let digits = seg.iter().filter(|b| b.is_ascii_digit()).count();
+    let (mut digits, mut hex, mut token) = (0usize, true, true);
+    for &b in seg {
+        digits += usize::from(b.is_ascii_digit());
+        hex &= b.is_ascii_hexdigit();
+        token &= b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    }
     if digits == seg.len() {
         return b"{n}";
     }
     if digits == 0 {
         return seg;
     }
-    let hex = seg.iter().all(u8::is_ascii_hexdigit);
     let uuid = seg.len() == 36
         && seg.iter().enumerate().all(|(i, &b)| {
             if matches!(i, 8 | 13 | 18 | 23) {
@@ -181,11 +215,7 @@ fn fold_segment(seg: &[u8]) -> &[u8] {
                 b.is_ascii_hexdigit()
             }
         });
-    let token = seg.len() >= 20
-        && seg
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if uuid || (hex && seg.len() >= 8) || token {
+    if uuid || (hex && seg.len() >= 8) || (token && seg.len() >= 20) {
         b"{id}"
     } else {
         seg
@@ -203,15 +233,15 @@ pub fn path_of_request(request: &[u8]) -> &[u8] {
         Some(i) => &url[..i],
         None => url,
     };
-    match memchr::memmem::find(url, b"://") {
-        Some(i) if !url[..i].contains(&b'/') => {
-            let rest = &url[i + 3..];
-            match memchr::memchr2(b'/', b'?', rest) {
-                Some(j) => &rest[j..],
-                None => b"/",
-            }
-        }
-        _ => url,
+    // `scheme://authority/path`: a scheme is letters before `:`.
+    let scheme = url.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    if scheme == 0 || !url[scheme..].starts_with(b"://") {
+        return url;
+    }
+    let rest = &url[scheme + 3..];
+    match memchr::memchr2(b'/', b'?', rest) {
+        Some(j) => &rest[j..],
+        None => b"/",
     }
 }
 
