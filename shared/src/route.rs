@@ -55,16 +55,15 @@ impl RouteNamer {
         if let Some(i) = self.pattern_of(path) {
             return (hash_bytes(self.label_of_pattern(i).as_bytes()), None);
         }
-        let mut buf = [0u8; MAX_ROUTE_LEN];
+        let mut buf = [0u8; MAX_ROUTE_LEN + 1];
         let n = fold_into(path, &mut buf);
+        let route = hash_bytes(&buf[..n]);
         let section = section_len(&buf[..n]).map(|k| {
             // `/a/` + `*`: the route's first bytes are the section's.
-            let mut sec = [0u8; MAX_ROUTE_LEN + 1];
-            sec[..k].copy_from_slice(&buf[..k]);
-            sec[k] = b'*';
-            hash_bytes(&sec[..=k])
+            buf[k] = b'*';
+            hash_bytes(&buf[..=k])
         });
-        (hash_bytes(&buf[..n]), section)
+        (route, section)
     }
 
     /// The hash of a path's section alone, cheaply (only its first segment
@@ -76,10 +75,15 @@ impl RouteNamer {
         if self.patterns.is_some() {
             return None;
         }
-        let rest = without_query(path).strip_prefix(b"/")?;
-        let Some(i) = memchr::memchr(b'/', rest) else {
+        let rest = path.strip_prefix(b"/")?;
+        // The first segment ends at `/`; at `?`, `#` or the end the path
+        // has one segment.
+        let Some(i) = rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')) else {
             return Some(hash_bytes(b"/*"));
         };
+        if rest[i] != b'/' {
+            return Some(hash_bytes(b"/*"));
+        }
         let seg = fold_segment(&rest[..i]);
         if seg.len() + 3 > MAX_ROUTE_LEN {
             return None;
@@ -106,7 +110,7 @@ impl RouteNamer {
         if let Some(i) = self.pattern_of(path) {
             return self.label_of_pattern(i).to_string();
         }
-        let mut buf = [0u8; MAX_ROUTE_LEN];
+        let mut buf = [0u8; MAX_ROUTE_LEN + 1];
         let n = fold_into(path, &mut buf);
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
@@ -149,32 +153,36 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
 /// the section of a path of one segment (`/cart`, `/`) is `/*`.
 fn section_len(folded: &[u8]) -> Option<usize> {
     let rest = folded.strip_prefix(b"/")?;
-    Some(memchr::memchr(b'/', rest).map_or(1, |i| i + 2))
+    Some(rest.iter().position(|&b| b == b'/').map_or(1, |i| i + 2))
 }
 
 fn without_query(path: &[u8]) -> &[u8] {
-    match memchr::memchr2(b'?', b'#', path) {
+    // Paths are short: a plain loop beats memchr's set-up.
+    match path.iter().position(|&b| b == b'?' || b == b'#') {
         Some(i) => &path[..i],
         None => path,
     }
 }
 
-/// Fold `path` (no query) into `out`; the length written.
-fn fold_into(path: &[u8], out: &mut [u8; MAX_ROUTE_LEN]) -> usize {
+/// Fold `path` (no query) into `out` (its last byte stays free); the
+/// length written, at most [`MAX_ROUTE_LEN`].
+fn fold_into(path: &[u8], out: &mut [u8; MAX_ROUTE_LEN + 1]) -> usize {
     let mut n = 0;
-    let mut push = |bytes: &[u8], n: &mut usize| {
-        let take = bytes.len().min(MAX_ROUTE_LEN - *n);
-        out[*n..*n + take].copy_from_slice(&bytes[..take]);
-        *n += take;
-    };
     for (i, seg) in path.split(|&b| b == b'/').enumerate() {
-        if n == MAX_ROUTE_LEN {
-            break;
-        }
         if i > 0 {
-            push(b"/", &mut n);
+            if n == MAX_ROUTE_LEN {
+                break;
+            }
+            out[n] = b'/';
+            n += 1;
         }
-        push(fold_segment(seg), &mut n);
+        for &b in fold_segment(seg) {
+            if n == MAX_ROUTE_LEN {
+                break;
+            }
+            out[n] = b;
+            n += 1;
+        }
     }
     sanitize(&mut out[..n]);
     n
@@ -225,11 +233,12 @@ fn fold_segment(seg: &[u8]) -> &[u8] {
 /// The path of an ALB-style request field (`GET http://host:80/p?q HTTP/1.1`)
 /// as bytes, without validating it: enough to name its route.
 pub fn path_of_request(request: &[u8]) -> &[u8] {
-    let url = match memchr::memchr(b' ', request) {
+    let url = match request.iter().position(|&b| b == b' ') {
         Some(i) => &request[i + 1..],
         None => request,
     };
-    let url = match memchr::memrchr(b' ', url) {
+    // The protocol version is short: look for its space from the end.
+    let url = match url.iter().rposition(|&b| b == b' ') {
         Some(i) => &url[..i],
         None => url,
     };
@@ -239,7 +248,7 @@ pub fn path_of_request(request: &[u8]) -> &[u8] {
         return url;
     }
     let rest = &url[scheme + 3..];
-    match memchr::memchr2(b'/', b'?', rest) {
+    match rest.iter().position(|&b| b == b'/' || b == b'?') {
         Some(j) => &rest[j..],
         None => b"/",
     }
