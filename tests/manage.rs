@@ -5,7 +5,6 @@ use crate::util::*;
 /// A state directory in which 198.51.100.7 is blocked (40 404s in 40 s)
 /// and 192.0.2.9 came close (12 404s).
 fn state_with_a_block() -> (TempDir, String) {
-    let dir = TempDir::new("manage");
     let mut log = String::new();
     for i in 0..40 {
         log += &alb_line(&at(i), "198.51.100.7", "GET", &format!("/p{i}"), 404);
@@ -15,6 +14,12 @@ fn state_with_a_block() -> (TempDir, String) {
         log += &alb_line(&at(i), "192.0.2.9", "GET", &format!("/q{i}"), 404);
         log.push('\n');
     }
+    state_of(&log)
+}
+
+/// A local state directory after `detect --state` read `log`.
+fn state_of(log: &str) -> (TempDir, String) {
+    let dir = TempDir::new("manage");
     std::fs::write(dir.join("a.log"), log).unwrap();
     let state = dir.join("state").to_str().unwrap().to_string();
     let out = fail2waf(
@@ -192,7 +197,6 @@ fn manual_block_and_unblock_are_audited_and_synced() {
 /// 5xx it counted and says that the outage held it back.
 #[test]
 fn explain_says_an_outage_held_a_client_back() {
-    let dir = TempDir::new("manage-outage");
     let mut log = String::new();
     // Six shoppers: pages work, the API answers 502 from minute 1 to 3.
     for s in 0..6u32 {
@@ -206,22 +210,7 @@ fn explain_says_an_outage_held_a_client_back() {
             log.push('\n');
         }
     }
-    std::fs::write(dir.join("a.log"), log).unwrap();
-    let state = dir.join("state").to_str().unwrap().to_string();
-    let out = fail2waf(
-        &[
-            "detect",
-            "--state",
-            &state,
-            dir.join("a.log").to_str().unwrap(),
-        ],
-        b"",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_d, state) = state_of(&log);
     let e = json(&["explain", "192.0.2.20", "--state", &state, "--json"]);
     assert!(e["block"].is_null(), "{e}");
     let fuzz = e["rules"]
