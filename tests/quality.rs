@@ -223,14 +223,11 @@ fn family_seeds() -> u64 {
 
 /// What the defaults still get wrong per family over seeds 1–20, as
 /// (family, missed, innocent blocked, fast attackers late): the matrix
-/// may not get worse than this, and the goal is 0 everywhere (issue #10's
-/// note and docs/rules.md list the causes). Families not listed must be
-/// perfect.
-const KNOWN_GAPS: [(&str, usize, usize, usize); 3] = [
-    ("app-outage", 0, 0, 1),
-    ("site-outage", 1, 0, 1),
-    ("scanner-heavy", 0, 0, 1),
-];
+/// may not get worse than this, and the goal is 0 everywhere. Families not
+/// listed must be perfect. app-outage seed 4: nikto, 345 of whose 1,190
+/// requests the outage answered, is blocked 61 s after its first answered
+/// request.
+const KNOWN_GAPS: [(&str, usize, usize, usize); 1] = [("app-outage", 0, 0, 1)];
 
 /// The matrix of docs/rules.md: every scenario family, randomized per
 /// seed, with the default rules. Attackers missed, innocent clients

@@ -715,11 +715,16 @@ impl Engine {
         }
         let (h, section) = self.namer.hash(path);
         if !failed {
-            self.routes.get_mut(&h)?.1.requests.add(b, 1);
-            if let Some((_, st)) = section.and_then(|s| self.routes.get_mut(&s)) {
-                st.requests.add(b, 1);
+            // The route and the section count apart: a section's requests
+            // are every request on it, whether its route failed or not.
+            let mut held = false;
+            for hash in std::iter::once(h).chain(section) {
+                if let Some((_, st)) = self.routes.get_mut(&hash) {
+                    st.requests.add(b, 1);
+                    held = true;
+                }
             }
-            return Some((h, section.unwrap_or(0)));
+            return held.then_some((h, section.unwrap_or(0)));
         }
         let label = self.namer.label(path);
         let section_label = section.and_then(|_| RouteNamer::section_label(&label));

@@ -1179,7 +1179,16 @@ fn fuzzer(w: &mut World<'_>) {
             t = a + 20 * SEC;
             stop = t + 5 * MIN;
         }
-        Some((a, _)) if t < a && stop > a - 30 * SEC => stop = a - 30 * SEC,
+        // Never during the outage: cut short before it, or, if that would
+        // leave less than three minutes, after it.
+        Some((a, b)) if t < b && stop > a - 30 * SEC => {
+            if a - 30 * SEC - t >= 3 * MIN {
+                stop = a - 30 * SEC;
+            } else {
+                t = b + 30 * SEC;
+                stop = t + 5 * MIN;
+            }
+        }
         _ => {}
     }
     // (template, status; 0 = WAF decides, 1 = slow 200)
