@@ -358,6 +358,7 @@ pub struct Engine {
     namer: RouteNamer,
     /// Failing routes: hash → (label, stats).
     routes: HashMap<u64, (String, RouteStats), ahash::RandomState>,
+    url_prefix: crate::route::UrlPrefix,
     /// Offenses of outage-aware rules found while reading, held until
     /// event time has moved [`Engine::settle_buckets`] past their window
     /// (key, rule, window end), so that other clients' failures in the same
@@ -421,6 +422,7 @@ impl Engine {
                 .fold(0, |m, (i, r)| m | (u64::from(r.outage_aware) << i)),
             namer: RouteNamer::new(&f.outage.routes),
             routes: HashMap::default(),
+            url_prefix: Default::default(),
             pending: Vec::new(),
             deferring: true,
         }
@@ -704,15 +706,21 @@ impl Engine {
         b: Bucket,
         failed: bool,
     ) -> Option<(u64, u64)> {
-        let path = hit.path_bytes();
         if !failed {
-            // Most requests are on sections where nothing failed.
-            if let Some(sec) = self.namer.section_hash(path) {
+            // Most requests are on sections where nothing failed: their
+            // first segment tells, read straight from a lean line's raw
+            // request field after the `scheme://host` of the line before.
+            let start = match hit.raw_request {
+                Some(raw) if hit.path.is_empty() => self.url_prefix.path_start(raw),
+                _ => Some(hit.path_bytes()),
+            };
+            if let Some(sec) = start.and_then(|p| self.namer.section_hash(p)) {
                 if !self.routes.contains_key(&sec) {
                     return None;
                 }
             }
         }
+        let path = hit.path_bytes();
         let (h, section) = self.namer.hash(path);
         if !failed {
             // The route and the section count apart: a section's requests

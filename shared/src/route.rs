@@ -76,9 +76,12 @@ impl RouteNamer {
             return None;
         }
         let rest = path.strip_prefix(b"/")?;
-        // The first segment ends at `/`; at `?`, `#` or the end the path
-        // has one segment.
-        let Some(i) = rest.iter().position(|&b| matches!(b, b'/' | b'?' | b'#')) else {
+        // The first segment ends at `/`; at `?`, `#`, a space (the end of
+        // the URL in a raw request field) or the end the path has one.
+        let Some(i) = rest
+            .iter()
+            .position(|&b| matches!(b, b'/' | b'?' | b'#' | b' '))
+        else {
             return Some(hash_bytes(b"/*"));
         };
         if rest[i] != b'/' {
@@ -203,18 +206,18 @@ fn fold_segment(seg: &[u8]) -> &[u8] {
     if seg.is_empty() {
         return seg;
     }
-    let (mut digits, mut hex, mut token) = (0usize, true, true);
-    for &b in seg {
-        digits += usize::from(b.is_ascii_digit());
-        hex &= b.is_ascii_hexdigit();
-        token &= b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-    }
+    // Most segments are words: one cheap pass tells.
+    let digits = seg.iter().filter(|b| b.is_ascii_digit()).count();
     if digits == seg.len() {
         return b"{n}";
     }
     if digits == 0 {
         return seg;
     }
+    let hex = seg.iter().all(u8::is_ascii_hexdigit);
+    let token = seg
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let uuid = seg.len() == 36
         && seg.iter().enumerate().all(|(i, &b)| {
             if matches!(i, 8 | 13 | 18 | 23) {
@@ -227,6 +230,40 @@ fn fold_segment(seg: &[u8]) -> &[u8] {
         b"{id}"
     } else {
         seg
+    }
+}
+
+/// The `scheme://host:port` of the last absolute URL seen, to find the
+/// path of the next request field without scanning the host again (the
+/// lines of one log almost all name the same host).
+#[derive(Debug, Clone, Default)]
+pub struct UrlPrefix(Vec<u8>);
+
+impl UrlPrefix {
+    /// Where the path starts in a raw request field (`GET
+    /// http://host:80/p?q HTTP/1.1`): the path and whatever follows it.
+    pub fn path_start<'a>(&mut self, request: &'a [u8]) -> Option<&'a [u8]> {
+        let i = request.iter().position(|&b| b == b' ')?;
+        let url = &request[i + 1..];
+        if !self.0.is_empty() && url.starts_with(&self.0) {
+            let rest = &url[self.0.len()..];
+            if matches!(rest.first(), Some(b'/' | b'?')) {
+                return Some(rest);
+            }
+        }
+        let path = path_of_request(request);
+        // `path` is a part of `url`, or a constant `/` (no path at all).
+        let Some(offset) = (path.as_ptr() as usize).checked_sub(url.as_ptr() as usize) else {
+            return Some(path);
+        };
+        if offset > url.len() {
+            return Some(path);
+        }
+        if offset > 0 && offset <= 128 && path.first() == Some(&b'/') {
+            self.0.clear();
+            self.0.extend_from_slice(&url[..offset]);
+        }
+        Some(&url[offset..])
     }
 }
 
@@ -280,9 +317,41 @@ pub struct RouteCount {
 
 /// A key's [`RouteCount`]s, sorted by bucket and route: kept for the
 /// routes on which the key got a failure, from that failure on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RouteCounts(Vec<RouteCount>);
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "Vec<RouteCount>", into = "Vec<RouteCount>")]
+pub struct RouteCounts {
+    entries: Vec<RouteCount>,
+    /// The routes and sections with a failure among `entries`, sorted:
+    /// [`RouteCounts::failed_on`] is asked for every request of a key
+    /// that failed, so it must not scan the entries.
+    failing: Vec<u64>,
+}
+
+impl From<Vec<RouteCount>> for RouteCounts {
+    fn from(entries: Vec<RouteCount>) -> Self {
+        let mut r = RouteCounts {
+            entries,
+            failing: Vec::new(),
+        };
+        r.entries.sort_unstable_by_key(|e| (e.bucket, e.route));
+        r.reindex();
+        r
+    }
+}
+
+impl From<RouteCounts> for Vec<RouteCount> {
+    fn from(r: RouteCounts) -> Self {
+        r.entries
+    }
+}
+
+impl PartialEq for RouteCounts {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for RouteCounts {}
 
 impl RouteCounts {
     /// Add `failed` failures and `requests` requests on `route` in bucket `b`.
@@ -290,24 +359,26 @@ impl RouteCounts {
     /// oldest and an older one is dropped.
     pub fn add(&mut self, b: Bucket, (route, section): (u64, u64), failed: u32, requests: u32) {
         match self
-            .0
+            .entries
             .binary_search_by_key(&(b, route), |e| (e.bucket, e.route))
         {
             Ok(i) => {
-                let e = &mut self.0[i];
+                let e = &mut self.entries[i];
                 e.failed = e.failed.saturating_add(failed);
                 e.requests = e.requests.saturating_add(requests);
             }
-            Err(i) => {
-                let mut i = i;
-                if self.0.len() >= MAX_KEY_ROUTES {
+            Err(mut i) => {
+                if self.entries.len() >= MAX_KEY_ROUTES {
                     if i == 0 {
                         return;
                     }
-                    self.0.remove(0);
+                    let gone = self.entries.remove(0);
                     i -= 1;
+                    if gone.failed > 0 {
+                        self.reindex();
+                    }
                 }
-                self.0.insert(
+                self.entries.insert(
                     i,
                     RouteCount {
                         bucket: b,
@@ -319,21 +390,44 @@ impl RouteCounts {
                 );
             }
         }
+        if failed > 0 {
+            self.mark_failing(route);
+            if section != 0 {
+                self.mark_failing(section);
+            }
+        }
     }
 
     /// Has the key got a failure on `route` or in its `section` (0: none),
     /// in any bucket held?
     pub fn failed_on(&self, (route, section): (u64, u64)) -> bool {
-        self.0
-            .iter()
-            .rev()
-            .any(|e| e.failed > 0 && (e.route == route || (section != 0 && e.section == section)))
+        self.failing.binary_search(&route).is_ok()
+            || (section != 0 && self.failing.binary_search(&section).is_ok())
+    }
+
+    fn mark_failing(&mut self, h: u64) {
+        if let Err(i) = self.failing.binary_search(&h) {
+            self.failing.insert(i, h);
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.failing.clear();
+        for i in 0..self.entries.len() {
+            let e = self.entries[i];
+            if e.failed > 0 {
+                self.mark_failing(e.route);
+                if e.section != 0 {
+                    self.mark_failing(e.section);
+                }
+            }
+        }
     }
 
     /// The entries of buckets `lo ..= hi`, sorted by route, then bucket.
     pub fn by_route(&self, lo: Bucket, hi: Bucket) -> Vec<RouteCount> {
         let mut v: Vec<RouteCount> = self
-            .0
+            .entries
             .iter()
             .filter(|e| (lo..=hi).contains(&e.bucket))
             .copied()
@@ -344,24 +438,28 @@ impl RouteCounts {
 
     /// Every entry, by bucket and route.
     pub fn iter(&self) -> impl Iterator<Item = &RouteCount> {
-        self.0.iter()
+        self.entries.iter()
     }
 
     /// Add another key state's counts (a merge: commutative).
     pub fn merge(&mut self, other: &RouteCounts) {
-        for e in &other.0 {
+        for e in &other.entries {
             self.add(e.bucket, (e.route, e.section), e.failed, e.requests);
         }
     }
 
     /// Drop entries of buckets before `b`.
     pub fn prune_before(&mut self, b: Bucket) {
-        self.0.retain(|e| e.bucket >= b);
+        let before = self.entries.len();
+        self.entries.retain(|e| e.bucket >= b);
+        if self.entries.len() != before {
+            self.reindex();
+        }
     }
 
     /// No entries.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -468,6 +566,30 @@ mod tests {
         full.add(0, (7, 0), 1, 1); // older than everything held: dropped
         assert_eq!(full.by_route(0, u32::MAX).len(), MAX_KEY_ROUTES);
         assert_eq!(full.by_route(0, 109).len(), 0);
+    }
+
+    #[test]
+    fn the_url_prefix_finds_the_path_of_the_next_line_as_the_full_scan_does() {
+        let mut p = UrlPrefix::default();
+        let n = RouteNamer::default();
+        for r in [
+            "GET https://shop.example.com:443/api/v1/cart?x=1 HTTP/1.1",
+            "GET https://shop.example.com:443/static/a.css HTTP/1.1",
+            "POST https://shop.example.com:443?q HTTP/1.1",
+            "GET https://other.example.com:443/x/y HTTP/1.1",
+            "GET https://shop.example.com:4430/z HTTP/1.1",
+            "GET /plain/path HTTP/1.1",
+            "- http://h:80- -",
+        ] {
+            let start = p.path_start(r.as_bytes()).unwrap();
+            let full = path_of_request(r.as_bytes());
+            assert!(
+                start.starts_with(full),
+                "{r}: {:?}",
+                String::from_utf8_lossy(start)
+            );
+            assert_eq!(n.section_hash(start), n.section_hash(full), "{r}");
+        }
     }
 
     #[test]
