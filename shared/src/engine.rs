@@ -358,6 +358,9 @@ pub struct Engine {
     namer: RouteNamer,
     /// Failing routes: hash → (label, stats).
     routes: HashMap<u64, (String, RouteStats), ahash::RandomState>,
+    /// The sections among `routes`, sorted: most requests need only to
+    /// know that their section is not one.
+    sections: Vec<u64>,
     url_prefix: crate::route::UrlPrefix,
     /// Offenses of outage-aware rules found while reading, held until
     /// event time has moved [`Engine::settle_buckets`] past their window
@@ -422,6 +425,7 @@ impl Engine {
                 .fold(0, |m, (i, r)| m | (u64::from(r.outage_aware) << i)),
             namer: RouteNamer::new(&f.outage.routes),
             routes: HashMap::default(),
+            sections: Vec::new(),
             url_prefix: Default::default(),
             pending: Vec::new(),
             deferring: true,
@@ -715,7 +719,7 @@ impl Engine {
                 _ => Some(hit.path_bytes()),
             };
             if let Some(sec) = start.and_then(|p| self.namer.section_hash(p)) {
-                if !self.routes.contains_key(&sec) {
+                if self.sections.binary_search(&sec).is_err() {
                     return None;
                 }
             }
@@ -753,8 +757,24 @@ impl Engine {
             st.failed.add(b, 1);
             st.clients.insert(client, b, ROUTE_CLIENTS);
             held.get_or_insert((h, section.unwrap_or(0)));
+            if Some(hash) == section {
+                if let Err(i) = self.sections.binary_search(&hash) {
+                    self.sections.insert(i, hash);
+                }
+            }
         }
         held
+    }
+
+    /// [`Engine::sections`] anew from the routes held.
+    fn index_sections(&mut self) {
+        self.sections = self
+            .routes
+            .iter()
+            .filter(|(_, (label, _))| label.ends_with("/*"))
+            .map(|(h, _)| *h)
+            .collect();
+        self.sections.sort_unstable();
     }
 
     /// May the route `h` be held? Makes room when [`MAX_ROUTES`] are.
@@ -765,6 +785,7 @@ impl Engine {
         self.prune_routes(self.newest.saturating_sub(self.longest));
         if self.routes.len() >= MAX_ROUTES {
             self.routes.retain(|_, (_, st)| st.clients.len() > 1);
+            self.index_sections();
         }
         self.routes.len() < MAX_ROUTES
     }
@@ -776,6 +797,7 @@ impl Engine {
             st.clients.prune_before(horizon);
             !st.failed.is_empty()
         });
+        self.index_sections();
     }
 
     /// The buckets to compare a key's failures with: each bucket where it
@@ -1290,6 +1312,7 @@ impl Engine {
             mine.failed.merge(&st.failed);
             mine.clients.merge(&st.clients, ROUTE_CLIENTS);
         }
+        self.index_sections();
         for (k, sk) in &st.keys {
             let idx: Vec<(usize, &RuleState)> = sk
                 .rules

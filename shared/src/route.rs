@@ -51,9 +51,10 @@ impl RouteNamer {
     /// label, and that of its section (the first segment: `/a/*`; `/*` for
     /// paths of one segment), unless an operator pattern named it.
     pub fn hash(&self, path: &[u8]) -> (u64, Option<u64>) {
-        let path = without_query(path);
-        if let Some(i) = self.pattern_of(path) {
-            return (hash_bytes(self.label_of_pattern(i).as_bytes()), None);
+        if self.patterns.is_some() {
+            if let Some(i) = self.pattern_of(without_query(path)) {
+                return (hash_bytes(self.label_of_pattern(i).as_bytes()), None);
+            }
         }
         let mut buf = [0u8; MAX_ROUTE_LEN + 1];
         let n = fold_into(path, &mut buf);
@@ -109,8 +110,7 @@ impl RouteNamer {
     /// The route's label, e.g. `/api/products/{n}` (or the operator's
     /// pattern that matched, e.g. `^/api/`).
     pub fn label(&self, path: &[u8]) -> String {
-        let path = without_query(path);
-        if let Some(i) = self.pattern_of(path) {
+        if let Some(i) = self.pattern_of(without_query(path)) {
             return self.label_of_pattern(i).to_string();
         }
         let mut buf = [0u8; MAX_ROUTE_LEN + 1];
@@ -167,25 +167,24 @@ fn without_query(path: &[u8]) -> &[u8] {
     }
 }
 
-/// Fold `path` (no query) into `out` (its last byte stays free); the
-/// length written, at most [`MAX_ROUTE_LEN`].
+/// Fold `path` (up to its query) into `out` (its last byte stays free);
+/// the length written, at most [`MAX_ROUTE_LEN`].
 fn fold_into(path: &[u8], out: &mut [u8; MAX_ROUTE_LEN + 1]) -> usize {
+    let path = without_query(path);
     let mut n = 0;
-    for (i, seg) in path.split(|&b| b == b'/').enumerate() {
-        if i > 0 {
-            if n == MAX_ROUTE_LEN {
-                break;
-            }
-            out[n] = b'/';
-            n += 1;
+    let mut rest = path;
+    loop {
+        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+        let seg = fold_segment(&rest[..end]);
+        let take = seg.len().min(MAX_ROUTE_LEN - n);
+        out[n..n + take].copy_from_slice(&seg[..take]);
+        n += take;
+        if end == rest.len() || n == MAX_ROUTE_LEN {
+            break;
         }
-        for &b in fold_segment(seg) {
-            if n == MAX_ROUTE_LEN {
-                break;
-            }
-            out[n] = b;
-            n += 1;
-        }
+        out[n] = b'/';
+        n += 1;
+        rest = &rest[end + 1..];
     }
     sanitize(&mut out[..n]);
     n
