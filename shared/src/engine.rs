@@ -829,6 +829,13 @@ impl Engine {
         (matched, requests): (u64, u64),
     ) -> (u64, Option<OutageHold>) {
         let o = &self.outage;
+        if self.site_answered.sum(lo, e).saturating_sub(requests) < u64::from(o.min_requests)
+            && matched as f64 >= o.victim_ratio * requests as f64 - 1e-9
+        {
+            // Too quiet to tell: only a client that also got good answers
+            // can be told apart from the victim of an outage.
+            return (0, Some(OutageHold::QuietSite));
+        }
         // The rest of the site in the buckets where this key failed and
         // just after: at the onset of an outage the window is mostly the
         // healthy time before.
@@ -850,13 +857,6 @@ impl Engine {
         } else {
             0
         };
-        if self.site_answered.sum(lo, e).saturating_sub(requests) < u64::from(o.min_requests)
-            && matched as f64 >= o.victim_ratio * requests as f64 - 1e-9
-        {
-            // Too quiet to tell: only a client that also got good answers
-            // can be told apart from the victim of an outage.
-            return (0, Some(OutageHold::QuietSite));
-        }
         // Failures on a route (or in a section) failing for others too do
         // not count: a section's verdict covers all its routes.
         let me = net_hash(key);
