@@ -1,0 +1,415 @@
+//! The report's data model: the offenders drawn, the near misses and the
+//! clients held back by a condition other than the count, a row per rule,
+//! and the route outages of the site lane, built from what was collected.
+
+use super::collect::{Collected, Data, KeyStats, SECTION_CLIENTS};
+use crate::output::Summary;
+use fail2waf_core::pipeline::{Decision, Detector, FileReport};
+use fail2waf_core::rules::{KeyKind, Rule};
+use fail2waf_core::window::window_start;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashMap};
+
+/// Near misses shown.
+const NEAR_MISSES: usize = 10;
+
+/// A route section that answered server errors to several clients in a
+/// run of consecutive minutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Outage {
+    /// `/api/*`, `/*`, or an operator's route pattern.
+    pub(super) section: String,
+    /// First and last minute (epoch minutes, inclusive).
+    pub(super) from: i64,
+    pub(super) to: i64,
+    /// Most distinct clients with a 5xx there in one of its minutes
+    /// (counted up to [`SECTION_CLIENTS`]).
+    pub(super) clients: usize,
+}
+
+/// One lane of the timeline: a blocked network or an unblocked key.
+pub(super) struct Offender {
+    pub(super) net: IpNet,
+    pub(super) stats: KeyStats,
+    /// Indices into the decisions.
+    pub(super) blocks: Vec<usize>,
+}
+
+/// A client that came close to a rule without being blocked.
+pub(super) struct NearMiss {
+    pub(super) rule: usize,
+    pub(super) key: IpNet,
+    pub(super) max: u64,
+    pub(super) threshold: u32,
+    /// End of the fullest window (epoch ms).
+    pub(super) at_ms: i64,
+    /// For those that reached the count: what held them back, if known.
+    pub(super) why: Option<String>,
+}
+
+impl NearMiss {
+    pub(super) fn ratio(&self) -> f64 {
+        self.max as f64 / f64::from(self.threshold.max(1))
+    }
+}
+
+pub(super) struct RuleRow {
+    pub(super) blocks: u64,
+    pub(super) refused: u64,
+    pub(super) matched: u64,
+    pub(super) clients: u64,
+}
+
+pub(super) struct Model {
+    pub(super) inputs: Vec<String>,
+    pub(super) reports: Vec<FileReport>,
+    pub(super) summary: Summary,
+    pub(super) rules: Vec<Rule>,
+    pub(super) rule_rows: Vec<RuleRow>,
+    pub(super) decisions: Vec<Decision>,
+    pub(super) refused: BTreeMap<String, u64>,
+    pub(super) offenders: Vec<Offender>,
+    /// Blocked networks not drawn (beyond `--top`).
+    pub(super) blocked_not_shown: usize,
+    pub(super) near: Vec<NearMiss>,
+    /// Count reached, held back by another condition.
+    pub(super) held: Vec<NearMiss>,
+    /// Route outages recognised from the server errors, by first minute.
+    pub(super) outages: Vec<Outage>,
+    /// `[outage] route_clients`.
+    pub(super) route_clients: u32,
+    pub(super) data: Data,
+}
+
+/// The route outages in `failing`: the minutes in which a route section
+/// answered server errors to at least `route_clients` distinct clients,
+/// consecutive minutes of a section merged into one.
+pub(super) fn outages(
+    failing: &HashMap<(i64, String), Vec<IpNet>>,
+    route_clients: u32,
+) -> Vec<Outage> {
+    let need = (route_clients as usize).clamp(1, SECTION_CLIENTS);
+    let mut minutes: Vec<(&str, i64, usize)> = failing
+        .iter()
+        .filter(|(_, c)| c.len() >= need)
+        .map(|((m, s), c)| (s.as_str(), *m, c.len()))
+        .collect();
+    minutes.sort_unstable();
+    let mut out: Vec<Outage> = Vec::new();
+    for (section, m, clients) in minutes {
+        match out.last_mut() {
+            Some(o) if o.section == section && o.to + 1 == m => {
+                o.to = m;
+                o.clients = o.clients.max(clients);
+            }
+            _ => out.push(Outage {
+                section: section.to_string(),
+                from: m,
+                to: m,
+                clients,
+            }),
+        }
+    }
+    out.sort_by(|a, b| (a.from, &a.section).cmp(&(b.from, &b.section)));
+    out
+}
+
+/// Why a client that reached a rule's count was not blocked: the first
+/// condition of the rule its fullest window failed, as the detector's
+/// engine still holds it at the end of the run, or, for a window the engine
+/// no longer holds (older than the longest window before the end), the
+/// route outages of the site lane in which the client got server errors.
+fn held_why(
+    detector: &Detector,
+    rule: &Rule,
+    n: &NearMiss,
+    data: &Data,
+    outages: &[Outage],
+) -> Option<String> {
+    let c = &rule.config;
+    let engine = detector.engine();
+    let end = engine.bucket_of(n.at_ms - 1);
+    let lo = window_start(end, rule.window_buckets);
+    let st = engine.export_where(|k| *k == n.key);
+    let held = st
+        .keys
+        .get(&n.key)
+        .and_then(|k| Some((k, k.rules.get(&c.name)?)))
+        .filter(|(_, rs)| rs.matched.sum(lo, end) >= u64::from(c.threshold));
+    let Some((sk, rs)) = held else {
+        // Not in the engine's memory any more: the site lane's outages.
+        if !rule.outage_aware {
+            return None;
+        }
+        let (first, last) = (
+            (i64::from(lo) * data.bucket_ms).div_euclid(60_000),
+            (n.at_ms - 1).div_euclid(60_000),
+        );
+        let mut sections: Vec<&str> = Vec::new();
+        for (m, s) in data
+            .keys
+            .iter()
+            .filter(|(k, _)| n.key.contains(*k))
+            .flat_map(|(_, k)| &k.failed_sections)
+        {
+            let down = (first..=last).contains(m)
+                && outages
+                    .iter()
+                    .any(|o| o.section == *s && (o.from..=o.to).contains(m));
+            if down && !sections.contains(&s.as_str()) {
+                sections.push(s);
+            }
+        }
+        sections.sort_unstable();
+        return (!sections.is_empty()).then(|| {
+            format!(
+                "outage on {} (site lane; window no longer in the engine)",
+                sections.join(", ")
+            )
+        });
+    };
+    let matched = rs.matched.sum(lo, end);
+    let total = sk.total.sum(lo, end);
+    let requests = if rule.outage_aware {
+        total
+    } else {
+        total.saturating_sub(sk.gateway.sum(lo, end))
+    }
+    .max(matched);
+    if requests < u64::from(c.min_requests) {
+        return Some(format!("{requests} requests, under {}", c.min_requests));
+    }
+    if let Some(r) = c
+        .min_ratio
+        .filter(|r| (matched as f64) < r * requests as f64)
+    {
+        return Some(format!(
+            "ratio {matched}/{requests} ({:.0} %), under {:.0} %",
+            matched as f64 * 100.0 / requests as f64,
+            r * 100.0
+        ));
+    }
+    let paths = rs.paths.count_since(lo);
+    if paths < c.distinct_paths {
+        return Some(format!(
+            "{paths} distinct paths, under {}",
+            c.distinct_paths
+        ));
+    }
+    let members = rs.members.count_since(lo);
+    if c.key == KeyKind::Prefix && members < c.min_members {
+        return Some(format!(
+            "{members} quiet addresses, under {}",
+            c.min_members
+        ));
+    }
+    engine
+        .outage_hold(n.key, &c.name, end)
+        .map(|h| h.to_string())
+}
+
+/// The network of `key` for a prefix rule.
+fn widen(key: IpNet, rule: &Rule) -> IpNet {
+    let len = match key {
+        IpNet::V4(_) => rule.config.prefix_v4,
+        IpNet::V6(_) => rule.config.prefix_v6,
+    };
+    IpNet::new(key.addr(), len.min(key.prefix_len())).map_or(key, |n| n.trunc())
+}
+
+/// The fullest window of `width` buckets: (count, last bucket).
+pub(super) fn max_window(buckets: &BTreeMap<i64, u32>, width: i64) -> (u64, i64) {
+    let items: Vec<(i64, u32)> = buckets.iter().map(|(b, c)| (*b, *c)).collect();
+    let (mut best, mut at, mut sum, mut start) = (0u64, 0i64, 0u64, 0usize);
+    for &(b, c) in &items {
+        sum += u64::from(c);
+        while items[start].0 <= b - width {
+            sum -= u64::from(items[start].1);
+            start += 1;
+        }
+        if sum > best {
+            best = sum;
+            at = b;
+        }
+    }
+    (best, at)
+}
+
+impl Model {
+    pub(super) fn build(inputs: &[String], collected: Collected, top: usize) -> Model {
+        let Collected {
+            detector,
+            reports,
+            data,
+        } = collected;
+        let detector = &detector;
+        let mut summary = Summary::default();
+        for r in &reports {
+            summary.add(r);
+        }
+        let decisions = detector.decisions().to_vec();
+        summary.blocks = decisions.len() as u64;
+        let rules = detector.config().rules.clone();
+        let blocked = |k: &IpNet| decisions.iter().any(|d| d.net.contains(k));
+
+        // Offenders: blocked networks first, then the busiest other keys.
+        let mut nets: Vec<IpNet> = Vec::new();
+        for d in &decisions {
+            if !nets.contains(&d.net) {
+                nets.push(d.net);
+            }
+        }
+        let mut offenders: Vec<Offender> = nets
+            .iter()
+            .map(|net| {
+                let mut stats = KeyStats::default();
+                if let Some(s) = data.keys.get(net) {
+                    stats.merge(s);
+                } else {
+                    for (k, s) in &data.keys {
+                        if net.contains(k) {
+                            stats.merge(s);
+                        }
+                    }
+                }
+                if stats.matched == 0 {
+                    // A blocked network whose requests were not detailed.
+                    stats.requests = data.quiet.get(net).copied().unwrap_or(0);
+                }
+                let blocks = (0..decisions.len())
+                    .filter(|&i| decisions[i].net == *net)
+                    .collect();
+                Offender {
+                    net: *net,
+                    stats,
+                    blocks,
+                }
+            })
+            .collect();
+        offenders.sort_by_key(|o| std::cmp::Reverse(o.stats.matched));
+        let blocked_not_shown = offenders.len().saturating_sub(top);
+        offenders.truncate(top);
+        if offenders.len() < top {
+            let mut others: Vec<(&IpNet, &KeyStats)> =
+                data.keys.iter().filter(|(k, _)| !blocked(k)).collect();
+            others.sort_by(|a, b| b.1.matched.cmp(&a.1.matched).then(a.0.cmp(b.0)));
+            for (k, s) in others.into_iter().take(top - offenders.len()) {
+                offenders.push(Offender {
+                    net: *k,
+                    stats: s.clone(),
+                    blocks: Vec::new(),
+                });
+            }
+        }
+
+        // Near misses: the count condition only, for keys never blocked.
+        let mut near = Vec::new();
+        for (r, rule) in rules.iter().enumerate() {
+            let width = i64::from(rule.window_buckets);
+            let mut candidates: HashMap<IpNet, BTreeMap<i64, u32>> = HashMap::new();
+            for (k, s) in &data.keys {
+                let Some(buckets) = s.per_rule.get(r).filter(|b| !b.is_empty()) else {
+                    continue;
+                };
+                if blocked(k) {
+                    continue;
+                }
+                match rule.config.key {
+                    KeyKind::Ip => {
+                        candidates.insert(*k, buckets.clone());
+                    }
+                    KeyKind::Prefix => {
+                        let net = candidates.entry(widen(*k, rule)).or_default();
+                        for (b, c) in buckets {
+                            *net.entry(*b).or_insert(0) += c;
+                        }
+                    }
+                }
+            }
+            for (key, buckets) in candidates {
+                if decisions
+                    .iter()
+                    .any(|d| d.net == key && d.block.rule == rule.config.name)
+                {
+                    continue;
+                }
+                let (max, at) = max_window(&buckets, width);
+                near.push(NearMiss {
+                    rule: r,
+                    key,
+                    max,
+                    threshold: rule.config.threshold,
+                    at_ms: (at + 1) * data.bucket_ms,
+                    why: None,
+                });
+            }
+        }
+        near.sort_by(|a, b| {
+            b.ratio()
+                .total_cmp(&a.ratio())
+                .then(b.max.cmp(&a.max))
+                .then(a.rule.cmp(&b.rule))
+                .then(a.key.cmp(&b.key))
+        });
+        let (mut held, mut near): (Vec<NearMiss>, Vec<NearMiss>) = near
+            .into_iter()
+            .partition(|n| n.max >= u64::from(n.threshold));
+        near.truncate(NEAR_MISSES);
+        held.truncate(NEAR_MISSES);
+        let route_clients = detector.config().file.outage.route_clients;
+        let outages = outages(&data.failing, route_clients);
+        for n in &mut held {
+            n.why = held_why(detector, &rules[n.rule], n, &data, &outages);
+        }
+
+        let rule_rows = rules
+            .iter()
+            .enumerate()
+            .map(|(r, rule)| RuleRow {
+                blocks: decisions
+                    .iter()
+                    .filter(|d| d.block.rule == rule.config.name)
+                    .count() as u64,
+                refused: detector
+                    .refused_by_rule()
+                    .get(&rule.config.name)
+                    .copied()
+                    .unwrap_or(0),
+                matched: data.matched_by_rule.get(r).copied().unwrap_or(0),
+                clients: data
+                    .keys
+                    .values()
+                    .filter(|s| s.per_rule.get(r).is_some_and(|b| !b.is_empty()))
+                    .count() as u64,
+            })
+            .collect();
+        let refused = detector
+            .refused()
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), *v))
+            .collect();
+        Model {
+            inputs: inputs.to_vec(),
+            reports,
+            summary,
+            rules,
+            rule_rows,
+            decisions,
+            refused,
+            offenders,
+            blocked_not_shown,
+            near,
+            held,
+            outages,
+            route_clients,
+            data,
+        }
+    }
+
+    pub(super) fn blocked_nets(&self) -> usize {
+        let mut nets: Vec<IpNet> = self.decisions.iter().map(|d| d.net).collect();
+        nets.sort();
+        nets.dedup();
+        nets.len()
+    }
+}
