@@ -152,15 +152,28 @@ fn clip(s: &str) -> String {
 }
 
 impl Data {
+    /// Count one request of `key`; bit `r` of `matched` is set when it
+    /// matched rule `r`.
     fn record(&mut self, key: IpNet, hit: &Hit<'_>, matched: u64) {
         self.requests += 1;
         let t = hit.time_ms;
         self.first_ms = Some(self.first_ms.map_or(t, |f| f.min(t)));
         self.last_ms = Some(self.last_ms.map_or(t, |l| l.max(t)));
-        let minute = t.div_euclid(60_000);
+        let section = self.record_site(key, hit);
+        if matched == 0 {
+            self.record_quiet(key);
+        } else {
+            self.record_matched(key, hit, matched, section);
+        }
+    }
+
+    /// Count the request in its minute of the site lane. A server error is
+    /// also counted for its (minute, route section), which is returned.
+    fn record_site(&mut self, key: IpNet, hit: &Hit<'_>) -> Option<(i64, String)> {
+        let minute = hit.time_ms.div_euclid(60_000);
         let site = self.site.entry(minute).or_default();
         site.requests += 1;
-        let section = match hit.status {
+        match hit.status {
             400..=499 => {
                 site.c4xx += 1;
                 None
@@ -181,19 +194,33 @@ impl Data {
                 Some(slot)
             }
             _ => None,
-        };
-        if matched == 0 {
-            if let Some(k) = self.keys.get_mut(&key) {
-                k.requests += 1;
-            } else if let Some(n) = self.quiet.get_mut(&key) {
-                *n += 1;
-            } else if self.quiet.len() < MAX_QUIET_KEYS {
-                self.quiet.insert(key, 1);
-            } else {
-                self.quiet_full = true;
-            }
-            return;
         }
+    }
+
+    /// Count a request that matched no rule: in its key's detail if it has
+    /// one, as a quiet key's otherwise.
+    fn record_quiet(&mut self, key: IpNet) {
+        if let Some(k) = self.keys.get_mut(&key) {
+            k.requests += 1;
+        } else if let Some(n) = self.quiet.get_mut(&key) {
+            *n += 1;
+        } else if self.quiet.len() < MAX_QUIET_KEYS {
+            self.quiet.insert(key, 1);
+        } else {
+            self.quiet_full = true;
+        }
+    }
+
+    /// Count a matched request in its key's detail (given one if there is
+    /// room); `section` is the (minute, route section) of a server error.
+    fn record_matched(
+        &mut self,
+        key: IpNet,
+        hit: &Hit<'_>,
+        matched: u64,
+        section: Option<(i64, String)>,
+    ) {
+        let t = hit.time_ms;
         self.matched += 1;
         for r in 0..self.rules {
             if matched & (1 << r) != 0 {

@@ -4,8 +4,10 @@
 //! (docs/report.md explains each part).
 //!
 //! [`collect`] reads the inputs and keeps what the page needs, [`model`]
-//! turns that into offenders, near misses and outages, [`html`] draws them.
+//! turns that into offenders, near misses and outages, [`html`] writes the
+//! page and [`chart`] its timeline.
 
+mod chart;
 mod collect;
 mod html;
 mod model;

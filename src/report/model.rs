@@ -6,7 +6,7 @@ use super::collect::{Collected, Data, KeyStats, SECTION_CLIENTS};
 use crate::output::Summary;
 use fail2waf_core::pipeline::{Decision, Detector, FileReport};
 use fail2waf_core::rules::{KeyKind, Rule};
-use fail2waf_core::window::window_start;
+use fail2waf_core::window::{window_start, Bucket};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
 
@@ -138,35 +138,7 @@ fn held_why(
         .filter(|(_, rs)| rs.matched.sum(lo, end) >= u64::from(c.threshold));
     let Some((sk, rs)) = held else {
         // Not in the engine's memory any more: the site lane's outages.
-        if !rule.outage_aware {
-            return None;
-        }
-        let (first, last) = (
-            (i64::from(lo) * data.bucket_ms).div_euclid(60_000),
-            (n.at_ms - 1).div_euclid(60_000),
-        );
-        let mut sections: Vec<&str> = Vec::new();
-        for (m, s) in data
-            .keys
-            .iter()
-            .filter(|(k, _)| n.key.contains(*k))
-            .flat_map(|(_, k)| &k.failed_sections)
-        {
-            let down = (first..=last).contains(m)
-                && outages
-                    .iter()
-                    .any(|o| o.section == *s && (o.from..=o.to).contains(m));
-            if down && !sections.contains(&s.as_str()) {
-                sections.push(s);
-            }
-        }
-        sections.sort_unstable();
-        return (!sections.is_empty()).then(|| {
-            format!(
-                "outage on {} (site lane; window no longer in the engine)",
-                sections.join(", ")
-            )
-        });
+        return site_outage_why(rule, n, data, outages, lo);
     };
     let matched = rs.matched.sum(lo, end);
     let total = sk.total.sum(lo, end);
@@ -208,6 +180,48 @@ fn held_why(
         .map(|h| h.to_string())
 }
 
+/// Why a client whose fullest window the engine no longer holds was held
+/// back: the route outages the site lane recognised in that window (from
+/// `lo`, a bucket) in which the client got server errors. Only for rules
+/// with outage awareness.
+fn site_outage_why(
+    rule: &Rule,
+    n: &NearMiss,
+    data: &Data,
+    outages: &[Outage],
+    lo: Bucket,
+) -> Option<String> {
+    if !rule.outage_aware {
+        return None;
+    }
+    let (first, last) = (
+        (i64::from(lo) * data.bucket_ms).div_euclid(60_000),
+        (n.at_ms - 1).div_euclid(60_000),
+    );
+    let mut sections: Vec<&str> = Vec::new();
+    for (m, s) in data
+        .keys
+        .iter()
+        .filter(|(k, _)| n.key.contains(*k))
+        .flat_map(|(_, k)| &k.failed_sections)
+    {
+        let down = (first..=last).contains(m)
+            && outages
+                .iter()
+                .any(|o| o.section == *s && (o.from..=o.to).contains(m));
+        if down && !sections.contains(&s.as_str()) {
+            sections.push(s);
+        }
+    }
+    sections.sort_unstable();
+    (!sections.is_empty()).then(|| {
+        format!(
+            "outage on {} (site lane; window no longer in the engine)",
+            sections.join(", ")
+        )
+    })
+}
+
 /// The network of `key` for a prefix rule.
 fn widen(key: IpNet, rule: &Rule) -> IpNet {
     let len = match key {
@@ -242,7 +256,6 @@ impl Model {
             reports,
             data,
         } = collected;
-        let detector = &detector;
         let mut summary = Summary::default();
         for r in &reports {
             summary.add(r);
@@ -250,139 +263,11 @@ impl Model {
         let decisions = detector.decisions().to_vec();
         summary.blocks = decisions.len() as u64;
         let rules = detector.config().rules.clone();
-        let blocked = |k: &IpNet| decisions.iter().any(|d| d.net.contains(k));
-
-        // Offenders: blocked networks first, then the busiest other keys.
-        let mut nets: Vec<IpNet> = Vec::new();
-        for d in &decisions {
-            if !nets.contains(&d.net) {
-                nets.push(d.net);
-            }
-        }
-        let mut offenders: Vec<Offender> = nets
-            .iter()
-            .map(|net| {
-                let mut stats = KeyStats::default();
-                if let Some(s) = data.keys.get(net) {
-                    stats.merge(s);
-                } else {
-                    for (k, s) in &data.keys {
-                        if net.contains(k) {
-                            stats.merge(s);
-                        }
-                    }
-                }
-                if stats.matched == 0 {
-                    // A blocked network whose requests were not detailed.
-                    stats.requests = data.quiet.get(net).copied().unwrap_or(0);
-                }
-                let blocks = (0..decisions.len())
-                    .filter(|&i| decisions[i].net == *net)
-                    .collect();
-                Offender {
-                    net: *net,
-                    stats,
-                    blocks,
-                }
-            })
-            .collect();
-        offenders.sort_by_key(|o| std::cmp::Reverse(o.stats.matched));
-        let blocked_not_shown = offenders.len().saturating_sub(top);
-        offenders.truncate(top);
-        if offenders.len() < top {
-            let mut others: Vec<(&IpNet, &KeyStats)> =
-                data.keys.iter().filter(|(k, _)| !blocked(k)).collect();
-            others.sort_by(|a, b| b.1.matched.cmp(&a.1.matched).then(a.0.cmp(b.0)));
-            for (k, s) in others.into_iter().take(top - offenders.len()) {
-                offenders.push(Offender {
-                    net: *k,
-                    stats: s.clone(),
-                    blocks: Vec::new(),
-                });
-            }
-        }
-
-        // Near misses: the count condition only, for keys never blocked.
-        let mut near = Vec::new();
-        for (r, rule) in rules.iter().enumerate() {
-            let width = i64::from(rule.window_buckets);
-            let mut candidates: HashMap<IpNet, BTreeMap<i64, u32>> = HashMap::new();
-            for (k, s) in &data.keys {
-                let Some(buckets) = s.per_rule.get(r).filter(|b| !b.is_empty()) else {
-                    continue;
-                };
-                if blocked(k) {
-                    continue;
-                }
-                match rule.config.key {
-                    KeyKind::Ip => {
-                        candidates.insert(*k, buckets.clone());
-                    }
-                    KeyKind::Prefix => {
-                        let net = candidates.entry(widen(*k, rule)).or_default();
-                        for (b, c) in buckets {
-                            *net.entry(*b).or_insert(0) += c;
-                        }
-                    }
-                }
-            }
-            for (key, buckets) in candidates {
-                if decisions
-                    .iter()
-                    .any(|d| d.net == key && d.block.rule == rule.config.name)
-                {
-                    continue;
-                }
-                let (max, at) = max_window(&buckets, width);
-                near.push(NearMiss {
-                    rule: r,
-                    key,
-                    max,
-                    threshold: rule.config.threshold,
-                    at_ms: (at + 1) * data.bucket_ms,
-                    why: None,
-                });
-            }
-        }
-        near.sort_by(|a, b| {
-            b.ratio()
-                .total_cmp(&a.ratio())
-                .then(b.max.cmp(&a.max))
-                .then(a.rule.cmp(&b.rule))
-                .then(a.key.cmp(&b.key))
-        });
-        let (mut held, mut near): (Vec<NearMiss>, Vec<NearMiss>) = near
-            .into_iter()
-            .partition(|n| n.max >= u64::from(n.threshold));
-        near.truncate(NEAR_MISSES);
-        held.truncate(NEAR_MISSES);
+        let (offenders, blocked_not_shown) = offenders(&decisions, &data, top);
         let route_clients = detector.config().file.outage.route_clients;
         let outages = outages(&data.failing, route_clients);
-        for n in &mut held {
-            n.why = held_why(detector, &rules[n.rule], n, &data, &outages);
-        }
-
-        let rule_rows = rules
-            .iter()
-            .enumerate()
-            .map(|(r, rule)| RuleRow {
-                blocks: decisions
-                    .iter()
-                    .filter(|d| d.block.rule == rule.config.name)
-                    .count() as u64,
-                refused: detector
-                    .refused_by_rule()
-                    .get(&rule.config.name)
-                    .copied()
-                    .unwrap_or(0),
-                matched: data.matched_by_rule.get(r).copied().unwrap_or(0),
-                clients: data
-                    .keys
-                    .values()
-                    .filter(|s| s.per_rule.get(r).is_some_and(|b| !b.is_empty()))
-                    .count() as u64,
-            })
-            .collect();
+        let (near, held) = near_misses(&detector, &rules, &decisions, &data, &outages);
+        let rule_rows = rule_rows(&detector, &rules, &decisions, &data);
         let refused = detector
             .refused()
             .iter()
@@ -412,4 +297,179 @@ impl Model {
         nets.dedup();
         nets.len()
     }
+}
+
+/// Whether one of the decisions blocks `key`.
+fn is_blocked(decisions: &[Decision], key: &IpNet) -> bool {
+    decisions.iter().any(|d| d.net.contains(key))
+}
+
+/// The lanes of the timeline, `top` in all: the blocked networks with the
+/// most matched requests first, then the busiest keys never blocked; and
+/// how many blocked networks did not fit.
+fn offenders(decisions: &[Decision], data: &Data, top: usize) -> (Vec<Offender>, usize) {
+    let mut nets: Vec<IpNet> = Vec::new();
+    for d in decisions {
+        if !nets.contains(&d.net) {
+            nets.push(d.net);
+        }
+    }
+    let mut offenders: Vec<Offender> = nets
+        .iter()
+        .map(|net| blocked_offender(*net, decisions, data))
+        .collect();
+    offenders.sort_by_key(|o| std::cmp::Reverse(o.stats.matched));
+    let blocked_not_shown = offenders.len().saturating_sub(top);
+    offenders.truncate(top);
+    if offenders.len() < top {
+        let mut others: Vec<(&IpNet, &KeyStats)> = data
+            .keys
+            .iter()
+            .filter(|(k, _)| !is_blocked(decisions, k))
+            .collect();
+        others.sort_by(|a, b| b.1.matched.cmp(&a.1.matched).then(a.0.cmp(b.0)));
+        for (k, s) in others.into_iter().take(top - offenders.len()) {
+            offenders.push(Offender {
+                net: *k,
+                stats: s.clone(),
+                blocks: Vec::new(),
+            });
+        }
+    }
+    (offenders, blocked_not_shown)
+}
+
+/// The lane of the blocked network `net`: its own figures when it is a key,
+/// its members' summed otherwise, with the decisions that blocked it.
+fn blocked_offender(net: IpNet, decisions: &[Decision], data: &Data) -> Offender {
+    let mut stats = KeyStats::default();
+    if let Some(s) = data.keys.get(&net) {
+        stats.merge(s);
+    } else {
+        for (k, s) in &data.keys {
+            if net.contains(k) {
+                stats.merge(s);
+            }
+        }
+    }
+    if stats.matched == 0 {
+        // A blocked network whose requests were not detailed.
+        stats.requests = data.quiet.get(&net).copied().unwrap_or(0);
+    }
+    let blocks = (0..decisions.len())
+        .filter(|&i| decisions[i].net == net)
+        .collect();
+    Offender { net, stats, blocks }
+}
+
+/// The clients never blocked by a rule, by their fullest window for it
+/// (the count condition only), closest to the threshold first, split in
+/// two: the near misses, under the count, and those held back by another
+/// condition, at or over it (with why). [`NEAR_MISSES`] of each.
+fn near_misses(
+    detector: &Detector,
+    rules: &[Rule],
+    decisions: &[Decision],
+    data: &Data,
+    outages: &[Outage],
+) -> (Vec<NearMiss>, Vec<NearMiss>) {
+    let mut near = Vec::new();
+    for (r, rule) in rules.iter().enumerate() {
+        let width = i64::from(rule.window_buckets);
+        for (key, buckets) in candidates(r, rule, decisions, data) {
+            if decisions
+                .iter()
+                .any(|d| d.net == key && d.block.rule == rule.config.name)
+            {
+                continue;
+            }
+            let (max, at) = max_window(&buckets, width);
+            near.push(NearMiss {
+                rule: r,
+                key,
+                max,
+                threshold: rule.config.threshold,
+                at_ms: (at + 1) * data.bucket_ms,
+                why: None,
+            });
+        }
+    }
+    near.sort_by(|a, b| {
+        b.ratio()
+            .total_cmp(&a.ratio())
+            .then(b.max.cmp(&a.max))
+            .then(a.rule.cmp(&b.rule))
+            .then(a.key.cmp(&b.key))
+    });
+    let (mut held, mut near): (Vec<NearMiss>, Vec<NearMiss>) = near
+        .into_iter()
+        .partition(|n| n.max >= u64::from(n.threshold));
+    near.truncate(NEAR_MISSES);
+    held.truncate(NEAR_MISSES);
+    for n in &mut held {
+        n.why = held_why(detector, &rules[n.rule], n, data, outages);
+    }
+    (near, held)
+}
+
+/// The matched requests per bucket of rule `r` (the `r`th of the config,
+/// `rule`) of each key no decision blocks: per address, or per network
+/// (its members' summed) for a prefix rule.
+fn candidates(
+    r: usize,
+    rule: &Rule,
+    decisions: &[Decision],
+    data: &Data,
+) -> HashMap<IpNet, BTreeMap<i64, u32>> {
+    let mut candidates: HashMap<IpNet, BTreeMap<i64, u32>> = HashMap::new();
+    for (k, s) in &data.keys {
+        let Some(buckets) = s.per_rule.get(r).filter(|b| !b.is_empty()) else {
+            continue;
+        };
+        if is_blocked(decisions, k) {
+            continue;
+        }
+        match rule.config.key {
+            KeyKind::Ip => {
+                candidates.insert(*k, buckets.clone());
+            }
+            KeyKind::Prefix => {
+                let net = candidates.entry(widen(*k, rule)).or_default();
+                for (b, c) in buckets {
+                    *net.entry(*b).or_insert(0) += c;
+                }
+            }
+        }
+    }
+    candidates
+}
+
+/// A row of the rules table per rule.
+fn rule_rows(
+    detector: &Detector,
+    rules: &[Rule],
+    decisions: &[Decision],
+    data: &Data,
+) -> Vec<RuleRow> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(r, rule)| RuleRow {
+            blocks: decisions
+                .iter()
+                .filter(|d| d.block.rule == rule.config.name)
+                .count() as u64,
+            refused: detector
+                .refused_by_rule()
+                .get(&rule.config.name)
+                .copied()
+                .unwrap_or(0),
+            matched: data.matched_by_rule.get(r).copied().unwrap_or(0),
+            clients: data
+                .keys
+                .values()
+                .filter(|s| s.per_rule.get(r).is_some_and(|b| !b.is_empty()))
+                .count() as u64,
+        })
+        .collect()
 }

@@ -1,7 +1,8 @@
 //! Unit tests of the report: escaping, the fullest window, the outage
 //! bands, the time axis.
 
-use super::html::{esc, tick_step};
+use super::chart::tick_step;
+use super::html::esc;
 use super::model::{max_window, outages, Outage};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, HashMap};
