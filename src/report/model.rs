@@ -4,6 +4,7 @@
 
 use super::collect::{Collected, Data, KeyStats, SECTION_CLIENTS};
 use crate::output::Summary;
+use fail2waf_core::client::widen;
 use fail2waf_core::pipeline::{Decision, Detector, FileReport};
 use fail2waf_core::rules::{KeyKind, Rule};
 use fail2waf_core::window::{window_start, Bucket};
@@ -222,15 +223,6 @@ fn site_outage_why(
     })
 }
 
-/// The network of `key` for a prefix rule.
-fn widen(key: IpNet, rule: &Rule) -> IpNet {
-    let len = match key {
-        IpNet::V4(_) => rule.config.prefix_v4,
-        IpNet::V6(_) => rule.config.prefix_v6,
-    };
-    IpNet::new(key.addr(), len.min(key.prefix_len())).map_or(key, |n| n.trunc())
-}
-
 /// The fullest window of `width` buckets: (count, last bucket).
 pub(super) fn max_window(buckets: &BTreeMap<i64, u32>, width: i64) -> (u64, i64) {
     let items: Vec<(i64, u32)> = buckets.iter().map(|(b, c)| (*b, *c)).collect();
@@ -434,7 +426,9 @@ fn candidates(
                 candidates.insert(*k, buckets.clone());
             }
             KeyKind::Prefix => {
-                let net = candidates.entry(widen(*k, rule)).or_default();
+                let net = candidates
+                    .entry(widen(*k, rule.config.prefix_v4, rule.config.prefix_v6))
+                    .or_default();
                 for (b, c) in buckets {
                     *net.entry(*b).or_insert(0) += c;
                 }
