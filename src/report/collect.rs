@@ -58,6 +58,24 @@ pub(super) struct KeyStats {
 }
 
 impl KeyStats {
+    /// Count a matched request on `path` (kept clipped; beyond
+    /// [`MAX_PATHS`] paths, as another path).
+    fn count_path(&mut self, path: &str) {
+        if let Some(n) = self.paths.get_mut(path) {
+            *n += 1;
+            return;
+        }
+        // Not kept as it is: a long path is kept clipped.
+        let path = clip(path);
+        if let Some(n) = self.paths.get_mut(&path) {
+            *n += 1;
+        } else if self.paths.len() < MAX_PATHS {
+            self.paths.insert(path, 1);
+        } else {
+            self.other_paths += 1;
+        }
+    }
+
     pub(super) fn merge(&mut self, o: &KeyStats) {
         if self.matched == 0 || (o.matched > self.matched && !o.user_agent.is_empty()) {
             self.user_agent = o.user_agent.clone();
@@ -263,14 +281,7 @@ impl Data {
                 k.failed_sections.insert(slot);
             }
         }
-        let path = hit.path.as_ref();
-        if let Some(n) = k.paths.get_mut(path) {
-            *n += 1;
-        } else if k.paths.len() < MAX_PATHS {
-            k.paths.insert(clip(path), 1);
-        } else {
-            k.other_paths += 1;
-        }
+        k.count_path(&hit.path);
     }
 }
 
