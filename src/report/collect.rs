@@ -7,6 +7,7 @@ use crate::detect::{open_input, progress, Aws};
 use crate::inputs::Input;
 use anyhow::Result;
 use fail2waf_core::config::Config;
+use fail2waf_core::engine::clip;
 use fail2waf_core::formats::Format;
 use fail2waf_core::hit::Hit;
 use fail2waf_core::pipeline::{Detector, FileReport, Recorder};
@@ -21,7 +22,8 @@ pub(super) const MAX_KEYS: usize = 50_000;
 pub(super) const MAX_QUIET_KEYS: usize = 500_000;
 /// Most distinct paths kept per key (the rest are counted as "other").
 pub(super) const MAX_PATHS: usize = 200;
-/// Longest path or user agent kept, in bytes.
+/// Longest path or user agent kept, in bytes (before control characters
+/// are escaped).
 const MAX_TEXT: usize = 300;
 /// Most (minute, route section) pairs with server errors tracked for the
 /// site lane's outage bands (the rest are not judged; the page says so).
@@ -65,8 +67,9 @@ impl KeyStats {
             *n += 1;
             return;
         }
-        // Not kept as it is: a long path is kept clipped.
-        let path = clip(path);
+        // Not kept as it is: a long path or one with control characters
+        // is kept clipped.
+        let path = clip(path, MAX_TEXT);
         if let Some(n) = self.paths.get_mut(&path) {
             *n += 1;
         } else if self.paths.len() < MAX_PATHS {
@@ -158,17 +161,6 @@ fn section_of(namer: &RouteNamer, path: &str) -> String {
     RouteNamer::section_label(&label).unwrap_or(label)
 }
 
-fn clip(s: &str) -> String {
-    if s.len() <= MAX_TEXT {
-        return s.to_string();
-    }
-    let mut end = MAX_TEXT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
 impl Data {
     /// Count one request of `key`; bit `r` of `matched` is set when it
     /// matched rule `r`.
@@ -256,7 +248,7 @@ impl Data {
                 KeyStats {
                     requests: before,
                     per_rule: vec![BTreeMap::new(); self.rules],
-                    user_agent: clip(&hit.user_agent),
+                    user_agent: clip(&hit.user_agent, MAX_TEXT),
                     first_ms: t,
                     last_ms: t,
                     ..KeyStats::default()
