@@ -8,11 +8,12 @@ use anyhow::{Context, Result};
 use fail2waf_core::aws::s3::{client_from_env, BodyReader, S3Loc};
 use fail2waf_core::aws::service::{wall_ms, IngestReport, Service, Settings};
 use fail2waf_core::config::Config;
+use fail2waf_core::formats::Format;
 use fail2waf_core::pipeline::{Decision, Detector, FileReport};
 use fail2waf_core::state::DirState;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Arguments of `fail2waf detect`.
@@ -57,27 +58,18 @@ enum Backend {
 }
 
 pub fn run(args: &DetectArgs) -> Result<ExitCode> {
-    let config = match &args.config {
-        Some(p) => Config::load(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?,
-        None => Config::default(),
-    };
-    let format = match &args.format {
-        Some(name) => Some(
-            config
-                .format(name)
-                .ok_or_else(|| InputError(format!("unknown format `{name}`")))?,
-        ),
-        None => None,
-    };
-    let local_inputs = expand(&args.paths)?;
-    let needs_aws = local_inputs.iter().any(|i| matches!(i, Input::S3Prefix(_)))
-        || args
-            .state
-            .as_deref()
-            .is_some_and(|s| s.starts_with("s3://"));
-    let aws = needs_aws.then(Aws::connect).transpose()?;
+    let Sources {
+        config,
+        format,
+        inputs,
+        aws,
+    } = Sources::open(
+        &args.paths,
+        args.config.as_deref(),
+        args.format.as_deref(),
+        args.state.as_deref(),
+    )?;
     let _guard = aws.as_ref().map(|a| a.rt.enter());
-    let inputs = list_s3(local_inputs, aws.as_ref())?;
 
     let mut backend = match args.state.as_deref() {
         Some(s) if s.starts_with("s3://") => {
@@ -105,14 +97,7 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     if let Backend::Local { detector, .. } = &mut backend {
         detector.set_threads(usize::from(args.threads));
     }
-    let total: u64 = inputs
-        .iter()
-        .map(|i| match i {
-            Input::File(_, n) | Input::S3(_, _, n) => *n,
-            _ => 0,
-        })
-        .sum();
-    let bar = progress(total, args.json);
+    let bar = progress(input_bytes(&inputs), args.json);
     let mut out = Output::new(args.json);
     let mut summary = Summary::default();
     // Requests parsed but counted for no client (summed over objects for
@@ -226,6 +211,62 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     })
 }
 
+/// What `detect` and `report` read and how: the rules and settings, the
+/// format forced by `--format`, the inputs (each `s3://` prefix listed) and,
+/// when an input or the state is in S3, what talks to AWS.
+pub(crate) struct Sources {
+    pub config: Config,
+    pub format: Option<Format>,
+    pub inputs: Vec<Input>,
+    pub aws: Option<Aws>,
+}
+
+impl Sources {
+    /// Set up from the command line: `paths`, `--config`, `--format` and,
+    /// for `detect`, `--state` (an `s3://` state connects to AWS too).
+    pub fn open(
+        paths: &[String],
+        config: Option<&Path>,
+        format: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Sources> {
+        let config = match config {
+            Some(p) => Config::load(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?,
+            None => Config::default(),
+        };
+        let format = match format {
+            Some(name) => Some(
+                config
+                    .format(name)
+                    .ok_or_else(|| InputError(format!("unknown format `{name}`")))?,
+            ),
+            None => None,
+        };
+        let local = expand(paths)?;
+        let needs_aws = local.iter().any(|i| matches!(i, Input::S3Prefix(_)))
+            || state.is_some_and(|s| s.starts_with("s3://"));
+        let aws = needs_aws.then(Aws::connect).transpose()?;
+        let inputs = list_s3(local, aws.as_ref())?;
+        Ok(Sources {
+            config,
+            format,
+            inputs,
+            aws,
+        })
+    }
+}
+
+/// The bytes to read from `inputs`, for the progress bar (stdin: none).
+pub(crate) fn input_bytes(inputs: &[Input]) -> u64 {
+    inputs
+        .iter()
+        .map(|i| match i {
+            Input::File(_, n) | Input::S3(_, _, n) => *n,
+            _ => 0,
+        })
+        .sum()
+}
+
 /// What the commands need to talk to AWS: a runtime, the SDK
 /// configuration from the environment, and an S3 client.
 pub(crate) struct Aws {
@@ -321,7 +362,7 @@ fn identity(input: &Input) -> Option<String> {
 }
 
 /// Replace each `s3://` prefix by the objects under it, in key order.
-pub(crate) fn list_s3(inputs: Vec<Input>, aws: Option<&Aws>) -> Result<Vec<Input>, InputError> {
+fn list_s3(inputs: Vec<Input>, aws: Option<&Aws>) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for input in inputs {
         let Input::S3Prefix(uri) = &input else {

@@ -3,12 +3,9 @@
 //! it matched, and keeps detail only for keys with matched requests
 //! (bounded: [`MAX_KEYS`] keys, [`MAX_PATHS`] distinct paths per key).
 
-use crate::detect::{open_input, progress, Aws};
-use crate::inputs::Input;
+use crate::detect::{input_bytes, open_input, progress, Sources};
 use anyhow::Result;
-use fail2waf_core::config::Config;
 use fail2waf_core::engine::clip;
-use fail2waf_core::formats::Format;
 use fail2waf_core::hit::Hit;
 use fail2waf_core::pipeline::{Detector, FileReport, Recorder};
 use fail2waf_core::route::RouteNamer;
@@ -298,14 +295,16 @@ pub(super) struct Collected {
     pub(super) data: Data,
 }
 
-/// Run the detector over `inputs` (`format` overrides detection), recording
-/// for the report.
-pub(super) fn collect(
-    config: Config,
-    format: Option<&Format>,
-    inputs: &[Input],
-    aws: Option<&Aws>,
-) -> Result<Collected> {
+/// Run the detector over the sources, recording for the report.
+pub(super) fn collect(sources: Sources) -> Result<Collected> {
+    let bytes = input_bytes(&sources.inputs);
+    let Sources {
+        config,
+        format,
+        inputs,
+        aws,
+    } = sources;
+    let _guard = aws.as_ref().map(|a| a.rt.enter());
     let data = Arc::new(Mutex::new(Data {
         bucket_ms: config.bucket_ms(),
         namer: RouteNamer::new(&config.file.outage.routes),
@@ -315,20 +314,13 @@ pub(super) fn collect(
     }));
     let mut detector = Detector::new(config);
     detector.set_recorder(Box::new(Shared(Arc::clone(&data))));
-    let total = inputs
-        .iter()
-        .map(|i| match i {
-            Input::File(_, n) | Input::S3(_, _, n) => *n,
-            _ => 0,
-        })
-        .sum();
-    let bar = progress(total, false);
+    let bar = progress(bytes, false);
     let mut reports = Vec::new();
-    for input in inputs {
+    for input in &inputs {
         let name = input.name();
-        let reader = open_input(input, &bar, aws)?;
+        let reader = open_input(input, &bar, aws.as_ref())?;
         bar.set_message(name.clone());
-        reports.push(detector.process(&name, reader, format));
+        reports.push(detector.process(&name, reader, format.as_ref()));
     }
     bar.finish_and_clear();
     drop(detector.take_recorder());

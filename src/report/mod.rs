@@ -14,11 +14,8 @@ mod model;
 #[cfg(test)]
 mod tests;
 
-use crate::detect::list_s3;
-use crate::inputs::{expand, Input};
-use crate::InputError;
+use crate::detect::Sources;
 use anyhow::{Context, Result};
-use fail2waf_core::config::Config;
 use model::Model;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,25 +43,13 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: &ReportArgs) -> Result<ExitCode> {
-    let config = match &args.config {
-        Some(p) => Config::load(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?,
-        None => Config::default(),
-    };
-    let format = match &args.format {
-        Some(name) => Some(
-            config
-                .format(name)
-                .ok_or_else(|| InputError(format!("unknown format `{name}`")))?,
-        ),
-        None => None,
-    };
-    let local = expand(&args.paths)?;
-    let needs_aws = local.iter().any(|i| matches!(i, Input::S3Prefix(_)));
-    let aws = needs_aws.then(crate::detect::Aws::connect).transpose()?;
-    let _guard = aws.as_ref().map(|a| a.rt.enter());
-    let inputs = list_s3(local, aws.as_ref())?;
-
-    let collected = collect::collect(config, format.as_ref(), &inputs, aws.as_ref())?;
+    let sources = Sources::open(
+        &args.paths,
+        args.config.as_deref(),
+        args.format.as_deref(),
+        None,
+    )?;
+    let collected = collect::collect(sources)?;
     let model = Model::build(&args.paths, collected, args.top);
     let html = model.html();
     std::fs::write(&args.output, html)
