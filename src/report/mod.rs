@@ -42,12 +42,16 @@ pub struct ReportArgs {
     top: usize,
 }
 
+/// Write the report and say what it holds; exit code 2 when an input was
+/// damaged (after reading everything that could be read).
 pub fn run(args: &ReportArgs) -> Result<ExitCode> {
+    // No `--state`: a backtest starts from nothing and keeps nothing.
+    let state = None;
     let sources = Sources::open(
         &args.paths,
         args.config.as_deref(),
         args.format.as_deref(),
-        None,
+        state,
     )?;
     let collected = collect::collect(sources)?;
     let model = Model::build(&args.paths, collected, args.top);
