@@ -13,7 +13,7 @@ use crate::client::{widen, ClientResolver};
 use crate::config::{Config, OutageConfig};
 use crate::duration::Secs;
 use crate::hit::Hit;
-use crate::route::{route_hash, RouteCount, RouteCounts, RouteNamer};
+use crate::route::{route_hash, HeldSections, RouteCount, RouteCounts, RouteNamer};
 use crate::rules::{KeyKind, Rule};
 use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
 use ipnet::IpNet;
@@ -139,8 +139,13 @@ struct KeyState {
     /// next to the key, spares a visit to the series' heap memory, which on
     /// a site with many clients is a cache miss per request.
     pending: (Bucket, u32),
-    /// Gateway errors (502/503/504) of outage-aware rules among `total`.
-    gateway: Series,
+    /// Gateway errors (502/503/504) of outage-aware rules among `total`;
+    /// boxed, as few keys have any and every key's size weighs on the
+    /// cache: this is the structure every request visits.
+    gateway: Option<Box<Series>>,
+    /// The rules (bit i: rule i) whose state may hold a failed route: a
+    /// request on a failing route looks into no other rule's state.
+    failed_routes: u64,
     rules: Vec<(u16, RuleState)>,
 }
 
@@ -180,7 +185,25 @@ impl KeyState {
     /// swallowed in part keeps its 4xx share).
     fn asked_sum(&self, lo: Bucket, hi: Bucket) -> u64 {
         self.total_sum(lo, hi)
-            .saturating_sub(self.gateway.sum(lo, hi))
+            .saturating_sub(self.gateway_sum(lo, hi))
+    }
+
+    /// Gateway errors in buckets `lo ..= hi`.
+    fn gateway_sum(&self, lo: Bucket, hi: Bucket) -> u64 {
+        self.gateway.as_ref().map_or(0, |g| g.sum(lo, hi))
+    }
+
+    /// Count a gateway error in bucket `b`.
+    fn add_gateway(&mut self, b: Bucket, n: u32) {
+        self.gateway.get_or_insert_default().add(b, n);
+    }
+
+    /// The rules whose state holds a route ([`KeyState::failed_routes`]).
+    fn rules_with_routes(&self) -> u64 {
+        self.rules
+            .iter()
+            .filter(|(_, rs)| !rs.routes.is_empty())
+            .fold(0, |m, (r, _)| m | 1 << r)
     }
 
     fn rule_mut(&mut self, r: u16) -> &mut RuleState {
@@ -358,9 +381,9 @@ pub struct Engine {
     namer: RouteNamer,
     /// Failing routes: hash → (label, stats).
     routes: HashMap<u64, (String, RouteStats), ahash::RandomState>,
-    /// The sections among `routes`, sorted: most requests need only to
-    /// know that their section is not one.
-    sections: Vec<u64>,
+    /// The sections among `routes`: most requests need only to know that
+    /// their section is not one.
+    sections: HeldSections,
     url_prefix: crate::route::UrlPrefix,
     /// Offenses of outage-aware rules found while reading, held until
     /// event time has moved [`Engine::settle_buckets`] past their window
@@ -425,7 +448,7 @@ impl Engine {
                 .fold(0, |m, (i, r)| m | (u64::from(r.outage_aware) << i)),
             namer: RouteNamer::new(&f.outage.routes),
             routes: HashMap::default(),
-            sections: Vec::new(),
+            sections: HeldSections::default(),
             url_prefix: Default::default(),
             pending: Vec::new(),
             deferring: true,
@@ -490,8 +513,14 @@ impl Engine {
     /// pruning and then dropping clients without any; when that fails, no
     /// new key is taken (nor room sought again) for a minute of event time,
     /// so a flood of addresses cannot make every request cost a full scan.
+    #[inline]
     fn room_for(&mut self, key: &IpNet, matched: bool) -> bool {
-        if self.keys.len() < self.max_keys || self.keys.contains_key(key) {
+        self.keys.len() < self.max_keys || self.make_room_for(key, matched)
+    }
+
+    #[inline(never)]
+    fn make_room_for(&mut self, key: &IpNet, matched: bool) -> bool {
+        if self.keys.contains_key(key) {
             return true;
         }
         if !matched || self.newest < self.full_until {
@@ -588,10 +617,10 @@ impl Engine {
         if hit.status / 100 != 4 {
             self.site_answered.add(b, 1);
         }
-        for r in 0..self.rules.len() {
-            if matched & (1 << r) != 0 {
-                self.site_matched[r].add(b, 1);
-            }
+        let mut bits = matched;
+        while bits != 0 {
+            self.site_matched[bits.trailing_zeros() as usize].add(b, 1);
+            bits &= bits - 1;
         }
         // The route, where outage awareness needs it: a failure, or any
         // request while some route is failing.
@@ -609,14 +638,14 @@ impl Engine {
         let gateway = failed && matches!(hit.status, 502..=504);
         ks.count(b);
         if gateway {
-            ks.gateway.add(b, 1);
+            ks.add_gateway(b, 1);
         }
-        if let Some(h) = route.filter(|_| !ks.rules.is_empty()) {
+        let asking = ks.failed_routes & self.outage_rules & !matched;
+        if let Some(h) = route.filter(|_| asking != 0) {
             // A request on a route where the key failed before counts
             // towards its share there (failures are counted below).
             for (r, rs) in &mut ks.rules {
-                let bit = 1u64 << *r;
-                if self.outage_rules & bit != 0 && matched & bit == 0 && rs.routes.failed_on(h) {
+                if asking & (1u64 << *r) != 0 && rs.routes.failed_on(h) {
                     rs.routes.add(b, h, 0, 1);
                 }
             }
@@ -628,7 +657,7 @@ impl Engine {
                 let ns = self.keys.entry(net).or_default();
                 ns.count(b);
                 if gateway {
-                    ns.gateway.add(b, 1);
+                    ns.add_gateway(b, 1);
                 }
             }
         }
@@ -653,6 +682,9 @@ impl Engine {
                 let Some(ks) = self.keys.get_mut(&k) else {
                     continue;
                 };
+                if route.is_some() && rule.outage_aware {
+                    ks.failed_routes |= 1 << r;
+                }
                 let rs = ks.rule_mut(r as u16);
                 rs.matched.add(b, 1);
                 if rs.last_ms == 0 && rs.first_ms == 0 {
@@ -710,21 +742,18 @@ impl Engine {
         b: Bucket,
         failed: bool,
     ) -> Option<(u64, u64)> {
-        if !failed {
-            // Most requests are on sections where nothing failed: their
-            // first segment tells, read straight from a lean line's raw
-            // request field after the `scheme://host` of the line before.
-            let start = match hit.raw_request {
-                Some(raw) if hit.path.is_empty() => self.url_prefix.path_start(raw),
-                _ => Some(hit.path_bytes()),
-            };
-            if let Some(sec) = start.and_then(|p| self.namer.section_hash(p)) {
-                if self.sections.binary_search(&sec).is_err() {
-                    return None;
-                }
-            }
+        // A lean line's path is read from its raw request field, after
+        // the `scheme://host` of the line before.
+        let path = match hit.raw_request {
+            Some(raw) if hit.path.is_empty() => self.url_prefix.path_start(raw),
+            _ => None,
         }
-        let path = hit.path_bytes();
+        .unwrap_or_else(|| hit.path_bytes());
+        // Most requests are on sections where nothing failed: the first
+        // byte or segment of their path tells.
+        if !failed && !self.sections.may_hold(&self.namer, path) {
+            return None;
+        }
         let (h, section) = self.namer.hash(path);
         if !failed {
             // The route and the section count apart: a section's requests
@@ -749,7 +778,7 @@ impl Engine {
             if !self.make_room_for_route(hash) {
                 continue;
             }
-            let (_, st) = self
+            let (label, st) = self
                 .routes
                 .entry(hash)
                 .or_insert_with(|| (label, RouteStats::default()));
@@ -758,9 +787,7 @@ impl Engine {
             st.clients.insert(client, b, ROUTE_CLIENTS);
             held.get_or_insert((h, section.unwrap_or(0)));
             if Some(hash) == section {
-                if let Err(i) = self.sections.binary_search(&hash) {
-                    self.sections.insert(i, hash);
-                }
+                self.sections.insert(hash, label);
             }
         }
         held
@@ -768,13 +795,12 @@ impl Engine {
 
     /// [`Engine::sections`] anew from the routes held.
     fn index_sections(&mut self) {
-        self.sections = self
+        let held = self
             .routes
             .iter()
-            .filter(|(_, (label, _))| label.ends_with("/*"))
-            .map(|(h, _)| *h)
-            .collect();
-        self.sections.sort_unstable();
+            .map(|(h, (label, _))| (*h, label.as_str()));
+        self.sections
+            .set(held.filter(|(_, label)| label.ends_with("/*")));
     }
 
     /// May the route `h` be held? Makes room when [`MAX_ROUTES`] are.
@@ -853,7 +879,7 @@ impl Engine {
             && others_matched as f64 >= o.share * others as f64)
             || self.app_failing(&spans, &rs.routes);
         let gateway = if site_failing {
-            ks.gateway.sum(lo, e).min(matched)
+            ks.gateway_sum(lo, e).min(matched)
         } else {
             0
         };
@@ -1211,7 +1237,12 @@ impl Engine {
         self.keys.retain(|_, ks| {
             ks.flush();
             ks.total.prune_before(horizon);
-            ks.gateway.prune_before(horizon);
+            if let Some(g) = &mut ks.gateway {
+                g.prune_before(horizon);
+                if g.is_empty() {
+                    ks.gateway = None;
+                }
+            }
             ks.rules.retain_mut(|(_, rs)| {
                 rs.matched.prune_before(horizon);
                 rs.paths.prune_before(horizon);
@@ -1219,6 +1250,7 @@ impl Engine {
                 rs.routes.prune_before(horizon);
                 !rs.matched.is_empty() || rs.quiet_until >= horizon
             });
+            ks.failed_routes = ks.rules_with_routes();
             !ks.total.is_empty() || !ks.rules.is_empty()
         });
     }
@@ -1259,7 +1291,7 @@ impl Engine {
                         }
                         t
                     },
-                    gateway: ks.gateway.clone(),
+                    gateway: ks.gateway.as_deref().cloned().unwrap_or_default(),
                     rules,
                 },
             );
@@ -1322,10 +1354,13 @@ impl Engine {
             let ks = self.keys.entry(*k).or_default();
             ks.flush();
             ks.total.merge(&sk.total);
-            ks.gateway.merge(&sk.gateway);
+            if !sk.gateway.is_empty() {
+                ks.gateway.get_or_insert_default().merge(&sk.gateway);
+            }
             for (r, rs) in idx {
                 ks.rule_mut(r as u16).merge(rs, &self.rules[r]);
             }
+            ks.failed_routes = ks.rules_with_routes();
         }
     }
 

@@ -128,6 +128,60 @@ impl RouteNamer {
     }
 }
 
+/// The sections that hold routes, for the question most requests ask
+/// while some route is failing: is mine one of them? Most paths are
+/// answered by their first byte alone.
+#[derive(Debug, Clone, Default)]
+pub struct HeldSections {
+    /// The sections' hashes, sorted.
+    hashes: Vec<u64>,
+    /// The first bytes of raw paths whose section may be held (a bit per
+    /// byte value).
+    first: [u64; 4],
+}
+
+impl HeldSections {
+    /// Hold the sections of these (hash, label) pairs alone.
+    pub fn set<'a>(&mut self, sections: impl IntoIterator<Item = (u64, &'a str)>) {
+        self.hashes.clear();
+        self.first = [0; 4];
+        for (h, label) in sections {
+            self.insert(h, label);
+        }
+    }
+
+    /// Hold one more section (its hash, its label `/a/*`).
+    pub fn insert(&mut self, hash: u64, label: &str) {
+        if let Err(i) = self.hashes.binary_search(&hash) {
+            self.hashes.insert(i, hash);
+        }
+        // The first byte of a raw path `/a…` whose section folds to this
+        // label: any, for `/*` (paths of one segment) and for folded or
+        // sanitized first segments (`/{n}/*`, `/_/*`).
+        match label.as_bytes().get(1) {
+            Some(&c) if !matches!(c, b'*' | b'{' | b'_') => {
+                self.first[usize::from(c >> 6)] |= 1 << (c & 63);
+            }
+            _ => self.first = [u64::MAX; 4],
+        }
+    }
+
+    /// Whether the section of `path` (a path, or the rest of a raw
+    /// request field from its path on) is held: only `false` is certain,
+    /// `true` may also mean that only the whole path can tell.
+    pub fn may_hold(&self, namer: &RouteNamer, path: &[u8]) -> bool {
+        if let Some(&c) = path.get(1) {
+            if self.first[usize::from(c >> 6)] & (1 << (c & 63)) == 0 && namer.patterns.is_none() {
+                return false;
+            }
+        }
+        match namer.section_hash(path) {
+            Some(h) => self.hashes.binary_search(&h).is_ok(),
+            None => true,
+        }
+    }
+}
+
 /// The hash of a stored route label (what [`RouteNamer::hash`] gives for
 /// every path of that route).
 pub fn route_hash(label: &str) -> u64 {
@@ -159,35 +213,161 @@ fn section_len(folded: &[u8]) -> Option<usize> {
     Some(rest.iter().position(|&b| b == b'/').map_or(1, |i| i + 2))
 }
 
+/// The path up to its query, fragment or (in a raw request field) the
+/// space before the protocol.
 fn without_query(path: &[u8]) -> &[u8] {
     // Paths are short: a plain loop beats memchr's set-up.
-    match path.iter().position(|&b| b == b'?' || b == b'#') {
+    match path.iter().position(|&b| is_path_end(b)) {
         Some(i) => &path[..i],
         None => path,
     }
 }
 
+fn is_path_end(b: u8) -> bool {
+    CLASS[usize::from(b)] & END != 0
+}
+
 /// Fold `path` (up to its query) into `out` (its last byte stays free);
-/// the length written, at most [`MAX_ROUTE_LEN`].
+/// the length written, at most [`MAX_ROUTE_LEN`]. One pass over the path:
+/// this runs for every request on a section where something failed.
 fn fold_into(path: &[u8], out: &mut [u8; MAX_ROUTE_LEN + 1]) -> usize {
-    let path = without_query(path);
     let mut n = 0;
-    let mut rest = path;
-    loop {
-        let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-        let seg = fold_segment(&rest[..end]);
-        let take = seg.len().min(MAX_ROUTE_LEN - n);
-        out[n..n + take].copy_from_slice(&seg[..take]);
-        n += take;
-        if end == rest.len() || n == MAX_ROUTE_LEN {
+    let mut seg = Segment::default();
+    let mut i = 0;
+    while i < path.len() {
+        let b = path[i];
+        let class = CLASS[usize::from(b)];
+        if class & (SLASH | END) == 0 {
+            if n < MAX_ROUTE_LEN {
+                // Control and non-ASCII bytes: see `sanitize`.
+                out[n] = if class & PRINTABLE != 0 { b } else { b'_' };
+                n += 1;
+            }
+            seg.push(class);
+        } else if class & END != 0 {
             break;
+        } else {
+            n = seg.fold(&path[i - seg.len..i], out, n);
+            if n >= MAX_ROUTE_LEN {
+                return n;
+            }
+            out[n] = b'/';
+            n += 1;
+            seg = Segment {
+                start: n,
+                ..Segment::default()
+            };
         }
-        out[n] = b'/';
-        n += 1;
-        rest = &rest[end + 1..];
+        i += 1;
     }
-    sanitize(&mut out[..n]);
-    n
+    seg.fold(&path[i - seg.len..i], out, n)
+}
+
+// What a byte can be in a path: one table lookup tells all.
+const DIGIT: u8 = 1;
+const HEX: u8 = 2;
+const TOKEN: u8 = 4;
+const PRINTABLE: u8 = 8;
+const SLASH: u8 = 16;
+/// Ends the path: `?`, `#`, or the space before the protocol.
+const END: u8 = 32;
+
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut k = 0;
+        if c.is_ascii_digit() {
+            k |= DIGIT;
+        }
+        if c.is_ascii_hexdigit() {
+            k |= HEX;
+        }
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            k |= TOKEN;
+        }
+        if c >= 0x20 && c < 0x7f {
+            k |= PRINTABLE;
+        }
+        if c == b'/' {
+            k |= SLASH;
+        }
+        if c == b'?' || c == b'#' || c == b' ' {
+            k |= END;
+        }
+        t[b] = k;
+        b += 1;
+    }
+    t
+};
+
+/// What one pass over a path segment learns of it: enough to fold it.
+struct Segment {
+    /// Where the segment starts in the folded path.
+    start: usize,
+    len: usize,
+    digits: usize,
+    /// The classes every byte has (see [`CLASS`]).
+    all: u8,
+}
+
+impl Default for Segment {
+    fn default() -> Self {
+        Segment {
+            start: 0,
+            len: 0,
+            digits: 0,
+            all: u8::MAX,
+        }
+    }
+}
+
+impl Segment {
+    fn push(&mut self, class: u8) {
+        self.len += 1;
+        self.digits += usize::from(class & DIGIT);
+        self.all &= class;
+    }
+
+    /// The placeholder of the segment `raw` (whose bytes were pushed), if
+    /// it is an identifier.
+    fn placeholder(&self, raw: &[u8]) -> Option<&'static [u8]> {
+        if self.len == 0 || self.digits == 0 {
+            None
+        } else if self.digits == self.len {
+            Some(b"{n}")
+        } else if (self.all & HEX != 0 && self.len >= 8)
+            || (self.all & TOKEN != 0 && self.len >= 20)
+            || is_uuid(raw)
+        {
+            Some(b"{id}")
+        } else {
+            None
+        }
+    }
+
+    /// Replace the segment `raw`, written from `self.start` up to `n`, by
+    /// its placeholder if it has one; the folded path's new length.
+    fn fold(&self, raw: &[u8], out: &mut [u8; MAX_ROUTE_LEN + 1], n: usize) -> usize {
+        let Some(p) = self.placeholder(raw) else {
+            return n;
+        };
+        let take = p.len().min(MAX_ROUTE_LEN - self.start);
+        out[self.start..self.start + take].copy_from_slice(&p[..take]);
+        self.start + take
+    }
+}
+
+fn is_uuid(seg: &[u8]) -> bool {
+    seg.len() == 36
+        && seg.iter().enumerate().all(|(i, &b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
 }
 
 /// Labels are shown and stored: control and non-ASCII bytes become `_`
@@ -202,34 +382,9 @@ fn sanitize(bytes: &mut [u8]) {
 
 /// A segment, or the placeholder it folds to.
 fn fold_segment(seg: &[u8]) -> &[u8] {
-    if seg.is_empty() {
-        return seg;
-    }
-    // Most segments are words: one cheap pass tells.
-    let digits = seg.iter().filter(|b| b.is_ascii_digit()).count();
-    if digits == seg.len() {
-        return b"{n}";
-    }
-    if digits == 0 {
-        return seg;
-    }
-    let hex = seg.iter().all(u8::is_ascii_hexdigit);
-    let token = seg
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    let uuid = seg.len() == 36
-        && seg.iter().enumerate().all(|(i, &b)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                b == b'-'
-            } else {
-                b.is_ascii_hexdigit()
-            }
-        });
-    if uuid || (hex && seg.len() >= 8) || (token && seg.len() >= 20) {
-        b"{id}"
-    } else {
-        seg
-    }
+    let mut s = Segment::default();
+    seg.iter().for_each(|&b| s.push(CLASS[usize::from(b)]));
+    s.placeholder(seg).unwrap_or(seg)
 }
 
 /// The `scheme://host:port` of the last absolute URL seen, to find the
@@ -588,6 +743,96 @@ mod tests {
                 String::from_utf8_lossy(start)
             );
             assert_eq!(n.section_hash(start), n.section_hash(full), "{r}");
+            assert_eq!(n.hash(start), n.hash(full), "{r}");
+            assert_eq!(n.label(start), n.label(full), "{r}");
+        }
+    }
+
+    /// Folding segment by segment, as the one-pass [`fold_into`] must.
+    fn fold_by_segments(path: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, seg) in without_query(path).split(|&b| b == b'/').enumerate() {
+            if i > 0 {
+                if out.len() >= MAX_ROUTE_LEN {
+                    break;
+                }
+                out.push(b'/');
+            }
+            let room = MAX_ROUTE_LEN - out.len();
+            out.extend(fold_segment(seg).iter().take(room));
+        }
+        sanitize(&mut out);
+        out
+    }
+
+    #[test]
+    fn one_pass_folding_agrees_with_folding_segment_by_segment() {
+        let long_id = "9f1c2e3d4a5b".repeat(4);
+        let mut paths: Vec<String> = [
+            "/api/products/12345/reviews?x=1",
+            "//a//b/",
+            "/o/0b7f3c1e-9a2d-4c3b-8e1f-2a3b4c5d6e7f#frag",
+            "/\u{e9}t\u{e9}/caf\u{e9}\u{1}/42",
+            "/p HTTP/1.1",
+            "",
+            "/",
+            "x/1",
+        ]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+        // Cut at the longest label inside, across and after a folded segment.
+        for pad in [80, 88, 90, 92, 93, 94, 95, 96, 97] {
+            paths.push(format!("/{}/{long_id}/12/tail", "w".repeat(pad)));
+            paths.push(format!("/{}/12345", "w".repeat(pad)));
+        }
+        for p in &paths {
+            let mut buf = [0u8; MAX_ROUTE_LEN + 1];
+            let n = fold_into(p.as_bytes(), &mut buf);
+            assert_eq!(
+                String::from_utf8_lossy(&buf[..n]),
+                String::from_utf8_lossy(&fold_by_segments(p.as_bytes())),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn held_sections_answer_as_the_sections_hashes_do() {
+        let n = RouteNamer::default();
+        let paths = [
+            "/api/cart",
+            "/api/products/7",
+            "/static/a.css",
+            "/login",
+            "/",
+            "/?q",
+            "//x",
+            "/12/x",
+            "/ab12cd34ef/x",
+            "/_x/y",
+            "/\u{e9}/x",
+            "/a",
+            "/apple/x",
+            "",
+            "x",
+        ];
+        for held in [
+            vec!["/api/*"],
+            vec!["/*"],
+            vec!["/{n}/*", "/{id}/*"],
+            vec!["/_/*"],
+            vec![],
+        ] {
+            let mut h = HeldSections::default();
+            h.set(held.iter().map(|l| (route_hash(l), *l)));
+            for p in paths {
+                let exact = match n.section_hash(p.as_bytes()) {
+                    Some(s) => held.iter().any(|l| route_hash(l) == s),
+                    None => true,
+                };
+                assert_eq!(h.may_hold(&n, p.as_bytes()), exact, "{p} in {held:?}");
+            }
         }
     }
 

@@ -24,9 +24,18 @@ pub struct Series(Vec<(Bucket, u32)>);
 
 impl Series {
     /// Add `n` to bucket `b`.
+    #[inline]
     pub fn add(&mut self, b: Bucket, n: u32) {
+        // Most counts land in the newest bucket: that much is inlined.
         match self.0.last_mut() {
             Some((last, c)) if *last == b => *c = c.saturating_add(n),
+            _ => self.add_cold(b, n),
+        }
+    }
+
+    #[inline(never)]
+    fn add_cold(&mut self, b: Bucket, n: u32) {
+        match self.0.last_mut() {
             Some((last, _)) if *last > b => match self.0.binary_search_by_key(&b, |e| e.0) {
                 Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
                 Err(i) => self.0.insert(i, (b, n)),
