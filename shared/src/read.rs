@@ -6,7 +6,7 @@
 //! read buffer where they fit in it; a line longer than [`MAX_LINE`] is
 //! skipped (and reported) without being held in memory.
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use std::io::{self, BufReader, Read};
 
 /// Size of the read buffer.
@@ -32,6 +32,8 @@ pub fn decompress<R: Read + Send + 'static>(mut r: R) -> io::Result<Box<dyn Read
     }
     let whole = io::Cursor::new(head).take(n as u64).chain(r);
     if n == 2 && head == [0x1f, 0x8b] {
+        // The decoder reads the compressed bytes in place from this one
+        // buffer (`flate2::read` would copy them into a buffer of its own).
         Ok(Box::new(MultiGzDecoder::new(BufReader::with_capacity(
             BUF_SIZE, whole,
         ))))

@@ -399,7 +399,7 @@ impl UrlPrefix {
     pub fn path_start<'a>(&mut self, request: &'a [u8]) -> Option<&'a [u8]> {
         let i = request.iter().position(|&b| b == b' ')?;
         let url = &request[i + 1..];
-        if !self.0.is_empty() && url.starts_with(&self.0) {
+        if !self.0.is_empty() && starts_with(url, &self.0) {
             let rest = &url[self.0.len()..];
             if matches!(rest.first(), Some(b'/' | b'?')) {
                 return Some(rest);
@@ -419,6 +419,20 @@ impl UrlPrefix {
         }
         Some(&url[offset..])
     }
+}
+
+/// `hay.starts_with(prefix)` inlined, eight bytes a step: for every line
+/// while a route is failing, where a call to `memcmp` costs more than the
+/// comparison.
+#[inline]
+fn starts_with(hay: &[u8], prefix: &[u8]) -> bool {
+    let Some(head) = hay.get(..prefix.len()) else {
+        return false;
+    };
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    let (a, b) = (head.chunks_exact(8), prefix.chunks_exact(8));
+    let tails = a.remainder().iter().zip(b.remainder());
+    a.zip(b).all(|(x, y)| word(x) == word(y)) && tails.into_iter().all(|(x, y)| x == y)
 }
 
 /// The path of an ALB-style request field (`GET http://host:80/p?q HTTP/1.1`)
@@ -834,6 +848,20 @@ mod tests {
                 assert_eq!(h.may_hold(&n, p.as_bytes()), exact, "{p} in {held:?}");
             }
         }
+    }
+
+    #[test]
+    fn starts_with_agrees_with_the_slice_method() {
+        let hay = b"https://shop.example.com:443/api";
+        for n in 0..=hay.len() {
+            let mut other = hay[..n].to_vec();
+            assert!(starts_with(hay, &other), "{n}");
+            if let Some(last) = other.last_mut() {
+                *last ^= 1;
+                assert!(!starts_with(hay, &other), "{n}");
+            }
+        }
+        assert!(!starts_with(b"http", b"https"));
     }
 
     #[test]
