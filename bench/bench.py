@@ -4,6 +4,8 @@ Lambda cold start and the ingest function's memory on a large S3 object.
 
     python3 bench/bench.py            # the full run (minutes; figures in docs/performance.md)
     python3 bench/bench.py --smoke    # a seconds-long run of every step (CI)
+    python3 bench/bench.py --only-throughput --rounds 21 --baseline /path/to/old/fail2waf
+                                      # this build beside another, alternately
 
 Data comes from the project's own generator (`fail2waf gen-bench`), cached
 under target/bench/. Commands are run alternately, several rounds, and
@@ -56,12 +58,11 @@ def plain(path):
     return out
 
 
-def throughput(bin_, path, rounds):
-    cmds = {
-        "zcat": ["zcat", path],
-        "fail2waf (2 threads)": [bin_, "detect", "--format", "alb", "--json", path],
-        "fail2waf --threads 1": [bin_, "detect", "--format", "alb", "--json", "--threads", "1", path],
-    }
+def throughput(bin_, path, rounds, baseline=None):
+    cmds = {"zcat": ["zcat", path]}
+    for name, b in [("fail2waf", bin_)] + ([("baseline", baseline)] if baseline else []):
+        cmds[f"{name} (2 threads)"] = [b, "detect", "--format", "alb", "--json", path]
+        cmds[f"{name} --threads 1"] = [b, "detect", "--format", "alb", "--json", "--threads", "1", path]
     walls = {k: [] for k in cmds}
     rss = {k: [] for k in cmds}
     for _ in range(rounds):
@@ -269,6 +270,8 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks that every step runs")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    ap.add_argument("--baseline", metavar="BIN", help="another fail2waf binary (e.g. a build of an earlier commit) timed alternately beside this one")
+    ap.add_argument("--only-throughput", action="store_true", help="the throughput table alone")
     args = ap.parse_args()
     profile = "debug" if args.smoke else "release"
     if not args.no_build:
@@ -283,7 +286,9 @@ def main():
     print(f"fail2waf benchmarks ({profile} build, {os.cpu_count()} cores)")
     if not GNU_TIME:
         print("(no /usr/bin/time: peak RSS figures include this script's ~20 MiB)")
-    throughput(bin_, generate(bin_, big), rounds)
+    throughput(bin_, generate(bin_, big), rounds, args.baseline)
+    if args.only_throughput:
+        return
     # The last: a flood of addresses (as many clients as lines) against the
     # engine's key cap.
     memory(bin_, [generate(bin_, small), generate(bin_, huge), generate(bin_, big, clients=big)])
