@@ -378,8 +378,9 @@ impl Config {
                 }
             }
         }
-        if rules.len() > 64 {
-            return Err(at(None, "at most 64 rules".into()));
+        if rules.len() > crate::rules::MAX_RULES {
+            let most = crate::rules::MAX_RULES;
+            return Err(at(None, format!("at most {most} rules")));
         }
         Ok(Config {
             file,

@@ -14,7 +14,7 @@ use crate::config::{Config, OutageConfig};
 use crate::duration::Secs;
 use crate::hit::Hit;
 use crate::route::{route_hash, HeldSections, RouteCount, RouteCounts, RouteNamer};
-use crate::rules::{KeyKind, Rule};
+use crate::rules::{KeyKind, Rule, RuleSet};
 use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -145,7 +145,7 @@ struct KeyState {
     gateway: Option<Box<Series>>,
     /// The rules (bit i: rule i) whose state may hold a failed route: a
     /// request on a failing route looks into no other rule's state.
-    failed_routes: u64,
+    failed_routes: RuleSet,
     rules: Vec<(u16, RuleState)>,
 }
 
@@ -199,11 +199,12 @@ impl KeyState {
     }
 
     /// The rules whose state holds a route ([`KeyState::failed_routes`]).
-    fn rules_with_routes(&self) -> u64 {
+    fn rules_with_routes(&self) -> RuleSet {
         self.rules
             .iter()
             .filter(|(_, rs)| !rs.routes.is_empty())
-            .fold(0, |m, (r, _)| m | 1 << r)
+            .map(|(r, _)| usize::from(*r))
+            .collect()
     }
 
     fn rule_mut(&mut self, r: u16) -> &mut RuleState {
@@ -369,15 +370,15 @@ pub struct Engine {
     /// For each status code, the rules whose status condition it passes
     /// (rules without one always): most requests match no rule, and this
     /// says so without looking at each.
-    status_mask: Vec<u64>,
+    status_mask: Vec<RuleSet>,
     /// The rules without a status condition.
-    statusless: u64,
+    statusless: RuleSet,
     /// The rules that match only requests with a WAF verdict.
-    waf_only: u64,
+    waf_only: RuleSet,
     /// Hits dated after this (epoch ms) are not counted.
     time_limit_ms: i64,
     /// The outage-aware rules.
-    outage_rules: u64,
+    outage_rules: RuleSet,
     namer: RouteNamer,
     /// Failing routes: hash → (label, stats).
     routes: HashMap<u64, (String, RouteStats), ahash::RandomState>,
@@ -430,22 +431,10 @@ impl Engine {
             max_keys: MAX_KEYS,
             full_until: 0,
             status_mask: crate::rules::status_table(&config.rules),
-            statusless: config
-                .rules
-                .iter()
-                .enumerate()
-                .fold(0, |m, (i, r)| m | (u64::from(!r.uses_status()) << i)),
-            waf_only: config
-                .rules
-                .iter()
-                .enumerate()
-                .fold(0, |m, (i, r)| m | (u64::from(r.needs_waf_verdict()) << i)),
+            statusless: RuleSet::of(&config.rules, |r| !r.uses_status()),
+            waf_only: RuleSet::of(&config.rules, Rule::needs_waf_verdict),
             time_limit_ms: i64::MAX,
-            outage_rules: config
-                .rules
-                .iter()
-                .enumerate()
-                .fold(0, |m, (i, r)| m | (u64::from(r.outage_aware) << i)),
+            outage_rules: RuleSet::of(&config.rules, |r| r.outage_aware),
             namer: RouteNamer::new(&f.outage.routes),
             routes: HashMap::default(),
             sections: HeldSections::default(),
@@ -487,10 +476,14 @@ impl Engine {
     /// are only counted in totals, and a parser need not read their text
     /// ([`crate::formats::LineParser::set_detail`]).
     pub fn detail_statuses(&self, waf_verdicts: bool) -> crate::formats::StatusSet {
-        let possible = if waf_verdicts { !0 } else { !self.waf_only };
+        let possible = if waf_verdicts {
+            RuleSet::ALL
+        } else {
+            !self.waf_only
+        };
         let mut set = crate::formats::StatusSet::NONE;
         for (st, mask) in (0u16..).zip(&self.status_mask) {
-            if mask & possible != 0 {
+            if !(*mask & possible).is_empty() {
                 set.insert(st);
             }
         }
@@ -579,7 +572,7 @@ impl Engine {
     /// Count one request. Returns the key it counted for and the rules it
     /// matched (bit `i` for rule `i`), or `None` when it counted for nobody
     /// (trusted proxies only).
-    pub fn observe(&mut self, hit: &Hit<'_>) -> Option<(IpNet, u64)> {
+    pub fn observe(&mut self, hit: &Hit<'_>) -> Option<(IpNet, RuleSet)> {
         self.stats.hits += 1;
         let Some(ip) = self.resolver.client(hit) else {
             self.stats.proxy_only += 1;
@@ -605,32 +598,26 @@ impl Engine {
         if hit.blocked_by_waf {
             candidates &= self.statusless;
         }
-        let mut matched: u64 = 0;
-        while candidates != 0 {
-            let i = candidates.trailing_zeros() as usize;
-            candidates &= candidates - 1;
-            if self.rules[i].matches(hit, &self.own_waf_rule) {
-                matched |= 1 << i;
-            }
-        }
+        let matched: RuleSet = candidates
+            .iter()
+            .filter(|&i| self.rules[i].matches(hit, &self.own_waf_rule))
+            .collect();
         self.site_total.add(b, 1);
         if hit.status / 100 != 4 {
             self.site_answered.add(b, 1);
         }
-        let mut bits = matched;
-        while bits != 0 {
-            self.site_matched[bits.trailing_zeros() as usize].add(b, 1);
-            bits &= bits - 1;
+        for r in matched.iter() {
+            self.site_matched[r].add(b, 1);
         }
         // The route, where outage awareness needs it: a failure, or any
         // request while some route is failing.
-        let failed = matched & self.outage_rules != 0;
+        let failed = !(matched & self.outage_rules).is_empty();
         let route = if failed || !self.routes.is_empty() {
             self.count_route(hit, key, b, failed)
         } else {
             None
         };
-        if !self.room_for(&key, matched != 0) {
+        if !self.room_for(&key, !matched.is_empty()) {
             self.stats.untracked += 1;
             return Some((key, matched));
         }
@@ -641,11 +628,11 @@ impl Engine {
             ks.add_gateway(b, 1);
         }
         let asking = ks.failed_routes & self.outage_rules & !matched;
-        if let Some(h) = route.filter(|_| asking != 0) {
+        if let Some(h) = route.filter(|_| !asking.is_empty()) {
             // A request on a route where the key failed before counts
             // towards its share there (failures are counted below).
             for (r, rs) in &mut ks.rules {
-                if asking & (1u64 << *r) != 0 && rs.routes.failed_on(h) {
+                if asking.contains(usize::from(*r)) && rs.routes.failed_on(h) {
                     rs.routes.add(b, h, 0, 1);
                 }
             }
@@ -653,7 +640,7 @@ impl Engine {
         for i in 0..self.prefix_lens.len() {
             let (l4, l6) = self.prefix_lens[i];
             let net = widen(key, l4, l6);
-            if net != key && self.room_for(&net, matched != 0) {
+            if net != key && self.room_for(&net, !matched.is_empty()) {
                 let ns = self.keys.entry(net).or_default();
                 ns.count(b);
                 if gateway {
@@ -661,12 +648,9 @@ impl Engine {
                 }
             }
         }
-        if matched != 0 {
+        if !matched.is_empty() {
             self.stats.matched += 1;
-            for r in 0..self.rules.len() {
-                if matched & (1 << r) == 0 {
-                    continue;
-                }
+            for r in matched.iter() {
                 if self.rules[r].config.key == KeyKind::Prefix && !self.quiet_member(key, r, b) {
                     continue;
                 }
@@ -683,7 +667,7 @@ impl Engine {
                     continue;
                 };
                 if route.is_some() && rule.outage_aware {
-                    ks.failed_routes |= 1 << r;
+                    ks.failed_routes.insert(r);
                 }
                 let rs = ks.rule_mut(r as u16);
                 rs.matched.add(b, 1);

@@ -64,10 +64,10 @@ pub struct Detector {
 }
 
 /// Sees every counted request (for reports): the key it counted for and
-/// the rules it matched (bit `i` for rule `i` of the configuration).
+/// the rules it matched.
 pub trait Recorder: Send {
     /// One request.
-    fn record(&mut self, key: IpNet, hit: &crate::hit::Hit<'_>, matched: u64);
+    fn record(&mut self, key: IpNet, hit: &crate::hit::Hit<'_>, matched: crate::rules::RuleSet);
 }
 
 impl Detector {
@@ -359,7 +359,7 @@ mod tests {
     struct Count(std::sync::Arc<std::sync::atomic::AtomicU64>);
 
     impl Recorder for Count {
-        fn record(&mut self, _: IpNet, hit: &crate::hit::Hit<'_>, _: u64) {
+        fn record(&mut self, _: IpNet, hit: &crate::hit::Hit<'_>, _: crate::rules::RuleSet) {
             assert!(hit.status == 0 || !hit.path.is_empty(), "{hit:?}");
             self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

@@ -359,14 +359,112 @@ impl Rule {
     }
 }
 
-/// For each status code 0–999, the rules (bit `i` for `rules[i]`) whose
+/// The most rules one configuration may have (a [`RuleSet`] holds a bit
+/// per rule).
+pub const MAX_RULES: usize = 64;
+
+/// A set of rules by their index in the configuration: what a request
+/// matched, which rules are outage-aware, which may match a status. Not a
+/// count (those are plain integers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RuleSet(u64);
+
+impl RuleSet {
+    /// No rule.
+    pub const EMPTY: RuleSet = RuleSet(0);
+    /// Every rule there may be.
+    pub const ALL: RuleSet = RuleSet(u64::MAX);
+
+    /// The rules `i` for which `f(i, &rules[i])` holds.
+    pub fn of<T>(rules: &[T], f: impl Fn(&T) -> bool) -> RuleSet {
+        rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| f(r))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Rule `i` alone (`i` < [`MAX_RULES`]).
+    pub fn only(i: usize) -> RuleSet {
+        debug_assert!(i < MAX_RULES);
+        RuleSet(1 << i)
+    }
+
+    /// Is rule `i` in the set?
+    pub fn contains(self, i: usize) -> bool {
+        i < MAX_RULES && self.0 & (1 << i) != 0
+    }
+
+    /// Add rule `i`.
+    pub fn insert(&mut self, i: usize) {
+        *self |= RuleSet::only(i);
+    }
+
+    /// No rule in the set.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The rules of the set, lowest index first.
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let i = (bits != 0).then(|| bits.trailing_zeros() as usize)?;
+            bits &= bits - 1;
+            Some(i)
+        })
+    }
+}
+
+impl FromIterator<usize> for RuleSet {
+    fn from_iter<I: IntoIterator<Item = usize>>(iter: I) -> Self {
+        iter.into_iter()
+            .fold(RuleSet::EMPTY, |s, i| s | RuleSet::only(i))
+    }
+}
+
+impl std::ops::BitOr for RuleSet {
+    type Output = RuleSet;
+    fn bitor(self, o: RuleSet) -> RuleSet {
+        RuleSet(self.0 | o.0)
+    }
+}
+
+impl std::ops::BitOrAssign for RuleSet {
+    fn bitor_assign(&mut self, o: RuleSet) {
+        self.0 |= o.0;
+    }
+}
+
+impl std::ops::BitAnd for RuleSet {
+    type Output = RuleSet;
+    fn bitand(self, o: RuleSet) -> RuleSet {
+        RuleSet(self.0 & o.0)
+    }
+}
+
+impl std::ops::BitAndAssign for RuleSet {
+    fn bitand_assign(&mut self, o: RuleSet) {
+        self.0 &= o.0;
+    }
+}
+
+impl std::ops::Not for RuleSet {
+    type Output = RuleSet;
+    fn not(self) -> RuleSet {
+        RuleSet(!self.0)
+    }
+}
+
+/// For each status code 0–999, the rules whose
 /// status condition it passes: every status, 0 included, for a rule without
 /// one; never 0 (no status) for a rule with one. The same as asking
 /// [`Rule::status_ok`] for every code, without building a request for each.
-pub fn status_table(rules: &[Rule]) -> Vec<u64> {
-    let mut table = vec![0u64; 1000];
+pub fn status_table(rules: &[Rule]) -> Vec<RuleSet> {
+    let mut table = vec![RuleSet::EMPTY; 1000];
     for (i, r) in rules.iter().enumerate() {
-        let bit = 1u64 << i;
+        let bit = RuleSet::only(i);
         let c = &r.config;
         if !r.uses_status() {
             table.iter_mut().for_each(|m| *m |= bit);
@@ -552,13 +650,29 @@ window = "1m"
         for rules in [crate::config::Config::default().rules, custom.rules] {
             let table = status_table(&rules);
             for st in 0..1000u16 {
-                let want = rules.iter().enumerate().fold(0u64, |m, (i, r)| {
-                    let ok = !r.uses_status() || (st != 0 && r.status_ok(&hit(st, "GET", "/")));
-                    m | (u64::from(ok) << i)
+                let want = RuleSet::of(&rules, |r| {
+                    !r.uses_status() || (st != 0 && r.status_ok(&hit(st, "GET", "/")))
                 });
                 assert_eq!(table[usize::from(st)], want, "status {st}");
             }
         }
+    }
+
+    #[test]
+    fn a_rule_set_holds_the_rules_put_in_it() {
+        let mut s: RuleSet = [0, 5, 63].into_iter().collect();
+        assert!(s.contains(0) && s.contains(5) && s.contains(63) && !s.contains(1));
+        assert!(!s.contains(MAX_RULES));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 5, 63]);
+        s &= !RuleSet::only(5);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 63]);
+        s.insert(7);
+        assert_eq!((s & RuleSet::only(7)).iter().collect::<Vec<_>>(), vec![7]);
+        assert!(RuleSet::EMPTY.is_empty() && RuleSet::EMPTY.iter().next().is_none());
+        assert_eq!(
+            RuleSet::of(&[1, 2, 3, 4], |&n| n % 2 == 0),
+            [1, 3].into_iter().collect()
+        );
     }
 
     #[test]

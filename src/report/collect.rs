@@ -9,6 +9,7 @@ use fail2waf_core::engine::clip;
 use fail2waf_core::hit::Hit;
 use fail2waf_core::pipeline::{Detector, FileReport, Recorder};
 use fail2waf_core::route::RouteNamer;
+use fail2waf_core::rules::RuleSet;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -159,15 +160,14 @@ fn section_of(namer: &RouteNamer, path: &str) -> String {
 }
 
 impl Data {
-    /// Count one request of `key`; bit `r` of `matched` is set when it
-    /// matched rule `r`.
-    fn record(&mut self, key: IpNet, hit: &Hit<'_>, matched: u64) {
+    /// Count one request of `key`, which matched the rules `matched`.
+    fn record(&mut self, key: IpNet, hit: &Hit<'_>, matched: RuleSet) {
         self.requests += 1;
         let t = hit.time_ms;
         self.first_ms = Some(self.first_ms.map_or(t, |f| f.min(t)));
         self.last_ms = Some(self.last_ms.map_or(t, |l| l.max(t)));
         let section = self.record_site(key, hit);
-        if matched == 0 {
+        if matched.is_empty() {
             self.record_quiet(key);
         } else {
             self.record_matched(key, hit, matched, section);
@@ -224,15 +224,13 @@ impl Data {
         &mut self,
         key: IpNet,
         hit: &Hit<'_>,
-        matched: u64,
+        matched: RuleSet,
         section: Option<(i64, String)>,
     ) {
         let t = hit.time_ms;
         self.matched += 1;
-        for r in 0..self.rules {
-            if matched & (1 << r) != 0 {
-                self.matched_by_rule[r] += 1;
-            }
+        for r in matched.iter() {
+            self.matched_by_rule[r] += 1;
         }
         if !self.keys.contains_key(&key) {
             if self.keys.len() >= MAX_KEYS {
@@ -259,10 +257,8 @@ impl Data {
         k.last_ms = k.last_ms.max(t);
         *k.per_minute.entry(t.div_euclid(60_000)).or_insert(0) += 1;
         let b = t.div_euclid(self.bucket_ms);
-        for (r, buckets) in k.per_rule.iter_mut().enumerate() {
-            if matched & (1 << r) != 0 {
-                *buckets.entry(b).or_insert(0) += 1;
-            }
+        for r in matched.iter() {
+            *k.per_rule[r].entry(b).or_insert(0) += 1;
         }
         *k.status.entry(hit.status).or_insert(0) += 1;
         if let Some(slot) = section {
@@ -279,7 +275,7 @@ impl Data {
 struct Shared(Arc<Mutex<Data>>);
 
 impl Recorder for Shared {
-    fn record(&mut self, key: IpNet, hit: &Hit<'_>, matched: u64) {
+    fn record(&mut self, key: IpNet, hit: &Hit<'_>, matched: RuleSet) {
         self.0
             .lock()
             .expect("recorder lock")
