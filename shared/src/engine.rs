@@ -13,6 +13,7 @@ use crate::client::{widen, ClientResolver};
 use crate::config::{Config, OutageConfig};
 use crate::duration::Secs;
 use crate::hit::Hit;
+use crate::printable::clip;
 use crate::route::{route_hash, HeldSections, RouteCount, RouteCounts, RouteNamer};
 use crate::rules::{KeyKind, Rule, RuleSet};
 use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
@@ -590,25 +591,8 @@ impl Engine {
             }
         }
         let key = self.resolver.key(ip);
-        let mut candidates = self
-            .status_mask
-            .get(usize::from(hit.status))
-            .copied()
-            .unwrap_or(self.statusless);
-        if hit.blocked_by_waf {
-            candidates &= self.statusless;
-        }
-        let matched: RuleSet = candidates
-            .iter()
-            .filter(|&i| self.rules[i].matches(hit, &self.own_waf_rule))
-            .collect();
-        self.site_total.add(b, 1);
-        if hit.status / 100 != 4 {
-            self.site_answered.add(b, 1);
-        }
-        for r in matched.iter() {
-            self.site_matched[r].add(b, 1);
-        }
+        let matched = self.matching(hit);
+        self.count_site(hit, b, matched);
         // The route, where outage awareness needs it: a failure, or any
         // request while some route is failing.
         let failed = !(matched & self.outage_rules).is_empty();
@@ -621,8 +605,65 @@ impl Engine {
             self.stats.untracked += 1;
             return Some((key, matched));
         }
-        let ks = self.keys.entry(key).or_default();
         let gateway = failed && matches!(hit.status, 502..=504);
+        self.count_request(key, b, matched, gateway, route);
+        if !matched.is_empty() {
+            self.stats.matched += 1;
+            for r in matched.iter() {
+                self.count_match(hit, key, r, b, route);
+            }
+        }
+        // Windows sum only their own buckets, so older ones cost memory, not
+        // correctness: drop them every quarter of the longest window (at
+        // least every minute of 10 s buckets), not after every bucket, as
+        // pruning visits every key.
+        if self.newest >= self.last_prune.saturating_add((self.longest / 4).max(6)) {
+            self.prune();
+        }
+        Some((key, matched))
+    }
+
+    /// The rules `hit` matches.
+    #[inline]
+    fn matching(&self, hit: &Hit<'_>) -> RuleSet {
+        let mut candidates = self
+            .status_mask
+            .get(usize::from(hit.status))
+            .copied()
+            .unwrap_or(self.statusless);
+        if hit.blocked_by_waf {
+            candidates &= self.statusless;
+        }
+        candidates
+            .iter()
+            .filter(|&i| self.rules[i].matches(hit, &self.own_waf_rule))
+            .collect()
+    }
+
+    /// Count a request in the site-wide series.
+    #[inline]
+    fn count_site(&mut self, hit: &Hit<'_>, b: Bucket, matched: RuleSet) {
+        self.site_total.add(b, 1);
+        if hit.status / 100 != 4 {
+            self.site_answered.add(b, 1);
+        }
+        for r in matched.iter() {
+            self.site_matched[r].add(b, 1);
+        }
+    }
+
+    /// Count a request of `key` (held) in its totals and those of its
+    /// networks, and on the routes where it failed before.
+    #[inline]
+    fn count_request(
+        &mut self,
+        key: IpNet,
+        b: Bucket,
+        matched: RuleSet,
+        gateway: bool,
+        route: Option<(u64, u64)>,
+    ) {
+        let ks = self.keys.entry(key).or_default();
         ks.count(b);
         if gateway {
             ks.add_gateway(b, 1);
@@ -630,7 +671,8 @@ impl Engine {
         let asking = ks.failed_routes & self.outage_rules & !matched;
         if let Some(h) = route.filter(|_| !asking.is_empty()) {
             // A request on a route where the key failed before counts
-            // towards its share there (failures are counted below).
+            // towards its share there (failures are counted in
+            // `count_match`).
             for (r, rs) in &mut ks.rules {
                 if asking.contains(usize::from(*r)) && rs.routes.failed_on(h) {
                     rs.routes.add(b, h, 0, 1);
@@ -648,71 +690,70 @@ impl Engine {
                 }
             }
         }
-        if !matched.is_empty() {
-            self.stats.matched += 1;
-            for r in matched.iter() {
-                if self.rules[r].config.key == KeyKind::Prefix && !self.quiet_member(key, r, b) {
-                    continue;
-                }
-                let rule = &self.rules[r];
-                let (k, member) = match rule.config.key {
-                    KeyKind::Ip => (key, None),
-                    KeyKind::Prefix => (
-                        widen(key, rule.config.prefix_v4, rule.config.prefix_v6),
-                        Some(net_hash(key)),
-                    ),
-                };
-                let (pcap, mcap) = caps(rule);
-                let Some(ks) = self.keys.get_mut(&k) else {
-                    continue;
-                };
-                if route.is_some() && rule.outage_aware {
-                    ks.failed_routes.insert(r);
-                }
-                let rs = ks.rule_mut(r as u16);
-                rs.matched.add(b, 1);
-                if rs.last_ms == 0 && rs.first_ms == 0 {
-                    rs.first_ms = hit.time_ms;
-                    rs.user_agent = clip(&hit.user_agent, 200);
-                }
-                rs.first_ms = rs.first_ms.min(hit.time_ms);
-                rs.last_ms = rs.last_ms.max(hit.time_ms);
-                if pcap > 0 {
-                    let path = if rule.config.distinct_include_query {
-                        &hit.path
-                    } else {
-                        hit.path.split('?').next().unwrap_or("")
-                    };
-                    rs.paths.insert(stable_hash(path.as_bytes()), b, pcap);
-                }
-                if let Some(m) = member {
-                    rs.members.insert(m, b, mcap);
-                }
-                if let Some(h) = route.filter(|_| rule.outage_aware) {
-                    rs.routes.add(b, h, 1, 1);
-                }
-                if rs.samples.len() < SAMPLES {
-                    let s = format!(
-                        "{} {} {}",
-                        hit.status,
-                        clip(&hit.method, 16),
-                        clip(&hit.path, 160)
-                    );
-                    if !rs.samples.contains(&s) {
-                        rs.samples.push(s);
-                    }
-                }
-                self.evaluate(k, r, b, hit.time_ms);
+    }
+
+    /// Count a request of `key` that matched rule `r` (for its network,
+    /// on a network rule) with its evidence, and judge the rule's windows.
+    fn count_match(
+        &mut self,
+        hit: &Hit<'_>,
+        key: IpNet,
+        r: usize,
+        b: Bucket,
+        route: Option<(u64, u64)>,
+    ) {
+        if self.rules[r].config.key == KeyKind::Prefix && !self.quiet_member(key, r, b) {
+            return;
+        }
+        let rule = &self.rules[r];
+        let (k, member) = match rule.config.key {
+            KeyKind::Ip => (key, None),
+            KeyKind::Prefix => (
+                widen(key, rule.config.prefix_v4, rule.config.prefix_v6),
+                Some(net_hash(key)),
+            ),
+        };
+        let (pcap, mcap) = caps(rule);
+        let Some(ks) = self.keys.get_mut(&k) else {
+            return;
+        };
+        if route.is_some() && rule.outage_aware {
+            ks.failed_routes.insert(r);
+        }
+        let rs = ks.rule_mut(r as u16);
+        rs.matched.add(b, 1);
+        if rs.last_ms == 0 && rs.first_ms == 0 {
+            rs.first_ms = hit.time_ms;
+            rs.user_agent = clip(&hit.user_agent, 200);
+        }
+        rs.first_ms = rs.first_ms.min(hit.time_ms);
+        rs.last_ms = rs.last_ms.max(hit.time_ms);
+        if pcap > 0 {
+            let path = if rule.config.distinct_include_query {
+                &hit.path
+            } else {
+                hit.path.split('?').next().unwrap_or("")
+            };
+            rs.paths.insert(stable_hash(path.as_bytes()), b, pcap);
+        }
+        if let Some(m) = member {
+            rs.members.insert(m, b, mcap);
+        }
+        if let Some(h) = route.filter(|_| rule.outage_aware) {
+            rs.routes.add(b, h, 1, 1);
+        }
+        if rs.samples.len() < SAMPLES {
+            let s = format!(
+                "{} {} {}",
+                hit.status,
+                clip(&hit.method, 16),
+                clip(&hit.path, 160)
+            );
+            if !rs.samples.contains(&s) {
+                rs.samples.push(s);
             }
         }
-        // Windows sum only their own buckets, so older ones cost memory, not
-        // correctness: drop them every quarter of the longest window (at
-        // least every minute of 10 s buckets), not after every bucket, as
-        // pruning visits every key.
-        if self.newest >= self.last_prune.saturating_add((self.longest / 4).max(6)) {
-            self.prune();
-        }
-        Some((key, matched))
+        self.evaluate(k, r, b, hit.time_ms);
     }
 
     /// Count a request on its route and the route's section: every
@@ -1402,30 +1443,6 @@ fn net_hash(net: IpNet) -> u64 {
         IpNet::V4(n) => stable_hash(&n.addr().octets()),
         IpNet::V6(n) => stable_hash(&n.addr().octets()),
     }
-}
-
-/// Shorten `s` to at most `max` bytes (at a char boundary) and escape
-/// control characters, so evidence can be printed and logged safely.
-pub fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return s.to_string();
-    }
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    let mut out = String::with_capacity(end + 8);
-    for c in s[..end].chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    if end < s.len() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 
 use crate::config::Config;
 use crate::duration::Secs;
-use crate::engine::{clip, Evidence, Offense};
+use crate::engine::{Evidence, Offense};
+use crate::printable::clip;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

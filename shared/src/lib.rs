@@ -39,6 +39,7 @@ pub mod formats;
 pub mod hit;
 pub mod ledger;
 pub mod pipeline;
+pub mod printable;
 pub mod read;
 pub mod route;
 pub mod rules;
