@@ -299,7 +299,7 @@ impl Aws {
             "FAIL2WAF_IPSET_V4_ARN" | "FAIL2WAF_IPSET_V6_ARN" => env(k),
             _ => None,
         })
-        .map_err(InputError)?;
+        .map_err(|e| InputError(e.to_string()))?;
         let mut svc = self
             .rt
             .block_on(Service::with_sdk(settings, &self.sdk))
@@ -369,7 +369,9 @@ fn list_s3(inputs: Vec<Input>, aws: Option<&Aws>) -> Result<Vec<Input>, InputErr
             out.push(input);
             continue;
         };
-        let loc: S3Loc = uri.parse().map_err(InputError)?;
+        let loc = uri
+            .parse::<S3Loc>()
+            .map_err(|e| InputError(e.to_string()))?;
         let aws = aws.expect("connected for s3:// inputs");
         let (rt, s3) = (&aws.rt, &aws.s3);
         let mut objects = Vec::new();

@@ -124,16 +124,9 @@ struct SimulateArgs {
 }
 
 /// An error that is the user's to fix: exit code 2.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct InputError(pub String);
-
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InputError {}
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {

@@ -10,7 +10,6 @@ use crate::rules::{default_rules, Rule, RuleConfig};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 /// The configuration file as written.
@@ -202,24 +201,14 @@ fn default_time_format() -> String {
 }
 
 /// A configuration error, with the line it is on where known.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", .line.map_or_else(String::new, |l| format!("line {l}: ")))]
 pub struct ConfigError {
     /// 1-based line in the file, where known.
     pub line: Option<usize>,
     /// What is wrong, naming the field.
     pub message: String,
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "line {l}: {}", self.message),
-            None => write!(f, "{}", self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// A validated configuration.
 #[derive(Debug, Clone)]

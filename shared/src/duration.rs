@@ -23,12 +23,42 @@ impl Secs {
     }
 }
 
+/// Why a text is not a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Nothing but whitespace.
+    #[error("empty duration")]
+    Empty,
+    /// More seconds than a `u64` holds.
+    #[error("duration `{0}` is too large")]
+    TooLarge(String),
+    /// A letter that is no unit.
+    #[error("duration `{text}`: unknown unit `{unit}` (use s, m, h, d, w)")]
+    UnknownUnit {
+        /// The duration as written (trimmed).
+        text: String,
+        /// The letter.
+        unit: char,
+    },
+    /// A unit with no number before it.
+    #[error("duration `{text}`: unit `{unit}` without a number")]
+    NoNumber {
+        /// The duration as written (trimmed).
+        text: String,
+        /// The unit.
+        unit: char,
+    },
+    /// A number with no unit after it.
+    #[error("duration `{0}`: missing unit (e.g. `{0}s`)")]
+    NoUnit(String),
+}
+
 impl std::str::FromStr for Secs {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = DurationError;
+    fn from_str(s: &str) -> Result<Self, DurationError> {
         let t = s.trim();
         if t.is_empty() {
-            return Err("empty duration".into());
+            return Err(DurationError::Empty);
         }
         let mut total: u64 = 0;
         let mut num: Option<u64> = None;
@@ -38,7 +68,7 @@ impl std::str::FromStr for Secs {
                     num.unwrap_or(0)
                         .checked_mul(10)
                         .and_then(|n| n.checked_add(u64::from(d)))
-                        .ok_or_else(|| format!("duration `{t}` is too large"))?,
+                        .ok_or_else(|| DurationError::TooLarge(t.to_string()))?,
                 );
                 continue;
             }
@@ -49,21 +79,23 @@ impl std::str::FromStr for Secs {
                 'd' => 86_400,
                 'w' => 604_800,
                 _ => {
-                    return Err(format!(
-                        "duration `{t}`: unknown unit `{c}` (use s, m, h, d, w)"
-                    ))
+                    return Err(DurationError::UnknownUnit {
+                        text: t.to_string(),
+                        unit: c,
+                    })
                 }
             };
-            let n = num
-                .take()
-                .ok_or_else(|| format!("duration `{t}`: unit `{c}` without a number"))?;
+            let n = num.take().ok_or_else(|| DurationError::NoNumber {
+                text: t.to_string(),
+                unit: c,
+            })?;
             total = n
                 .checked_mul(unit)
                 .and_then(|v| total.checked_add(v))
-                .ok_or_else(|| format!("duration `{t}` is too large"))?;
+                .ok_or_else(|| DurationError::TooLarge(t.to_string()))?;
         }
         if num.is_some() {
-            return Err(format!("duration `{t}`: missing unit (e.g. `{t}s`)"));
+            return Err(DurationError::NoUnit(t.to_string()));
         }
         Ok(Secs(total))
     }
@@ -106,8 +138,15 @@ mod tests {
         assert_eq!("90s".parse::<Secs>(), Ok(Secs(90)));
         assert_eq!("1h30m".parse::<Secs>(), Ok(Secs(5400)));
         assert_eq!("7d".parse::<Secs>(), Ok(Secs(604_800)));
-        assert!("10".parse::<Secs>().unwrap_err().contains("missing unit"));
-        assert!("10x".parse::<Secs>().unwrap_err().contains("unknown unit"));
+        assert_eq!(
+            "10".parse::<Secs>().unwrap_err().to_string(),
+            "duration `10`: missing unit (e.g. `10s`)"
+        );
+        assert!("10x"
+            .parse::<Secs>()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
         assert!("".parse::<Secs>().is_err());
         assert!("99999999999999999999s".parse::<Secs>().is_err());
         assert_eq!(Secs(5400).to_string(), "90m");

@@ -5,7 +5,6 @@ use crate::duration::Secs;
 use crate::hit::Hit;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A set of HTTP status codes written as `"404"`, `"4xx"` or `"40x"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,11 +22,16 @@ impl StatusPattern {
     }
 }
 
+/// A text that is not a status code nor a class of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("status `{0}`: use a code (`404`) or a class (`4xx`, `40x`)")]
+pub struct StatusPatternError(pub String);
+
 impl TryFrom<String> for StatusPattern {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
+    type Error = StatusPatternError;
+    fn try_from(text: String) -> Result<Self, StatusPatternError> {
         let t = text.trim().to_ascii_lowercase();
-        let bad = || format!("status `{text}`: use a code (`404`) or a class (`4xx`, `40x`)");
+        let bad = || StatusPatternError(text.clone());
         if t.len() != 3 || !t.as_bytes()[0].is_ascii_digit() || t.starts_with('0') {
             return Err(bad());
         }
@@ -178,7 +182,8 @@ pub struct Rule {
 }
 
 /// A rule that cannot be used, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule `{rule}`, field `{field}`: {message}")]
 pub struct RuleError {
     /// The rule's name.
     pub rule: String,
@@ -187,18 +192,6 @@ pub struct RuleError {
     /// What is wrong.
     pub message: String,
 }
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "rule `{}`, field `{}`: {}",
-            self.rule, self.field, self.message
-        )
-    }
-}
-
-impl std::error::Error for RuleError {}
 
 impl Rule {
     /// Validate `config` for a bucket width of `bucket` seconds.

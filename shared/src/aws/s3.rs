@@ -22,15 +22,26 @@ pub struct S3Loc {
     pub prefix: String,
 }
 
+/// Why a text is not an [`S3Loc`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum S3LocError {
+    /// It does not start with `s3://`.
+    #[error("`{0}` is not an s3:// URI")]
+    NotS3(String),
+    /// `s3://` is followed by no bucket name.
+    #[error("`{0}` names no bucket")]
+    NoBucket(String),
+}
+
 impl FromStr for S3Loc {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = S3LocError;
+    fn from_str(s: &str) -> Result<Self, S3LocError> {
         let rest = s
             .strip_prefix("s3://")
-            .ok_or_else(|| format!("`{s}` is not an s3:// URI"))?;
+            .ok_or_else(|| S3LocError::NotS3(s.to_string()))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(format!("`{s}` names no bucket"));
+            return Err(S3LocError::NoBucket(s.to_string()));
         }
         Ok(S3Loc {
             bucket: bucket.to_string(),
@@ -108,6 +119,13 @@ impl S3Error {
                 self.code.as_deref(),
                 Some("PreconditionFailed" | "ConditionalRequestConflict")
             )
+    }
+
+    /// May a retry succeed? Not for a refused request (400, 403) nor for a
+    /// state object that does not parse (`InvalidState`); for anything else
+    /// (throttling, 5xx, a broken connection) it may.
+    pub fn retryable(&self) -> bool {
+        !matches!(self.status, Some(400 | 403)) && self.code.as_deref() != Some("InvalidState")
     }
 }
 

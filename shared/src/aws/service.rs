@@ -2,9 +2,9 @@
 //! ledger on WAF, expire blocks, react to an alarm. The Lambda handlers
 //! and the CLI call these; everything here goes through the real AWS SDK.
 
-use super::s3::{client_from_env, BodyReader, S3Error, S3Loc};
+use super::s3::{client_from_env, BodyReader, S3Error, S3Loc, S3LocError};
 use super::store::{Lease, S3Store, Shard};
-use super::waf::{sync_set, validate, IpSetRef, IpVersion, WafError};
+use super::waf::{sync_set, validate, IpSetArnError, IpSetRef, IpVersion, WafError};
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, Offense, StoredState};
 use crate::formats::{detect_from_name, Format, NameHint};
@@ -99,22 +99,55 @@ pub struct Settings {
     pub format: Option<String>,
 }
 
+/// A setting of a deployed function that is missing or wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// `FAIL2WAF_STATE` is not set.
+    #[error("FAIL2WAF_STATE is not set (s3://bucket/prefix/)")]
+    NoState,
+    /// `FAIL2WAF_STATE` is not an `s3://` location.
+    #[error("FAIL2WAF_STATE: {0}")]
+    State(S3LocError),
+    /// An IP set variable does not hold an IP set ARN.
+    #[error("{var}: {error}")]
+    IpSetArn {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with its value.
+        error: IpSetArnError,
+    },
+    /// `FAIL2WAF_DRY_RUN` is neither true nor false.
+    #[error("FAIL2WAF_DRY_RUN: `{0}` is not true or false")]
+    DryRun(String),
+    /// `FAIL2WAF_SHARDS` is not a number from 1 to 256.
+    #[error("FAIL2WAF_SHARDS: 1–256")]
+    Shards,
+    /// Not a dry run, and an IP set is missing.
+    #[error(
+        "FAIL2WAF_IPSET_V4_ARN and FAIL2WAF_IPSET_V6_ARN are required unless FAIL2WAF_DRY_RUN=true"
+    )]
+    NoIpSets,
+}
+
 impl Settings {
     /// Read the settings from environment variables (see DESIGN and
     /// docs/deploy.md).
-    pub fn from_env() -> Result<Settings, String> {
+    pub fn from_env() -> Result<Settings, SettingsError> {
         Settings::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
     }
 
     /// Read the settings through `get`.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
         let state = get("FAIL2WAF_STATE")
-            .ok_or("FAIL2WAF_STATE is not set (s3://bucket/prefix/)")?
+            .ok_or(SettingsError::NoState)?
             .parse::<S3Loc>()
-            .map_err(|e| format!("FAIL2WAF_STATE: {e}"))?;
-        let arn = |name: &str| -> Result<Option<IpSetRef>, String> {
-            get(name)
-                .map(|a| a.parse::<IpSetRef>().map_err(|e| format!("{name}: {e}")))
+            .map_err(SettingsError::State)?;
+        let arn = |var: &'static str| -> Result<Option<IpSetRef>, SettingsError> {
+            get(var)
+                .map(|a| {
+                    a.parse::<IpSetRef>()
+                        .map_err(|error| SettingsError::IpSetArn { var, error })
+                })
                 .transpose()
         };
         let dry_run = match get("FAIL2WAF_DRY_RUN")
@@ -124,7 +157,7 @@ impl Settings {
         {
             None | Some("false" | "0" | "no") => false,
             Some("true" | "1" | "yes") => true,
-            Some(other) => return Err(format!("FAIL2WAF_DRY_RUN: `{other}` is not true or false")),
+            Some(other) => return Err(SettingsError::DryRun(other.to_string())),
         };
         let shards = match get("FAIL2WAF_SHARDS") {
             None => 16,
@@ -132,7 +165,7 @@ impl Settings {
                 .parse()
                 .ok()
                 .filter(|n| (1..=256).contains(n))
-                .ok_or("FAIL2WAF_SHARDS: 1–256")?,
+                .ok_or(SettingsError::Shards)?,
         };
         let settings = Settings {
             state,
@@ -152,7 +185,7 @@ impl Settings {
             format: get("FAIL2WAF_FORMAT"),
         };
         if !settings.dry_run && (settings.ipset_v4.is_none() || settings.ipset_v6.is_none()) {
-            return Err("FAIL2WAF_IPSET_V4_ARN and FAIL2WAF_IPSET_V6_ARN are required unless FAIL2WAF_DRY_RUN=true".into());
+            return Err(SettingsError::NoIpSets);
         }
         Ok(settings)
     }
@@ -179,17 +212,8 @@ impl ServiceError {
     /// May a retry succeed?
     pub fn retryable(&self) -> bool {
         match self {
-            ServiceError::S3(e) => {
-                !matches!(e.status, Some(400 | 403)) && e.code.as_deref() != Some("InvalidState")
-            }
-            ServiceError::Waf(e) => !matches!(
-                e.code.as_deref(),
-                Some(
-                    "WAFInvalidParameterException"
-                        | "WAFNonexistentItemException"
-                        | "AccessDeniedException"
-                )
-            ),
+            ServiceError::S3(e) => e.retryable(),
+            ServiceError::Waf(e) => e.retryable(),
             ServiceError::Invalid(_) => false,
             ServiceError::Retryable(_) => true,
         }
@@ -266,7 +290,7 @@ impl Service {
     /// Build clients from the environment (`AWS_ENDPOINT_URL` included) and
     /// load the configuration (`FAIL2WAF_CONFIG`, a path or an s3:// URI).
     pub async fn from_env() -> Result<Service, ServiceError> {
-        let settings = Settings::from_env().map_err(ServiceError::Invalid)?;
+        let settings = Settings::from_env().map_err(|e| ServiceError::Invalid(e.to_string()))?;
         Service::new(settings).await
     }
 
@@ -703,7 +727,7 @@ impl Service {
                                 Ok(_) => {
                                     want.insert(*n);
                                 }
-                                Err(e) => rep.invalid.push(e),
+                                Err(e) => rep.invalid.push(e.to_string()),
                             }
                         }
                         *count = want.len();
@@ -918,9 +942,10 @@ mod tests {
             ("state", 16, false)
         );
         let no_sets = [("FAIL2WAF_STATE", "s3://state/")];
-        assert!(Settings::from_lookup(|k| lookup(&no_sets, k))
-            .unwrap_err()
-            .contains("required"));
+        assert_eq!(
+            Settings::from_lookup(|k| lookup(&no_sets, k)).unwrap_err(),
+            SettingsError::NoIpSets
+        );
         let dry = [
             ("FAIL2WAF_STATE", "s3://state/"),
             ("FAIL2WAF_DRY_RUN", "TRUE"),
@@ -933,6 +958,7 @@ mod tests {
         assert!(Settings::from_lookup(|k| lookup(&bad, k)).is_err());
         assert!(Settings::from_lookup(|_| None)
             .unwrap_err()
+            .to_string()
             .contains("FAIL2WAF_STATE"));
         let local = [("FAIL2WAF_STATE", "/tmp")];
         assert!(Settings::from_lookup(|k| lookup(&local, k)).is_err());

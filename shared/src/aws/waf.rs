@@ -33,14 +33,17 @@ pub struct IpSetRef {
     pub scope: Scope,
 }
 
+/// A text that is not a WAFv2 IP set ARN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a WAFv2 IP set ARN (arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID)")]
+pub struct IpSetArnError(pub String);
+
 impl FromStr for IpSetRef {
-    type Err = String;
+    type Err = IpSetArnError;
     /// `arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID` (or `global/`
     /// for CloudFront).
-    fn from_str(arn: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("`{arn}` is not a WAFv2 IP set ARN (arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID)")
-        };
+    fn from_str(arn: &str) -> Result<Self, IpSetArnError> {
+        let bad = || IpSetArnError(arn.to_string());
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         if parts.len() != 6 || parts[0] != "arn" || parts[2] != "wafv2" {
             return Err(bad());
@@ -75,20 +78,39 @@ pub enum IpVersion {
     V6,
 }
 
+/// Why a network may not go into a WAF IP set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidNetwork {
+    /// An IPv6 network for the IPv4 set, or the other way round.
+    #[error("{0}: wrong IP version for this set")]
+    WrongVersion(IpNet),
+    /// `/0`, or wider than the configured widest prefix.
+    #[error("{net}: wider than /{widest}")]
+    TooWide {
+        /// The network.
+        net: IpNet,
+        /// The widest prefix allowed.
+        widest: u8,
+    },
+    /// Bits set past the prefix length.
+    #[error("{0}: host bits set")]
+    HostBits(IpNet),
+}
+
 /// Check one network for a WAF IP set; the canonical CIDR text if valid.
-pub fn validate(net: &IpNet, version: IpVersion, widest: u8) -> Result<String, String> {
+pub fn validate(net: &IpNet, version: IpVersion, widest: u8) -> Result<String, InvalidNetwork> {
     let ok_version = matches!(
         (net, version),
         (IpNet::V4(_), IpVersion::V4) | (IpNet::V6(_), IpVersion::V6)
     );
     if !ok_version {
-        return Err(format!("{net}: wrong IP version for this set"));
+        return Err(InvalidNetwork::WrongVersion(*net));
     }
     if net.prefix_len() == 0 || net.prefix_len() < widest {
-        return Err(format!("{net}: wider than /{widest}"));
+        return Err(InvalidNetwork::TooWide { net: *net, widest });
     }
     if net.trunc() != *net {
-        return Err(format!("{net}: host bits set"));
+        return Err(InvalidNetwork::HostBits(*net));
     }
     Ok(net.to_string())
 }
@@ -120,6 +142,22 @@ pub struct WafError {
     pub code: Option<String>,
     /// What happened.
     pub message: String,
+}
+
+impl WafError {
+    /// May a retry succeed? Not when WAF refused the request as such (a bad
+    /// parameter, a set that does not exist, no permission); for anything
+    /// else (throttling beyond the retries of one sync, a 5xx) it may.
+    pub fn retryable(&self) -> bool {
+        !matches!(
+            self.code.as_deref(),
+            Some(
+                "WAFInvalidParameterException"
+                    | "WAFNonexistentItemException"
+                    | "AccessDeniedException"
+            )
+        )
+    }
 }
 
 fn is_throttle(code: Option<&str>) -> bool {
@@ -275,13 +313,16 @@ mod tests {
         );
         assert!(v("192.0.2.7/24", IpVersion::V4, 24)
             .unwrap_err()
+            .to_string()
             .contains("host bits"));
         assert!(v("0.0.0.0/0", IpVersion::V4, 0).is_err());
         assert!(v("10.0.0.0/8", IpVersion::V4, 24)
             .unwrap_err()
+            .to_string()
             .contains("wider"));
         assert!(v("2001:db8::/64", IpVersion::V4, 24)
             .unwrap_err()
+            .to_string()
             .contains("version"));
         assert_eq!(
             v("2001:db8:1:2::/64", IpVersion::V6, 48),

@@ -7,7 +7,6 @@
 //! is counted and skipped by the caller, never fatal.
 
 use crate::hit::Hit;
-use std::fmt;
 
 pub mod alb;
 pub mod cloudfront;
@@ -20,7 +19,8 @@ pub use detect::{detect_from_line, detect_from_name, NameHint};
 pub use text::{parse_ip, parse_ip_port, parse_iso8601_ms, split_request_line, split_url};
 
 /// Why a line could not be turned into a [`Hit`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
 pub struct ParseError {
     /// The field that failed (`"time"`, `"client:port"`, `"elb_status_code"`,
     /// `"json"`, ...).
@@ -35,14 +35,6 @@ impl ParseError {
         ParseError { field, reason }
     }
 }
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 /// What a parser made of one line.
 pub type ParseResult<'a> = Result<Option<Hit<'a>>, ParseError>;

@@ -83,6 +83,69 @@ const COMBINED_RE: &str = concat!(
 const KNOWN_CAPTURES: &str =
     "ip, time, status, method, path, request, host, user_agent (or ua), xff, user";
 
+/// Why a user-defined format cannot be compiled ([`PatternSpec::new`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SpecError {
+    /// The format has no name.
+    #[error("format name is empty")]
+    EmptyName,
+    /// `time_format` is none of the known ones.
+    #[error(
+        "format {name:?}: unknown time format {time_format:?} \
+         (expected clf, iso8601, epoch or epoch_ms)"
+    )]
+    TimeFormat {
+        /// The format.
+        name: String,
+        /// The time format asked for.
+        time_format: String,
+    },
+    /// The regex does not compile.
+    #[error("format {name:?}: invalid regex: {error}")]
+    Regex {
+        /// The format.
+        name: String,
+        /// The regex crate's message.
+        error: regex::Error,
+    },
+    /// Two captures name the same field (`ua` and `user_agent`).
+    #[error(
+        "format {name:?}: captures both {first:?} and {second:?}; \
+         they are the same field, use one"
+    )]
+    SameField {
+        /// The format.
+        name: String,
+        /// The capture seen first.
+        first: String,
+        /// The capture seen second.
+        second: String,
+    },
+    /// A capture name that is no field.
+    #[error(
+        "format {name:?}: unknown capture name {capture:?} \
+         (known: {known}; use (?:...) for other groups)",
+        known = KNOWN_CAPTURES
+    )]
+    UnknownCapture {
+        /// The format.
+        name: String,
+        /// The capture's name.
+        capture: String,
+    },
+    /// A required capture (`ip`, `time`, `status`) is missing.
+    #[error(
+        "format {name:?}: the regex has no named capture {capture:?} \
+         (required: ip, time, status), e.g. (?P<{capture}>\\S+)"
+    )]
+    MissingCapture {
+        /// The format.
+        name: String,
+        /// The capture that is missing.
+        capture: &'static str,
+    },
+}
+
 /// How the `time` capture is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TimeFormat {
@@ -204,22 +267,23 @@ impl PatternSpec {
     /// `iso8601`, `epoch`, `epoch_ms`. The error says what is wrong: the
     /// regex's own message, a missing required capture (`ip`, `time`,
     /// `status`), an unknown capture name, or an unknown time format.
-    pub fn new(name: &str, regex: &str, time_format: &str) -> Result<PatternSpec, String> {
+    pub fn new(name: &str, regex: &str, time_format: &str) -> Result<PatternSpec, SpecError> {
         if name.trim().is_empty() {
-            return Err("format name is empty".to_string());
+            return Err(SpecError::EmptyName);
         }
-        let time = TimeFormat::from_name(time_format).ok_or_else(|| {
-            format!(
-                "format {name:?}: unknown time format {time_format:?} \
-                 (expected clf, iso8601, epoch or epoch_ms)"
-            )
+        let time = TimeFormat::from_name(time_format).ok_or_else(|| SpecError::TimeFormat {
+            name: name.to_string(),
+            time_format: time_format.to_string(),
         })?;
         let re = RegexBuilder::new(regex)
             .unicode(false)
             .build()
-            .map_err(|e| format!("format {name:?}: invalid regex: {e}"))?;
+            .map_err(|error| SpecError::Regex {
+                name: name.to_string(),
+                error,
+            })?;
         let mut slots = Slots::default();
-        let (mut ip, mut t, mut status, mut ua_name) = (None, None, None, None);
+        let (mut ip, mut t, mut status, mut ua_name) = (None, None, None, None::<&str>);
         for (i, cap) in re.capture_names().enumerate() {
             let Some(cap) = cap else { continue };
             match cap {
@@ -234,28 +298,27 @@ impl PatternSpec {
                 "user" => {}
                 "user_agent" | "ua" => {
                     if let Some(first) = ua_name {
-                        return Err(format!(
-                            "format {name:?}: captures both {first:?} and {cap:?}; \
-                             they are the same field, use one"
-                        ));
+                        return Err(SpecError::SameField {
+                            name: name.to_string(),
+                            first: first.to_string(),
+                            second: cap.to_string(),
+                        });
                     }
                     ua_name = Some(cap);
                     slots.user_agent = Some(i);
                 }
                 other => {
-                    return Err(format!(
-                        "format {name:?}: unknown capture name {other:?} \
-                         (known: {KNOWN_CAPTURES}; use (?:...) for other groups)"
-                    ))
+                    return Err(SpecError::UnknownCapture {
+                        name: name.to_string(),
+                        capture: other.to_string(),
+                    })
                 }
             }
         }
-        let required = |slot: Option<usize>, cap: &str| {
-            slot.ok_or_else(|| {
-                format!(
-                    "format {name:?}: the regex has no named capture {cap:?} \
-                     (required: ip, time, status), e.g. (?P<{cap}>\\S+)"
-                )
+        let required = |slot: Option<usize>, capture: &'static str| {
+            slot.ok_or_else(|| SpecError::MissingCapture {
+                name: name.to_string(),
+                capture,
             })
         };
         slots.ip = required(ip, "ip")?;

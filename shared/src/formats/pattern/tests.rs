@@ -658,15 +658,21 @@ fn user_regex_time_in_optional_group() {
 
 #[test]
 fn spec_errors() {
-    let err = PatternSpec::new("x", r"(?P<ip>\S+", "clf").unwrap_err();
+    let err = PatternSpec::new("x", r"(?P<ip>\S+", "clf")
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("invalid regex") && err.contains("unclosed group"),
         "{err}"
     );
 
-    let err = PatternSpec::new("x", r"(?P<time>\S+) (?P<status>\d+)", "clf").unwrap_err();
+    let err = PatternSpec::new("x", r"(?P<time>\S+) (?P<status>\d+)", "clf")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(r#"no named capture "ip""#), "{err}");
-    let err = PatternSpec::new("x", r"(?P<ip>\S+) (?P<time>\S+)", "clf").unwrap_err();
+    let err = PatternSpec::new("x", r"(?P<ip>\S+) (?P<time>\S+)", "clf")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(r#"no named capture "status""#), "{err}");
 
     let err = PatternSpec::new(
@@ -674,7 +680,8 @@ fn spec_errors() {
         r"(?P<ip>\S+) (?P<time>\S+) (?P<status>\d+) (?P<agent>.*)",
         "clf",
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains(r#"unknown capture name "agent""#), "{err}");
     assert!(err.contains("user_agent"), "lists the known names: {err}");
 
@@ -683,7 +690,8 @@ fn spec_errors() {
         r"(?P<ip>\S+) (?P<time>\S+) (?P<status>\d+)",
         "strftime",
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains(r#"unknown time format "strftime""#), "{err}");
     assert!(err.contains("epoch_ms"), "{err}");
 
@@ -692,7 +700,8 @@ fn spec_errors() {
         r"(?P<ip>\S+) (?P<time>\S+) (?P<status>\d+) (?P<ua>\S+) (?P<user_agent>\S+)",
         "clf",
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("both"), "{err}");
     assert!(PatternSpec::new(" ", r"(?P<ip>\S+) (?P<time>\S+) (?P<status>\d+)", "clf").is_err());
     assert!(err.starts_with("format \"x\""), "{err}");
