@@ -39,15 +39,7 @@ pub fn finish(result: Result<(Value, Metrics), HandlerError>) -> Result<Value, D
         }
         Err(e) => {
             tracing::error!(error = %e.message, retryable = e.retryable, "invocation failed");
-            Err(Diagnostic {
-                error_type: if e.retryable {
-                    "Fail2waf.Retryable"
-                } else {
-                    "Fail2waf.InvalidInput"
-                }
-                .into(),
-                error_message: e.message,
-            })
+            Err(e.into())
         }
     }
 }

@@ -1,7 +1,8 @@
 //! What each Lambda function does with its event, independent of the
 //! runtime: the binaries in `functions/` only wire these to
 //! `lambda_runtime`. Each returns the JSON response and the metrics of the
-//! invocation.
+//! invocation; a [`HandlerError`] becomes the runtime's `Diagnostic` (with
+//! the `lambda` feature).
 
 use super::events::{
     decode_alarm, decode_ingest, decode_s3_key, AlarmState, IngestEvent, ObjectRef,
@@ -26,6 +27,24 @@ impl From<ServiceError> for HandlerError {
         HandlerError {
             retryable: e.retryable(),
             message: e.to_string(),
+        }
+    }
+}
+
+/// The failure as the Lambda runtime reports it: error type
+/// `Fail2waf.Retryable` when a retry may succeed, else
+/// `Fail2waf.InvalidInput`.
+#[cfg(feature = "lambda")]
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = if e.retryable {
+            "Fail2waf.Retryable"
+        } else {
+            "Fail2waf.InvalidInput"
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.message,
         }
     }
 }
