@@ -227,6 +227,16 @@ impl KeyState {
     }
 }
 
+/// Which keys [`Engine::export_with`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKeys {
+    /// Only keys with matched requests (what is stored).
+    Matched,
+    /// Also keys that have totals only (a log object's counts, before they
+    /// are merged into keys that matched elsewhere).
+    AlsoTotalsOnly,
+}
+
 /// The engine's state as stored between runs and merged between log
 /// objects: keyed by rule *name*, so a changed config keeps what still
 /// applies and drops the rest.
@@ -1289,16 +1299,17 @@ impl Engine {
     /// [`Engine::export`] restricted to keys for which `keep` holds
     /// (a shard of the state).
     pub fn export_where(&self, keep: impl Fn(&IpNet) -> bool) -> StoredState {
-        self.export_with(keep, false)
+        self.export_with(keep, ExportKeys::Matched)
     }
 
-    /// [`Engine::export_where`], with `totals_only` also the keys that have
-    /// no matched requests (their totals can then be added to keys that
-    /// have them elsewhere: the ratio of a key counted in several objects).
-    pub fn export_with(&self, keep: impl Fn(&IpNet) -> bool, totals_only: bool) -> StoredState {
+    /// [`Engine::export_where`], with [`ExportKeys::AlsoTotalsOnly`] also
+    /// the keys that have no matched requests (their totals can then be
+    /// added to keys that have them elsewhere: the ratio of a key counted
+    /// in several objects).
+    pub fn export_with(&self, keep: impl Fn(&IpNet) -> bool, which: ExportKeys) -> StoredState {
         let mut keys = BTreeMap::new();
         for (k, ks) in &self.keys {
-            if (ks.rules.is_empty() && !totals_only) || !keep(k) {
+            if (ks.rules.is_empty() && which == ExportKeys::Matched) || !keep(k) {
                 continue;
             }
             let rules = ks
@@ -1769,7 +1780,7 @@ mod tests {
                 }
             }
             let got: BTreeMap<IpNet, BTreeMap<Bucket, u32>> = e
-                .export_with(|_| true, true)
+                .export_with(|_| true, ExportKeys::AlsoTotalsOnly)
                 .keys
                 .into_iter()
                 .map(|(k, sk)| (k, sk.total.buckets_in(0, Bucket::MAX).map(|b| (b, sk.total.sum(b, b) as u32)).collect()))
@@ -1857,7 +1868,7 @@ mod tests {
             .collect();
         assert_eq!(run(&mut e, &hits).len(), 1);
         let mut merged = Engine::new(&config);
-        merged.import(&e.export_with(|_| true, true));
+        merged.import(&e.export_with(|_| true, ExportKeys::AlsoTotalsOnly));
         merged.evaluate_all();
         let again = merged.take_offenses();
         assert!(

@@ -6,7 +6,7 @@ use super::s3::{client_from_env, BodyReader, S3Error, S3Loc, S3LocError};
 use super::store::{Lease, S3Store, Shard};
 use super::waf::{sync_set, validate, IpSetArnError, IpSetRef, IpVersion, WafError};
 use crate::config::Config;
-use crate::engine::{Engine, EngineStats, Offense, StoredState};
+use crate::engine::{Engine, EngineStats, ExportKeys, Offense, StoredState};
 use crate::formats::{detect_from_name, Format, NameHint};
 use crate::ledger::{Block, Ledger, Outcome, Policy};
 use crate::pipeline::{Detector, FileReport};
@@ -495,7 +495,7 @@ impl Service {
             let mut d = Detector::new(config);
             let r = d.process(&name_owned, reader, format.as_ref());
             let (engine, _) = d.into_parts();
-            (r, engine.export_with(|_| true, true), engine.stats())
+            (r, engine.export_with(|_| true, ExportKeys::AlsoTotalsOnly), engine.stats())
         })
         .await
         .map_err(|e| ServiceError::Retryable(format!("parser task: {e}")))?;
