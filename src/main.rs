@@ -8,6 +8,8 @@ mod inputs;
 mod manage;
 mod output;
 mod report;
+#[cfg(feature = "sim")]
+mod simulate;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -74,20 +76,12 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Write labeled synthetic ALB logs (attackers and benign clients).
-    Simulate(SimulateArgs),
+    #[cfg(feature = "sim")]
+    Simulate(simulate::SimulateArgs),
     /// Write bulk, unlabeled ALB traffic (gzip) for benchmarks.
+    #[cfg(feature = "sim")]
     #[command(hide = true)]
-    GenBench {
-        /// Output file (`.gz`: gzip).
-        #[arg(long, short)]
-        out: PathBuf,
-        /// Number of lines.
-        #[arg(long, default_value_t = 1_000_000)]
-        lines: u64,
-        /// Number of clients (a flood of addresses: as many as lines).
-        #[arg(long, default_value_t = 5_000)]
-        clients: u64,
-    },
+    GenBench(simulate::GenBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,28 +93,6 @@ enum ConfigCommand {
     },
     /// Print the default configuration as a commented TOML file.
     PrintDefault,
-}
-
-#[derive(Debug, clap::Args)]
-struct SimulateArgs {
-    /// Directory to write the logs and `labels.csv` into.
-    #[arg(long, short)]
-    out: PathBuf,
-    /// Random seed.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// Minutes of traffic.
-    #[arg(long, default_value_t = 60)]
-    minutes: u32,
-    /// Individual users browsing the site (besides NATs, crawlers, monitors).
-    #[arg(long, default_value_t = 250)]
-    users: usize,
-    /// A scenario family of the quality matrix instead (docs/rules.md):
-    /// route-outage, app-outage, site-outage, flaky-route, scanner-heavy,
-    /// nat, cgnat, thin-scan; `--seed` draws its variant, `--minutes` and
-    /// `--users` are the family's.
-    #[arg(long)]
-    family: Option<String>,
 }
 
 /// An error that is the user's to fix: exit code 2.
@@ -156,44 +128,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", fail2waf_core::config::default_toml());
             Ok(ExitCode::SUCCESS)
         }
-        Command::GenBench {
-            out,
-            lines,
-            clients,
-        } => {
-            let file = std::io::BufWriter::new(std::fs::File::create(&out)?);
-            let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
-            // One request every 2 ms: a busy site, 1M lines in about half an hour.
-            fail2waf_core::sim::bench::write_alb(&mut gz, lines, clients, 7, 1_767_225_600_000, 2)?;
-            gz.finish()?.into_inner().map_err(|e| e.into_error())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Simulate(a) => {
-            let scenario = match &a.family {
-                Some(f) => fail2waf_core::sim::Scenario::family(f, a.seed).ok_or_else(|| {
-                    InputError(format!(
-                        "no scenario family `{f}` (one of {})",
-                        fail2waf_core::sim::FAMILIES.join(", ")
-                    ))
-                })?,
-                None => fail2waf_core::sim::Scenario {
-                    seed: a.seed,
-                    duration_ms: i64::from(a.minutes) * 60_000,
-                    users: a.users,
-                    ..Default::default()
-                },
-            };
-            let sim = fail2waf_core::sim::simulate(&scenario);
-            let files = sim.write_alb_dir(&a.out)?;
-            eprintln!(
-                "wrote {} files ({} lines, {} actors) and labels.csv to {}",
-                files.len(),
-                sim.lines.len(),
-                sim.actors.len(),
-                a.out.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        #[cfg(feature = "sim")]
+        Command::GenBench(a) => simulate::gen_bench(&a),
+        #[cfg(feature = "sim")]
+        Command::Simulate(a) => simulate::run(&a),
     }
 }
 

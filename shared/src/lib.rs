@@ -43,6 +43,7 @@ pub mod printable;
 pub mod read;
 pub mod route;
 pub mod rules;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod state;
 pub mod window;

@@ -5,9 +5,9 @@
 
 use crate::detect::{input_bytes, open_input, progress, Sources};
 use anyhow::Result;
-use fail2waf_core::printable::clip;
 use fail2waf_core::hit::Hit;
 use fail2waf_core::pipeline::{Detector, FileReport, Recorder};
+use fail2waf_core::printable::clip;
 use fail2waf_core::route::RouteNamer;
 use fail2waf_core::rules::RuleSet;
 use ipnet::IpNet;
