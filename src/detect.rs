@@ -6,7 +6,7 @@ use crate::output::{Output, Summary};
 use crate::InputError;
 use anyhow::{Context, Result};
 use fail2waf_core::aws::s3::{client_from_env, BodyReader, S3Loc};
-use fail2waf_core::aws::service::{wall_ms, IngestReport, Service, Settings};
+use fail2waf_core::aws::service::{wall_ms, LogObject, Service, Settings};
 use fail2waf_core::config::Config;
 use fail2waf_core::formats::Format;
 use fail2waf_core::pipeline::{Decision, Detector, FileReport};
@@ -130,21 +130,17 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
             Backend::S3(svc) => {
                 let rt = &aws.as_ref().expect("connected for s3:// state").rt;
                 let id = identity(input).unwrap_or_else(|| format!("stdin@{}", wall_ms()));
-                let mut rep = IngestReport {
+                let object = LogObject {
                     object: name.clone(),
-                    ..IngestReport::default()
-                };
-                rt.block_on(svc.ingest_reader(
-                    &id,
-                    &name,
+                    name: name.clone(),
+                    id,
                     reader,
-                    wall_ms(),
-                    "fail2waf-cli",
-                    &mut rep,
-                    None,
-                    None,
-                ))
-                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                    transport_failed: None,
+                };
+                let no_deadline = None;
+                let rep = rt
+                    .block_on(svc.ingest_reader(object, wall_ms(), "fail2waf-cli", no_deadline))
+                    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
                 if rep.duplicate {
                     summary.files_already_counted += 1;
                 }

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How long a WAF writer may hold the lease before others may take over.
@@ -220,6 +220,23 @@ impl ServiceError {
     }
 }
 
+/// A log object to count ([`Service::ingest_reader`]).
+pub struct LogObject<R> {
+    /// How reports and errors name it: `s3://bucket/key`, a path.
+    pub object: String,
+    /// The name its format is detected from: the key, the file name.
+    pub name: String,
+    /// What the objects already counted know it by (`bucket/key@etag` for
+    /// S3): an object counted before is not counted again.
+    pub id: String,
+    /// Its bytes, compressed or not.
+    pub reader: R,
+    /// Raised when the download failed mid-stream
+    /// ([`BodyReader::transport_failed`]): the object was not read whole,
+    /// so nothing is counted and the error is retryable.
+    pub transport_failed: Option<Arc<AtomicBool>>,
+}
+
 /// What ingesting one object did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestReport {
@@ -271,6 +288,14 @@ pub struct EnforceReport {
     pub throttled: u32,
     /// Networks refused by validation (should be none).
     pub invalid: Vec<String>,
+}
+
+/// Which stored object a merge is for: the site-wide counts, or shard `n`
+/// (the keys [`S3Store::shard_of`] puts there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatePart {
+    Site,
+    Shard(u32),
 }
 
 /// The service: configuration, state store and WAF.
@@ -457,45 +482,50 @@ impl Service {
             .unwrap_or_default()
             .trim_matches('"')
             .to_string();
-        let id = format!("{bucket}/{key}@{etag}");
         let reader = BodyReader::spawn(obj.body, 8);
-        let failed = reader.transport_failed();
-        self.ingest_reader(
-            &id,
-            key,
+        let input = LogObject {
+            object: rep.object,
+            name: key.to_string(),
+            id: format!("{bucket}/{key}@{etag}"),
+            transport_failed: Some(reader.transport_failed()),
             reader,
-            now_ms,
-            holder,
-            &mut rep,
-            Some(failed),
-            deadline,
-        )
-        .await?;
-        Ok(rep)
+        };
+        self.ingest_reader(input, now_ms, holder, deadline).await
     }
 
-    /// Count any reader (an S3 body, a local file) as the log object `id`.
-    #[allow(clippy::too_many_arguments)]
+    /// Count any reader (an S3 body, a local file) as one log object.
     pub async fn ingest_reader<R: Read + Send + 'static>(
         &self,
-        id: &str,
-        name: &str,
-        reader: R,
+        input: LogObject<R>,
         now_ms: i64,
         holder: &str,
-        rep: &mut IngestReport,
-        transport_failed: Option<Arc<std::sync::atomic::AtomicBool>>,
         deadline: Option<&Deadline>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<IngestReport, ServiceError> {
+        let LogObject {
+            object,
+            name,
+            id,
+            reader,
+            transport_failed,
+        } = input;
+        let mut rep = IngestReport {
+            object,
+            ..IngestReport::default()
+        };
+        let id = id.as_str();
         let ledger = self.store.ledger().await?;
         let factor = self.threshold_factor(&ledger.value, now_ms);
         let config = self.config.clone();
-        let (format, name_owned) = (self.format.clone(), name.to_string());
+        let format = self.format.clone();
         let (file, local, counts) = tokio::task::spawn_blocking(move || {
             let mut d = Detector::new(config);
-            let r = d.process(&name_owned, reader, format.as_ref());
+            let r = d.process(&name, reader, format.as_ref());
             let (engine, _) = d.into_parts();
-            (r, engine.export_with(|_| true, ExportKeys::AlsoTotalsOnly), engine.stats())
+            (
+                r,
+                engine.export_with(|_| true, ExportKeys::AlsoTotalsOnly),
+                engine.stats(),
+            )
         })
         .await
         .map_err(|e| ServiceError::Retryable(format!("parser task: {e}")))?;
@@ -514,7 +544,7 @@ impl Service {
                 .skipped
                 .clone()
                 .or_else(|| Some("no requests in it".into()));
-            return Ok(());
+            return Ok(rep);
         }
         Deadline::check(
             deadline,
@@ -536,7 +566,7 @@ impl Service {
                     return false;
                 }
                 duplicate = false;
-                sh.state = self.merge(&sh.state, &site_only, |_| false, now_ms, true);
+                sh.state = self.merge(&sh.state, &site_only, StatePart::Site, now_ms);
                 sh.absorbed.insert(id.to_string(), now_ms);
                 sh.prune_absorbed(now_ms);
                 true
@@ -565,13 +595,7 @@ impl Service {
                     if sh.absorbed.contains_key(id) {
                         return false;
                     }
-                    sh.state = self.merge(
-                        &sh.state,
-                        &local,
-                        |k| self.store.shard_of(k) == n,
-                        now_ms,
-                        false,
-                    );
+                    sh.state = self.merge(&sh.state, &local, StatePart::Shard(n), now_ms);
                     sh.absorbed.insert(id.to_string(), now_ms);
                     sh.prune_absorbed(now_ms);
                     wrote = true;
@@ -598,36 +622,38 @@ impl Service {
         if !rep.blocks.is_empty() {
             rep.enforce = Some(self.enforce(now_ms, holder).await?);
         }
-        Ok(())
+        Ok(rep)
     }
 
-    /// `base` plus the keys of `add` for which `keep` holds (only keys that
-    /// have matched requests, or already exist in `base`), pruned. The site
-    /// object keeps only the site-wide counts; a shard only its keys.
+    /// `base` plus what of `add` belongs in `part` (for a shard, its keys
+    /// that have matched requests or already exist in `base`), pruned. The
+    /// site object keeps only the site-wide counts; a shard only its keys.
     fn merge(
         &self,
         base: &StoredState,
         add: &StoredState,
-        keep: impl Fn(&IpNet) -> bool,
+        part: StatePart,
         now_ms: i64,
-        site: bool,
     ) -> StoredState {
         let mut e = Engine::new(&self.config);
         e.import(base);
-        let mut part = add.clone();
-        part.keys
+        let keep = |k: &IpNet| match part {
+            StatePart::Site => false,
+            StatePart::Shard(n) => self.store.shard_of(k) == n,
+        };
+        let mut add = add.clone();
+        add.keys
             .retain(|k, sk| keep(k) && (!sk.rules.is_empty() || base.keys.contains_key(k)));
-        e.import(&part);
+        e.import(&add);
         e.prune_before(
             e.bucket_of(now_ms - LATE_SLACK_MS)
                 .saturating_sub(self.config.longest_window_buckets()),
         );
         e.prune();
         let mut out = e.export();
-        if site {
-            out.keys.clear();
-        } else {
-            out.site = Default::default();
+        match part {
+            StatePart::Site => out.keys.clear(),
+            StatePart::Shard(_) => out.site = Default::default(),
         }
         out
     }
@@ -785,16 +811,16 @@ impl Service {
                 !removed.is_empty() || incident_over
             })
             .await?;
-        let keys = (0..self.store.shards()).map(|n| (self.store.shard_key(n), false));
-        for (key, site) in keys.chain([(self.store.site_key(), true)]) {
+        let shards =
+            (0..self.store.shards()).map(|n| (self.store.shard_key(n), StatePart::Shard(n)));
+        for (key, part) in shards.chain([(self.store.site_key(), StatePart::Site)]) {
             self.store
                 .update::<Shard, _>(&key, |sh| {
                     if *sh == Shard::default() {
                         return false; // never written
                     }
                     let before = sh.clone();
-                    sh.state =
-                        self.merge(&sh.state, &StoredState::default(), |_| false, now_ms, site);
+                    sh.state = self.merge(&sh.state, &StoredState::default(), part, now_ms);
                     sh.prune_absorbed(now_ms);
                     *sh != before
                 })
