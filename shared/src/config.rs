@@ -235,6 +235,146 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+fn at(line: Option<usize>, message: String) -> ConfigError {
+    ConfigError { line, message }
+}
+
+/// The file's settings outside rules and formats, within their ranges.
+fn check_settings(f: &ConfigFile) -> Result<(), ConfigError> {
+    if f.bucket.0 == 0 || f.bucket.0 > 3600 {
+        return Err(at(None, "`bucket` must be between 1s and 1h".into()));
+    }
+    if !(1..=32).contains(&f.max_prefix_v4) {
+        return Err(at(
+            None,
+            "`max_prefix_v4` must be 1–32 (a /0 is never blocked)".into(),
+        ));
+    }
+    if !(1..=128).contains(&f.max_prefix_v6) {
+        return Err(at(
+            None,
+            "`max_prefix_v6` must be 1–128 (a /0 is never blocked)".into(),
+        ));
+    }
+    if f.ipv6_key_prefix < f.max_prefix_v6 || f.ipv6_key_prefix > 128 {
+        return Err(at(
+            None,
+            "`ipv6_key_prefix` must be between `max_prefix_v6` and 128".into(),
+        ));
+    }
+    for (field, cap) in [
+        ("capacity_v4", f.capacity_v4),
+        ("capacity_v6", f.capacity_v6),
+    ] {
+        if cap == 0 || cap > 10_000 {
+            return Err(at(
+                None,
+                format!("`{field}` must be 1–10000 (the WAF IP set limit)"),
+            ));
+        }
+    }
+    for (name, ok) in [
+        ("outage.share", (0.0..=1.0).contains(&f.outage.share)),
+        (
+            "outage.victim_ratio",
+            (0.0..=1.0).contains(&f.outage.victim_ratio),
+        ),
+        (
+            "outage.route_share",
+            (0.0..=1.0).contains(&f.outage.route_share),
+        ),
+        (
+            "outage.route_tolerance",
+            (0.0..=100.0).contains(&f.outage.route_tolerance),
+        ),
+        (
+            "incident.threshold_factor",
+            f.incident.threshold_factor > 0.0 && f.incident.threshold_factor <= 1.0,
+        ),
+    ] {
+        if !ok {
+            return Err(at(None, format!("`{name}` is out of range")));
+        }
+    }
+    for net in f.trusted_proxies.iter().chain(&f.allow) {
+        if net.prefix_len() == 0 {
+            return Err(at(
+                None,
+                format!("`{net}`: a /0 in `allow` or `trusted_proxies` would disable fail2waf"),
+            ));
+        }
+    }
+    for re in &f.outage.routes {
+        if let Err(e) = regex::bytes::Regex::new(re) {
+            return Err(at(None, format!("`outage.routes`: `{re}`: {e}")));
+        }
+    }
+    Ok(())
+}
+
+/// The file's own formats (`[formats.NAME]`), compiled.
+fn custom_formats(f: &ConfigFile) -> Result<BTreeMap<String, PatternSpec>, ConfigError> {
+    let mut formats = BTreeMap::new();
+    for (name, fc) in &f.formats {
+        if Format::from_name(name).is_some() {
+            return Err(at(
+                None,
+                format!("format `{name}`: the name of a built-in format"),
+            ));
+        }
+        let spec = PatternSpec::new(name, &fc.regex, &fc.time_format)
+            .map_err(|e| at(None, format!("format `{name}`: {e}")))?;
+        formats.insert(name.clone(), spec);
+    }
+    Ok(formats)
+}
+
+/// The rules: the file's (each error with its line), or the defaults.
+fn rules_of(text: &str, f: &ConfigFile) -> Result<Vec<Rule>, ConfigError> {
+    let mut rules = Vec::new();
+    match &f.rules {
+        None => {
+            for c in default_rules() {
+                rules.push(Rule::new(c, f.bucket).map_err(|e| at(None, e.to_string()))?);
+            }
+        }
+        Some(list) => {
+            if list.is_empty() {
+                return Err(at(
+                    None,
+                    "`rules` is empty: remove it to use the defaults".into(),
+                ));
+            }
+            for spanned in list {
+                let line = Some(line_of(text, spanned.span().start));
+                let c = spanned.get_ref().clone();
+                if rules.iter().any(|r: &Rule| r.name() == c.name) {
+                    return Err(at(line, format!("rule `{}` is defined twice", c.name)));
+                }
+                let rule = Rule::new(c, f.bucket).map_err(|e| at(line, e.to_string()))?;
+                let rc = &rule.config;
+                if rc.key == crate::rules::KeyKind::Prefix
+                    && (rc.prefix_v4 < f.max_prefix_v4 || rc.prefix_v6 < f.max_prefix_v6)
+                {
+                    return Err(at(
+                        line,
+                        format!(
+                            "rule `{}`: prefix /{} or /{} is wider than max_prefix_v4 /{} or max_prefix_v6 /{}",
+                            rc.name, rc.prefix_v4, rc.prefix_v6, f.max_prefix_v4, f.max_prefix_v6
+                        ),
+                    ));
+                }
+                rules.push(rule);
+            }
+        }
+    }
+    if rules.len() > crate::rules::MAX_RULES {
+        let most = crate::rules::MAX_RULES;
+        return Err(at(None, format!("at most {most} rules")));
+    }
+    Ok(rules)
+}
+
 impl Config {
     /// Parse and validate a configuration file's text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -248,129 +388,9 @@ impl Config {
                 e.message().to_string()
             },
         })?;
-        let at = |line: Option<usize>, message: String| ConfigError { line, message };
-        let f = &file;
-        if f.bucket.0 == 0 || f.bucket.0 > 3600 {
-            return Err(at(None, "`bucket` must be between 1s and 1h".into()));
-        }
-        if !(1..=32).contains(&f.max_prefix_v4) {
-            return Err(at(
-                None,
-                "`max_prefix_v4` must be 1–32 (a /0 is never blocked)".into(),
-            ));
-        }
-        if !(1..=128).contains(&f.max_prefix_v6) {
-            return Err(at(
-                None,
-                "`max_prefix_v6` must be 1–128 (a /0 is never blocked)".into(),
-            ));
-        }
-        if f.ipv6_key_prefix < f.max_prefix_v6 || f.ipv6_key_prefix > 128 {
-            return Err(at(
-                None,
-                "`ipv6_key_prefix` must be between `max_prefix_v6` and 128".into(),
-            ));
-        }
-        for (field, cap) in [
-            ("capacity_v4", f.capacity_v4),
-            ("capacity_v6", f.capacity_v6),
-        ] {
-            if cap == 0 || cap > 10_000 {
-                return Err(at(
-                    None,
-                    format!("`{field}` must be 1–10000 (the WAF IP set limit)"),
-                ));
-            }
-        }
-        for (name, ok) in [
-            ("outage.share", (0.0..=1.0).contains(&f.outage.share)),
-            (
-                "outage.victim_ratio",
-                (0.0..=1.0).contains(&f.outage.victim_ratio),
-            ),
-            (
-                "outage.route_share",
-                (0.0..=1.0).contains(&f.outage.route_share),
-            ),
-            (
-                "outage.route_tolerance",
-                (0.0..=100.0).contains(&f.outage.route_tolerance),
-            ),
-            (
-                "incident.threshold_factor",
-                f.incident.threshold_factor > 0.0 && f.incident.threshold_factor <= 1.0,
-            ),
-        ] {
-            if !ok {
-                return Err(at(None, format!("`{name}` is out of range")));
-            }
-        }
-        for net in f.trusted_proxies.iter().chain(&f.allow) {
-            if net.prefix_len() == 0 {
-                return Err(at(
-                    None,
-                    format!("`{net}`: a /0 in `allow` or `trusted_proxies` would disable fail2waf"),
-                ));
-            }
-        }
-        for re in &f.outage.routes {
-            if let Err(e) = regex::bytes::Regex::new(re) {
-                return Err(at(None, format!("`outage.routes`: `{re}`: {e}")));
-            }
-        }
-        let mut formats = BTreeMap::new();
-        for (name, fc) in &f.formats {
-            if Format::from_name(name).is_some() {
-                return Err(at(
-                    None,
-                    format!("format `{name}`: the name of a built-in format"),
-                ));
-            }
-            let spec = PatternSpec::new(name, &fc.regex, &fc.time_format)
-                .map_err(|e| at(None, format!("format `{name}`: {e}")))?;
-            formats.insert(name.clone(), spec);
-        }
-        let mut rules = Vec::new();
-        match &f.rules {
-            None => {
-                for c in default_rules() {
-                    rules.push(Rule::new(c, f.bucket).map_err(|e| at(None, e.to_string()))?);
-                }
-            }
-            Some(list) => {
-                if list.is_empty() {
-                    return Err(at(
-                        None,
-                        "`rules` is empty: remove it to use the defaults".into(),
-                    ));
-                }
-                for spanned in list {
-                    let line = Some(line_of(text, spanned.span().start));
-                    let c = spanned.get_ref().clone();
-                    if rules.iter().any(|r: &Rule| r.name() == c.name) {
-                        return Err(at(line, format!("rule `{}` is defined twice", c.name)));
-                    }
-                    let rule = Rule::new(c, f.bucket).map_err(|e| at(line, e.to_string()))?;
-                    let rc = &rule.config;
-                    if rc.key == crate::rules::KeyKind::Prefix
-                        && (rc.prefix_v4 < f.max_prefix_v4 || rc.prefix_v6 < f.max_prefix_v6)
-                    {
-                        return Err(at(
-                            line,
-                            format!(
-                                "rule `{}`: prefix /{} or /{} is wider than max_prefix_v4 /{} or max_prefix_v6 /{}",
-                                rc.name, rc.prefix_v4, rc.prefix_v6, f.max_prefix_v4, f.max_prefix_v6
-                            ),
-                        ));
-                    }
-                    rules.push(rule);
-                }
-            }
-        }
-        if rules.len() > crate::rules::MAX_RULES {
-            let most = crate::rules::MAX_RULES;
-            return Err(at(None, format!("at most {most} rules")));
-        }
+        check_settings(&file)?;
+        let formats = custom_formats(&file)?;
+        let rules = rules_of(text, &file)?;
         Ok(Config {
             file,
             rules,
