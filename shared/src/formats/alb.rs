@@ -369,11 +369,8 @@ fn parse_classic(line: &[u8]) -> ParseResult<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::testutil::{fixture, fixture_files, fixture_lines, ip, lines, FreshParser};
     use crate::formats::{parse_ip_port, split_url};
-    use std::io::Read;
-    use std::net::IpAddr;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
 
     /// The 2018 doc example, HTTP (29 fields).
     const DOC_HTTP: &str = "http 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 0.000 0.001 0.000 200 200 34 366 \"GET http://www.example.com:80/ HTTP/1.1\" \"curl/7.46.0\" - - arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 \"Root=1-58337262-36d228ad5d99923122bbe354\" \"-\" \"-\" 0 2018-07-02T22:22:48.364000Z \"forward\" \"-\" \"-\" \"10.0.0.1:80\" \"200\" \"-\" \"-\"";
@@ -381,37 +378,13 @@ mod tests {
     /// 2018-07-02T22:23:00.186641Z
     const DOC_TIME_MS: i64 = 1_530_570_180_186;
 
-    fn read(rel: &str) -> Vec<u8> {
-        let path = format!("{FIXTURES}/{rel}");
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        if rel.ends_with(".gz") {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
-                .read_to_end(&mut out)
-                .unwrap();
-            out
-        } else {
-            bytes
-        }
-    }
-
-    /// Lines as a reader hands them over: split at `\n`, no final empty line.
-    fn lines(bytes: &[u8]) -> Vec<&[u8]> {
-        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        body.split(|&b| b == b'\n').collect()
-    }
-
-    fn parse(line: &[u8]) -> ParseResult<'_> {
-        AlbParser::default().parse(line)
-    }
-
     #[test]
     fn without_detail_the_text_is_left_out_and_bad_lines_still_fail() {
         let mut lean = AlbParser::default();
         let mut only_404 = StatusSet::NONE;
         only_404.insert(404);
         lean.set_detail(&only_404);
-        let full = hit(DOC_HTTP);
+        let full = AlbParser::hit(DOC_HTTP);
         let h = lean.parse(DOC_HTTP.as_bytes()).unwrap().unwrap();
         assert_eq!(
             (h.time_ms, h.peer, h.status),
@@ -422,31 +395,11 @@ mod tests {
         assert_eq!(lean.parse(h404.as_bytes()).unwrap().unwrap().path, "/");
         // The quoted fields are still found: a line cut inside one fails alike.
         let cut = &DOC_HTTP[..DOC_HTTP.find("curl").unwrap()];
-        assert_eq!(lean.parse(cut.as_bytes()), parse(cut.as_bytes()));
-        assert!(parse(cut.as_bytes()).is_err());
-    }
-
-    fn hit(line: &str) -> Hit<'_> {
-        parse(line.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}: {line}"))
-            .unwrap_or_else(|| panic!("skipped: {line}"))
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    /// (parsed, skipped, rejected) over the lines of a file.
-    fn tally(bytes: &[u8]) -> (usize, usize, usize) {
-        let mut counts = (0, 0, 0);
-        for line in lines(bytes) {
-            match parse(line) {
-                Ok(Some(_)) => counts.0 += 1,
-                Ok(None) => counts.1 += 1,
-                Err(_) => counts.2 += 1,
-            }
-        }
-        counts
+        assert_eq!(
+            lean.parse(cut.as_bytes()),
+            AlbParser::parse_line(cut.as_bytes())
+        );
+        assert!(AlbParser::parse_line(cut.as_bytes()).is_err());
     }
 
     /// Every file under `alb/` and `alb_connection/`, with its expected
@@ -518,27 +471,10 @@ mod tests {
         ("alb_connection/elastic_alb_connection.log", (0, 3, 0)),
     ];
 
-    fn files_under(dir: &str, out: &mut Vec<String>) {
-        let mut entries: Vec<_> = std::fs::read_dir(format!("{FIXTURES}/{dir}"))
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let rel = format!("{dir}/{}", e.file_name().to_string_lossy());
-            if e.file_type().unwrap().is_dir() {
-                files_under(&rel, out);
-            } else {
-                out.push(rel);
-            }
-        }
-    }
-
     #[test]
     fn every_fixture_file_has_its_counts() {
-        let mut files = Vec::new();
-        files_under("alb", &mut files);
-        files_under("alb_connection", &mut files);
+        let mut files = fixture_files("alb");
+        files.extend(fixture_files("alb_connection"));
         for file in &files {
             if file.ends_with(".jsonl") {
                 continue; // vrl_expected_values
@@ -548,18 +484,19 @@ mod tests {
                 .find(|(f, _)| f == file)
                 .unwrap_or_else(|| panic!("fixture {file} has no expected counts"))
                 .1;
-            assert_eq!(tally(&read(file)), want, "{file}");
+            assert_eq!(
+                AlbParser::parse_all(&fixture(file)).counts(),
+                want,
+                "{file}"
+            );
         }
         assert_eq!(files.len(), EXPECTED.len() + 1, "{files:?}");
     }
 
     #[test]
     fn doc_examples() {
-        let bytes = read("alb/awsdocs_examples_2023.log");
-        let hits: Vec<Hit> = lines(&bytes)
-            .into_iter()
-            .map(|l| parse(l).unwrap().unwrap())
-            .collect();
+        let bytes = fixture("alb/awsdocs_examples_2023.log");
+        let hits: Vec<Hit> = lines(&bytes).into_iter().map(AlbParser::hit).collect();
         let h = &hits[0];
         assert_eq!(h.time_ms, DOC_TIME_MS);
         assert_eq!(h.peer, ip("192.168.131.39"));
@@ -589,7 +526,7 @@ mod tests {
 
     #[test]
     fn normal_line_borrows_everything() {
-        let h = hit(DOC_HTTP);
+        let h = AlbParser::hit(DOC_HTTP);
         for cow in [&h.method, &h.path, &h.host, &h.user_agent] {
             assert!(matches!(cow, Cow::Borrowed(_)), "{cow:?}");
         }
@@ -597,12 +534,12 @@ mod tests {
 
     #[test]
     fn gzip_multimember_gives_all_lines() {
-        let plain = read("alb/awsdocs_examples_2023.log");
+        let plain = fixture("alb/awsdocs_examples_2023.log");
         for gz in [
             "alb/synthesized/awsdocs_examples_2023.log.gz",
             "alb/synthesized/awsdocs_examples_2023_multimember.log.gz",
         ] {
-            let bytes = read(gz);
+            let bytes = fixture(gz);
             assert_eq!(lines(&bytes).len(), 7, "{gz}");
             assert_eq!(bytes, plain, "{gz}");
         }
@@ -610,8 +547,8 @@ mod tests {
 
     #[test]
     fn classic_elb() {
-        let bytes = read("alb/dpetzold/classic_loadbalancer_http_entry.csv");
-        let h = parse(lines(&bytes)[0]).unwrap().unwrap();
+        let bytes = fixture("alb/dpetzold/classic_loadbalancer_http_entry.csv");
+        let h = AlbParser::hit(lines(&bytes)[0]);
         assert_eq!(
             h.time_ms,
             parse_iso8601_ms(b"2015-05-13T23:39:43.945Z").unwrap()
@@ -625,42 +562,42 @@ mod tests {
         assert!(!h.blocked_by_waf);
         // Pre-2015 Classic lines end at the request.
         let old = "2014-02-15T23:39:43.945958Z my-loadbalancer 192.168.131.39:2817 10.0.0.1:80 0.000073 0.001048 0.000057 200 200 0 29 \"GET http://www.example.com:80/ HTTP/1.1\"";
-        let h = hit(old);
+        let h = AlbParser::hit(old);
         assert_eq!((h.status, &*h.path, &*h.user_agent), (200, "/", ""));
         // TCP listener: no status.
         let tcp = "2014-02-15T23:39:43.945958Z my-loadbalancer 192.168.131.39:2817 10.0.0.1:80 0.001069 0.000028 0.000041 - - 82 305 \"- - - \" \"-\" - -";
-        let h = hit(tcp);
+        let h = AlbParser::hit(tcp);
         assert_eq!((h.status, &*h.method, &*h.path), (0, "-", "-"));
         // Errors name the Classic field.
         let bad = "2014-02-15T23:39:43.945958Z my-loadbalancer nowhere 10.0.0.1:80";
-        assert_eq!(parse(bad.as_bytes()).unwrap_err().field, "client:port");
+        assert_eq!(AlbParser::failing_field(bad.as_bytes()), "client:port");
     }
 
     #[test]
     fn connection_log_lines_are_skipped() {
-        let bytes = read("alb_connection/elastic_alb_connection.log");
+        let bytes = fixture("alb_connection/elastic_alb_connection.log");
         for line in lines(&bytes) {
-            assert_eq!(parse(line), Ok(None));
+            assert_eq!(AlbParser::parse_line(line), Ok(None));
         }
         let v6 = "2024-10-04T17:05:15.514108Z 2001:db8::1 36280 443 TLSv1.2 - - \"-\" - - - TID_1";
-        assert_eq!(parse(v6.as_bytes()), Ok(None));
+        assert_eq!(AlbParser::parse_line(v6.as_bytes()), Ok(None));
     }
 
     #[test]
     fn nlb_lines_are_skipped() {
-        let bytes = read("alb/elastic_nlb_tls_NOT_ALB.log");
+        let bytes = fixture("alb/elastic_nlb_tls_NOT_ALB.log");
         for line in lines(&bytes) {
-            assert_eq!(parse(line), Ok(None));
+            assert_eq!(AlbParser::parse_line(line), Ok(None));
         }
-        assert_eq!(parse(b"tls"), Ok(None));
-        assert_eq!(parse(b"udp 1 2 3"), Ok(None));
+        assert_eq!(AlbParser::parse_line(b"tls"), Ok(None));
+        assert_eq!(AlbParser::parse_line(b"udp 1 2 3"), Ok(None));
     }
 
     #[test]
     fn elastic_scanner_and_malformed_lines() {
-        let bytes = read("alb/elastic_alb_only.log");
+        let bytes = fixture("alb/elastic_alb_only.log");
         let l = lines(&bytes);
-        let h = parse(l[1]).unwrap().unwrap();
+        let h = AlbParser::hit(l[1]);
         assert_eq!(h.peer, ip("67.43.156.20"));
         assert_eq!(h.status, 301);
         assert_eq!(h.method, "GET");
@@ -676,7 +613,7 @@ mod tests {
             parse_iso8601_ms(b"2022-05-12T06:41:29.051Z").unwrap()
         );
         // `"- http://internal-service-alb.example.com:80-/ "`: still a hit.
-        let h = parse(l[2]).unwrap().unwrap();
+        let h = AlbParser::hit(l[2]);
         assert_eq!(h.peer, ip("127.0.0.1"));
         assert_eq!(h.status, 200);
         assert_eq!(h.method, "-");
@@ -692,7 +629,7 @@ mod tests {
             "GET http://www.example.com:80/ HTTP/1.1",
             "- http://www.example.com:80- -",
         );
-        let h = hit(&malformed);
+        let h = AlbParser::hit(&malformed);
         assert_eq!(
             (h.status, &*h.method, &*h.path, &*h.host),
             (400, "-", "-", "www.example.com")
@@ -701,19 +638,19 @@ mod tests {
             "GET http://www.example.com:80/ HTTP/1.1",
             "\\x16\\x03\\x01\\x00\\xF4\\x01",
         );
-        let h = hit(&binary);
+        let h = AlbParser::hit(&binary);
         assert_eq!(
             (h.status, &*h.method, &*h.path, &*h.host),
             (400, "-", "-", "")
         );
         let empty = base.replace("GET http://www.example.com:80/ HTTP/1.1", "");
-        let h = hit(&empty);
+        let h = AlbParser::hit(&empty);
         assert_eq!((h.status, &*h.method, &*h.path), (400, "-", "-"));
         // Raw invalid UTF-8 in the request: repaired, still a hit.
         let mut raw = base.into_bytes();
         let at = raw.windows(4).position(|w| w == b"GET ").unwrap();
         raw[at + 4 + 7] = 0xFF;
-        let h = parse(&raw).unwrap().unwrap();
+        let h = AlbParser::hit(&raw);
         assert_eq!(h.status, 400);
         assert!(matches!(h.path, Cow::Owned(_)) || matches!(h.host, Cow::Owned(_)));
         assert!(h.host.contains('\u{FFFD}'), "{:?}", h.host);
@@ -722,33 +659,33 @@ mod tests {
     #[test]
     fn dash_and_minus_one() {
         // -1 processing times, target `-`, status `-`, rule priority -1.
-        let bytes = read("alb/dpetzold/loadbalancer_http2_entry_auth_error.csv");
-        let h = parse(lines(&bytes)[0]).unwrap().unwrap();
+        let bytes = fixture("alb/dpetzold/loadbalancer_http2_entry_auth_error.csv");
+        let h = AlbParser::hit(lines(&bytes)[0]);
         assert_eq!(h.status, 401);
         assert_eq!(h.path, "/oauth2/idpresponse?code=XXXXX");
         let no_status = DOC_HTTP.replace(" 200 200 ", " - - ");
-        assert_eq!(hit(&no_status).status, 0);
+        assert_eq!(AlbParser::hit(&no_status).status, 0);
         let priority = DOC_HTTP.replace(" 0 2018-07-02T22:22:48", " - 2018-07-02T22:22:48");
-        assert_eq!(hit(&priority).status, 200);
+        assert_eq!(AlbParser::hit(&priority).status, 200);
     }
 
     #[test]
     fn quotes_inside_quoted_fields() {
-        let bytes = read("alb/synthesized/ua_backslash_escaped_quote.log");
-        let h = parse(lines(&bytes)[0]).unwrap().unwrap();
+        let bytes = fixture("alb/synthesized/ua_backslash_escaped_quote.log");
+        let h = AlbParser::hit(lines(&bytes)[0]);
         assert_eq!(
             h.user_agent,
             r#"Dalvik/2.1.0 (Linux; U; Android 5.1; Alba 10\" Build/LMY47I)"#
         );
-        let bytes = read("alb/synthesized/ua_hex_escaped_quote.log");
-        let h = parse(lines(&bytes)[0]).unwrap().unwrap();
+        let bytes = fixture("alb/synthesized/ua_hex_escaped_quote.log");
+        let h = AlbParser::hit(lines(&bytes)[0]);
         assert_eq!(
             h.user_agent,
             r"Mozilla/5.0 (Linux; Android 5.1; Alba 10\x22 Build/LMY47I)"
         );
         // The real line: `"` in the URL logged as `\x22`; cut after field 22.
-        let bytes = read("alb/real_excerpt_azul_pr4920_truncated.log");
-        let h = parse(lines(&bytes)[0]).unwrap().unwrap();
+        let bytes = fixture("alb/real_excerpt_azul_pr4920_truncated.log");
+        let h = AlbParser::hit(lines(&bytes)[0]);
         assert_eq!(h.status, 400);
         assert_eq!(h.peer, ip("172.71.1.216"));
         assert_eq!(h.method, "GET");
@@ -760,30 +697,30 @@ mod tests {
             .replace(" 200 200 ", " 403 - ")
             .replace("\"curl/7.46.0\"", r#""a \" b\\""#)
             .replace("\"forward\"", "\"waf\"");
-        let h = hit(&escaped);
+        let h = AlbParser::hit(&escaped);
         assert_eq!(h.user_agent, r#"a \" b\\"#);
         assert!(h.blocked_by_waf);
     }
 
     #[test]
     fn ipv6_client() {
-        let bytes = read("alb/synthesized/ipv6_client_404.log");
-        let h = parse(lines(&bytes)[0]).unwrap().unwrap();
+        let bytes = fixture("alb/synthesized/ipv6_client_404.log");
+        let h = AlbParser::hit(lines(&bytes)[0]);
         assert_eq!(h.peer, ip("2001:db8:85a3::8a2e:370:7334"));
         assert_eq!(h.status, 404);
     }
 
     #[test]
     fn field_count_drift() {
-        let base = hit(DOC_HTTP);
+        let base = AlbParser::hit(DOC_HTTP);
         for file in [
             "alb/synthesized/current_33_fields.log",
             "alb/synthesized/future_trailing_fields.log",
             "alb/synthesized/trailing_cr.log",
             "alb/synthesized/elb_502_no_target_status.log",
         ] {
-            let bytes = read(file);
-            let h = parse(lines(&bytes)[0]).unwrap().unwrap();
+            let bytes = fixture(file);
+            let h = AlbParser::hit(lines(&bytes)[0]);
             let want_status = if file.contains("502") { 502 } else { 200 };
             assert_eq!(
                 h,
@@ -798,36 +735,32 @@ mod tests {
         // here the shortest line: fields 1–14 only.
         // (The request is three tokens: fields 1–14 are 16 tokens.)
         let cut = DOC_HTTP.split(' ').take(16).collect::<Vec<_>>().join(" ");
-        let h = hit(&cut);
+        let h = AlbParser::hit(&cut);
         assert_eq!((h.status, &*h.user_agent), (200, "curl/7.46.0"));
     }
 
     #[test]
     fn trailing_cr_is_ignored() {
         let with_cr = format!("{DOC_HTTP}\r");
-        assert_eq!(hit(&with_cr), hit(DOC_HTTP));
-        assert_eq!(parse(b"\r"), Ok(None));
-        assert_eq!(parse(b""), Ok(None));
+        assert_eq!(AlbParser::hit(&with_cr), AlbParser::hit(DOC_HTTP));
+        assert_eq!(AlbParser::parse_line(b"\r"), Ok(None));
+        assert_eq!(AlbParser::parse_line(b""), Ok(None));
     }
 
     #[test]
     fn waf_blocked() {
-        let bytes = read("alb/synthesized/waf_blocked_403.log");
-        let h = parse(lines(&bytes)[0]).unwrap().unwrap();
+        let bytes = fixture("alb/synthesized/waf_blocked_403.log");
+        let h = AlbParser::hit(lines(&bytes)[0]);
         assert_eq!(h.status, 403);
         assert!(h.blocked_by_waf);
         // `waf,forward` on a 502 (dpetzold): WAF allowed it.
-        let bytes = read("alb/dpetzold/loadbalancer_cloudfront_forward.csv");
-        assert!(!parse(lines(&bytes)[0]).unwrap().unwrap().blocked_by_waf);
+        let bytes = fixture("alb/dpetzold/loadbalancer_cloudfront_forward.csv");
+        assert!(!AlbParser::hit(lines(&bytes)[0]).blocked_by_waf);
         let blocked = |actions: &str, status: &str| {
             let line = DOC_HTTP
                 .replace(" 200 200 ", &format!(" {status} - "))
                 .replace("\"forward\"", &format!("\"{actions}\""));
-            let h = AlbParser::default()
-                .parse(line.as_bytes())
-                .unwrap()
-                .unwrap();
-            h.blocked_by_waf
+            AlbParser::hit(&line).blocked_by_waf
         };
         assert!(blocked("waf", "403"));
         assert!(blocked("forward,waf", "403"));
@@ -840,10 +773,10 @@ mod tests {
 
     #[test]
     fn jdwit_statuses_and_methods() {
-        let bytes = read("alb/jdwit/sample.log");
+        let bytes = fixture("alb/jdwit/sample.log");
         let got: Vec<(u16, String, String)> = lines(&bytes)
             .into_iter()
-            .map(|l| parse(l).unwrap().unwrap())
+            .map(AlbParser::hit)
             .map(|h| (h.status, h.method.into_owned(), h.path.into_owned()))
             .collect();
         let want = [
@@ -860,7 +793,7 @@ mod tests {
 
     #[test]
     fn vrl_expected_values() {
-        let bytes = read("alb/vrl_parse_aws_alb_log_tests.jsonl");
+        let bytes = fixture("alb/vrl_parse_aws_alb_log_tests.jsonl");
         let cases = lines(&bytes);
         assert_eq!(cases.len(), 13);
         for case in cases {
@@ -870,7 +803,7 @@ mod tests {
             let line = case["line"].as_str().unwrap();
             // Line `thirteen` has the transform fields, which VRL's strict
             // mode rejects: we parse it.
-            let h = hit(line);
+            let h = AlbParser::hit(line);
             let s = |k: &str| want[k].as_str();
             assert_eq!(
                 Some(h.peer),
@@ -931,7 +864,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let err = |line: &str| parse(line.as_bytes()).unwrap_err();
+        let err = |line: &str| AlbParser::parse_line(line.as_bytes()).unwrap_err();
         let fields: Vec<&str> = DOC_HTTP.split(' ').collect();
         let names = [
             "type",
@@ -981,7 +914,9 @@ mod tests {
         // Fields after the user agent are read only for a 403 (to see whether
         // WAF blocked it): a 200 cut there is a complete request record.
         let cut_trace = &DOC_HTTP[..DOC_HTTP.find("\"Root").unwrap() + 5];
-        assert!(parse(cut_trace.as_bytes()).unwrap().is_some());
+        assert!(AlbParser::parse_line(cut_trace.as_bytes())
+            .unwrap()
+            .is_some());
         let forbidden = DOC_HTTP.replace(" 200 200 ", " 403 200 ");
         let e = err(&forbidden[..forbidden.find("\"Root").unwrap() + 5]);
         assert_eq!(e, ParseError::new("trace_id", "unterminated quote"));
@@ -999,7 +934,7 @@ mod tests {
     fn nothing_after_actions_executed_is_read() {
         // An unterminated quote after field 23 is never seen.
         let line = DOC_HTTP.replace("\"10.0.0.1:80\" \"200\" \"-\" \"-\"", "\"never closed");
-        assert_eq!(hit(&line), hit(DOC_HTTP));
+        assert_eq!(AlbParser::hit(&line), AlbParser::hit(DOC_HTTP));
     }
 
     /// Deterministic xorshift for the fuzz test.
@@ -1014,7 +949,7 @@ mod tests {
     fn no_panic_on_prefixes_mutations_and_noise() {
         let mut corpus: Vec<Vec<u8>> = Vec::new();
         for (file, _) in EXPECTED {
-            corpus.extend(lines(&read(file)).into_iter().map(<[u8]>::to_vec));
+            corpus.extend(fixture_lines(file));
         }
         let known = |e: &ParseError| {
             [
@@ -1048,7 +983,7 @@ mod tests {
             .contains(&e.field)
         };
         let check = |line: &[u8]| {
-            if let Err(e) = parse(line) {
+            if let Err(e) = AlbParser::parse_line(line) {
                 assert!(known(&e), "{e}");
             }
         };

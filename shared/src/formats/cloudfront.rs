@@ -342,12 +342,10 @@ fn decode_user_agent(s: Cow<'_, str>) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::testutil::{epoch_ms, fixture, fixture_files, ip, lines, FreshParser};
     use std::collections::BTreeMap;
-    use std::io::Read;
-    use std::net::IpAddr;
 
-    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/cloudfront/");
-    const GZ: &str = "synthesized_EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz";
+    const GZ: &str = "cloudfront/synthesized_EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz";
     const HEADER_33: &str = "#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) \
         cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) \
         x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken \
@@ -358,77 +356,9 @@ mod tests {
                              (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36";
     const DIST: &str = "d111111abcdef8.cloudfront.net";
 
-    fn read(name: &str) -> Vec<u8> {
-        let bytes = std::fs::read(format!("{DIR}{name}")).unwrap();
-        if name.ends_with(".gz") {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
-                .read_to_end(&mut out)
-                .unwrap();
-            out
-        } else {
-            bytes
-        }
-    }
-
-    /// Epoch milliseconds of a UTC civil time, computed by chrono.
-    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
-        chrono::NaiveDate::from_ymd_opt(y, mo, d)
-            .unwrap()
-            .and_hms_opt(h, mi, s)
-            .unwrap()
-            .and_utc()
-            .timestamp_millis()
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn lines(data: &[u8]) -> Vec<&[u8]> {
-        let mut v: Vec<&[u8]> = data
-            .split(|&b| b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .collect();
-        if data.ends_with(b"\n") || data.is_empty() {
-            v.pop();
-        }
-        v
-    }
-
-    #[derive(Debug, Default)]
-    struct Outcome<'a> {
-        hits: Vec<Hit<'a>>,
-        skipped: usize,
-        errors: Vec<ParseError>,
-    }
-
-    /// Parse a whole file with one parser, as the reader does.
-    fn run(data: &[u8]) -> Outcome<'_> {
-        let mut p = CloudFrontParser::default();
-        let mut out = Outcome::default();
-        for line in lines(data) {
-            match p.parse(line) {
-                Ok(Some(hit)) => out.hits.push(hit),
-                Ok(None) => out.skipped += 1,
-                Err(e) => out.errors.push(e),
-            }
-        }
-        out
-    }
-
-    /// One line through a fresh parser (the default 33-field map).
-    fn one(line: &[u8]) -> ParseResult<'_> {
-        CloudFrontParser::default().parse(line)
-    }
-
-    fn field(line: &[u8]) -> &'static str {
-        one(line).unwrap_err().field
-    }
-
     /// A 33-field line from the doc example with some columns replaced.
     fn doc_line(replace: &[(usize, &str)]) -> String {
-        let data = read("awsdocs_example_standard_log.log");
+        let data = fixture("cloudfront/awsdocs_example_standard_log.log");
         let base = std::str::from_utf8(lines(&data)[2]).unwrap().to_owned();
         let mut cols: Vec<String> = base.split('\t').map(str::to_owned).collect();
         for &(i, v) in replace {
@@ -441,49 +371,34 @@ mod tests {
     fn every_fixture_file_is_covered_with_counts() {
         // (parsed, skipped, rejected)
         let expected: BTreeMap<&str, (usize, usize, usize)> = [
-            ("awsdocs_example_standard_log.log", (6, 2, 0)),
-            ("dpetzold/cloudfront-multiple.log", (6, 2, 0)),
-            ("dpetzold/cloudfront_entry.csv", (1, 0, 0)),
-            ("dpetzold/cloudfront_entry2.csv", (1, 0, 0)),
-            ("dpetzold/cloudfront_entry_broken_cookie.csv", (1, 0, 0)),
+            ("cloudfront/awsdocs_example_standard_log.log", (6, 2, 0)),
+            ("cloudfront/dpetzold/cloudfront-multiple.log", (6, 2, 0)),
+            ("cloudfront/dpetzold/cloudfront_entry.csv", (1, 0, 0)),
+            ("cloudfront/dpetzold/cloudfront_entry2.csv", (1, 0, 0)),
             (
-                "dpetzold/cloudfront_entry_cookie_with_encoding.csv",
+                "cloudfront/dpetzold/cloudfront_entry_broken_cookie.csv",
+                (1, 0, 0),
+            ),
+            (
+                "cloudfront/dpetzold/cloudfront_entry_cookie_with_encoding.csv",
                 (1, 0, 0),
             ),
             (GZ, (6, 2, 0)),
-            ("synthesized_header_only.log", (0, 2, 0)),
-            ("synthesized_tricky.log", (4, 2, 0)),
+            ("cloudfront/synthesized_header_only.log", (0, 2, 0)),
+            ("cloudfront/synthesized_tricky.log", (4, 2, 0)),
         ]
         .into_iter()
         .collect();
 
-        let mut found = Vec::new();
-        let mut stack = vec![std::path::PathBuf::from(DIR)];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    found.push(path.strip_prefix(DIR).unwrap().to_str().unwrap().to_owned());
-                }
-            }
-        }
-        found.sort();
         assert_eq!(
-            found,
+            fixture_files("cloudfront"),
             expected.keys().map(|k| (*k).to_owned()).collect::<Vec<_>>()
         );
 
         for (name, counts) in expected {
-            let data = read(name);
-            let out = run(&data);
-            assert_eq!(
-                (out.hits.len(), out.skipped, out.errors.len()),
-                counts,
-                "{name}: {:?}",
-                out.errors
-            );
+            let data = fixture(name);
+            let out = CloudFrontParser::parse_all(&data);
+            assert_eq!(out.counts(), counts, "{name}: {:?}", out.errors);
         }
     }
 
@@ -519,7 +434,7 @@ mod tests {
             user_agent: CHROME_78,
             forwarded_for: None,
         };
-        let t1 = utc(2019, 12, 4, 21, 2, 31);
+        let t1 = epoch_ms("2019-12-04T21:02:31Z");
         vec![
             first(t1),
             first(t1),
@@ -527,7 +442,7 @@ mod tests {
             first(t1),
             // x-host-header (the viewer's Host) wins over cs(Host).
             Want {
-                time_ms: utc(2019, 12, 13, 22, 36, 27),
+                time_ms: epoch_ms("2019-12-13T22:36:27Z"),
                 peer: "192.0.2.200",
                 status: 502,
                 path: "/favicon.ico",
@@ -536,7 +451,7 @@ mod tests {
                 forwarded_for: None,
             },
             Want {
-                time_ms: utc(2019, 12, 13, 22, 36, 26),
+                time_ms: epoch_ms("2019-12-13T22:36:26Z"),
                 peer: "192.0.2.200",
                 status: 502,
                 path: "/",
@@ -545,7 +460,7 @@ mod tests {
                 forwarded_for: None,
             },
             Want {
-                time_ms: utc(2019, 12, 13, 22, 37, 2),
+                time_ms: epoch_ms("2019-12-13T22:37:02Z"),
                 peer: "192.0.2.200",
                 status: 502,
                 path: "/",
@@ -559,12 +474,15 @@ mod tests {
     #[test]
     fn doc_example_and_its_copies() {
         for (name, peer) in [
-            ("awsdocs_example_standard_log.log", "192.0.2.100"),
+            ("cloudfront/awsdocs_example_standard_log.log", "192.0.2.100"),
             (GZ, "192.0.2.100"),
-            ("dpetzold/cloudfront-multiple.log", "128.92.136.19"),
+            (
+                "cloudfront/dpetzold/cloudfront-multiple.log",
+                "128.92.136.19",
+            ),
         ] {
-            let data = read(name);
-            let out = run(&data);
+            let data = fixture(name);
+            let out = CloudFrontParser::parse_all(&data);
             let wants = doc_example(peer);
             assert_eq!(out.hits.len(), wants.len(), "{name}");
             for (i, (hit, w)) in out.hits.iter().zip(&wants).enumerate() {
@@ -584,7 +502,7 @@ mod tests {
     fn dpetzold_24_field_lines_without_header() {
         let msie5 = "Mozilla/4.0 (compatible; MSIE 5.0b1; Mac_PowerPC)";
         let entry = Want {
-            time_ms: utc(2014, 5, 23, 1, 13, 11),
+            time_ms: epoch_ms("2014-05-23T01:13:11Z"),
             peer: "192.0.2.10",
             status: 200,
             path: "/view/my/file.html",
@@ -593,21 +511,21 @@ mod tests {
             forwarded_for: None,
         };
         for name in [
-            "dpetzold/cloudfront_entry.csv",
-            "dpetzold/cloudfront_entry_broken_cookie.csv",
-            "dpetzold/cloudfront_entry_cookie_with_encoding.csv",
+            "cloudfront/dpetzold/cloudfront_entry.csv",
+            "cloudfront/dpetzold/cloudfront_entry_broken_cookie.csv",
+            "cloudfront/dpetzold/cloudfront_entry_cookie_with_encoding.csv",
         ] {
-            let data = read(name);
+            let data = fixture(name);
             assert_eq!(lines(&data)[0].split(|&b| b == b'\t').count(), 24);
-            let out = run(&data);
+            let out = CloudFrontParser::parse_all(&data);
             check(&out.hits[0], &entry, name);
         }
-        let data = read("dpetzold/cloudfront_entry2.csv");
-        let out = run(&data);
+        let data = fixture("cloudfront/dpetzold/cloudfront_entry2.csv");
+        let out = CloudFrontParser::parse_all(&data);
         check(
             &out.hits[0],
             &Want {
-                time_ms: utc(2014, 5, 23, 1, 13, 12),
+                time_ms: epoch_ms("2014-05-23T01:13:12Z"),
                 peer: "192.0.2.202",
                 status: 304,
                 path: "/soundtrack/happy.mp3?a=b&c=d",
@@ -621,9 +539,9 @@ mod tests {
 
     #[test]
     fn synthesized_tricky() {
-        let data = read("synthesized_tricky.log");
-        let out = run(&data);
-        let t = utc(2019, 12, 4, 21, 2, 31);
+        let data = fixture("cloudfront/synthesized_tricky.log");
+        let out = CloudFrontParser::parse_all(&data);
+        let t = epoch_ms("2019-12-04T21:02:31Z");
         let want = |peer, status, path, forwarded_for| Want {
             time_ms: t,
             peer,
@@ -651,7 +569,7 @@ mod tests {
 
     #[test]
     fn header_only_file_then_lines_use_its_map() {
-        let data = read("synthesized_header_only.log");
+        let data = fixture("cloudfront/synthesized_header_only.log");
         let mut p = CloudFrontParser::default();
         for line in lines(&data) {
             assert_eq!(p.parse(line), Ok(None));
@@ -664,9 +582,9 @@ mod tests {
     #[test]
     fn status_000_and_dash() {
         let line = doc_line(&[(8, "000")]);
-        assert_eq!(one(line.as_bytes()).unwrap().unwrap().status, 0);
+        assert_eq!(CloudFrontParser::hit(&line).status, 0);
         let line = doc_line(&[(8, "-")]);
-        assert_eq!(one(line.as_bytes()).unwrap().unwrap().status, 0);
+        assert_eq!(CloudFrontParser::hit(&line).status, 0);
     }
 
     #[test]
@@ -686,7 +604,7 @@ mod tests {
             hit.user_agent,
             "Mozilla/5.0 (Windows NT 5.1; rv:6.0.2) Gecko/20100101 Firefox/6.0.2"
         );
-        assert_eq!(hit.time_ms, utc(2014, 7, 21, 1, 58, 45));
+        assert_eq!(hit.time_ms, epoch_ms("2014-07-21T01:58:45Z"));
         assert_eq!(hit.peer, ip("180.76.5.149"));
         assert_eq!(hit.status, 301);
         assert_eq!(hit.host, "www.moneypot.com");
@@ -696,29 +614,26 @@ mod tests {
         // A singly-encoded agent that holds a literal escape keeps it.
         let ua = "NewsBlur%20Feed%20-%20https://example.com/a%2520b";
         let line = doc_line(&[(10, ua)]);
-        let hit = one(line.as_bytes()).unwrap().unwrap();
+        let hit = CloudFrontParser::hit(&line);
         assert_eq!(hit.user_agent, "NewsBlur Feed - https://example.com/a%20b");
         // `-` is empty; a stray `%` stays.
         let line = doc_line(&[(10, "-")]);
-        assert_eq!(one(line.as_bytes()).unwrap().unwrap().user_agent, "");
+        assert_eq!(CloudFrontParser::hit(&line).user_agent, "");
         let line = doc_line(&[(10, "100%25%2")]);
-        assert_eq!(one(line.as_bytes()).unwrap().unwrap().user_agent, "100%%2");
+        assert_eq!(CloudFrontParser::hit(&line).user_agent, "100%%2");
     }
 
     #[test]
     fn forwarded_for_list_and_host_fallback() {
         let line = doc_line(&[(19, "203.0.113.1,%20198.51.100.2"), (15, "-")]);
-        let hit = one(line.as_bytes()).unwrap().unwrap();
+        let hit = CloudFrontParser::hit(&line);
         assert_eq!(
             hit.forwarded_for.as_deref(),
             Some("203.0.113.1, 198.51.100.2")
         );
         assert_eq!(hit.host, DIST);
         let line = doc_line(&[(15, "www.example.com:8443")]);
-        assert_eq!(
-            one(line.as_bytes()).unwrap().unwrap().host,
-            "www.example.com"
-        );
+        assert_eq!(CloudFrontParser::hit(&line).host, "www.example.com");
     }
 
     #[test]
@@ -733,7 +648,7 @@ mod tests {
             .parse(b"404\t2001:db8::9\tzzz\t23:59:59\t2020-02-29\t/x")
             .unwrap()
             .unwrap();
-        assert_eq!(hit.time_ms, utc(2020, 2, 29, 23, 59, 59));
+        assert_eq!(hit.time_ms, epoch_ms("2020-02-29T23:59:59Z"));
         assert_eq!(hit.peer, ip("2001:db8::9"));
         assert_eq!(hit.status, 404);
         assert_eq!(hit.path, "/x");
@@ -751,6 +666,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
+        let field = CloudFrontParser::failing_field;
         assert_eq!(field(b"2019-12-04"), "time");
         assert_eq!(field(b"2019-12-04\t21:02:31\tLAX1\t392"), "c-ip");
         assert_eq!(
@@ -779,29 +695,26 @@ mod tests {
         let mut line = doc_line(&[(10, "UA-X")]).into_bytes();
         let at = line.windows(4).position(|w| w == b"UA-X").unwrap();
         line[at + 3] = 0xff;
-        let hit = one(&line).unwrap().unwrap();
+        let hit = CloudFrontParser::hit(&line);
         assert_eq!(hit.user_agent, "UA-\u{fffd}");
         // Decoded bytes that are not UTF-8 are replaced too.
         let line = doc_line(&[(7, "/caf%C3%A9%FF")]);
-        assert_eq!(
-            one(line.as_bytes()).unwrap().unwrap().path,
-            "/caf\u{e9}\u{fffd}"
-        );
+        assert_eq!(CloudFrontParser::hit(&line).path, "/caf\u{e9}\u{fffd}");
     }
 
     #[test]
     fn huge_line() {
         let ua = "a".repeat(5 << 20);
         let line = doc_line(&[(10, &ua)]);
-        let hit = one(line.as_bytes()).unwrap().unwrap();
+        let hit = CloudFrontParser::hit(&line);
         assert_eq!(hit.user_agent.len(), 5 << 20);
         assert!(matches!(hit.user_agent, Cow::Borrowed(_)));
     }
 
     #[test]
     fn no_panic_on_prefixes_and_mutations() {
-        let tricky = read("synthesized_tricky.log");
-        let entry = read("dpetzold/cloudfront_entry2.csv");
+        let tricky = fixture("cloudfront/synthesized_tricky.log");
+        let entry = fixture("cloudfront/dpetzold/cloudfront_entry2.csv");
         let samples: Vec<&[u8]> = lines(&tricky)
             .into_iter()
             .skip(2)
@@ -809,7 +722,7 @@ mod tests {
             .collect();
         for line in samples {
             for end in 0..=line.len() {
-                let r = one(&line[..end]);
+                let r = CloudFrontParser::parse_line(&line[..end]);
                 // Any prefix that reaches sc-status parses; shorter ones
                 // fail by name or (empty) are skipped.
                 if let Err(e) = r {
@@ -824,13 +737,13 @@ mod tests {
                 for b in [0u8, 0xff, 0xc3, b'\t', b'%', b'#', b' '] {
                     let orig = m[i];
                     m[i] = b;
-                    let _ = one(&m);
+                    let _ = CloudFrontParser::parse_line(&m);
                     m[i] = orig;
                 }
             }
         }
-        let _ = one(&[0xff; 1000]);
-        let _ = one(&[b'\t'; 100_000]);
+        let _ = CloudFrontParser::parse_line(&[0xff; 1000]);
+        let _ = CloudFrontParser::parse_line(&[b'\t'; 100_000]);
         let mut p = CloudFrontParser::default();
         let _ = p.parse(b"#Fields: \xff\xfe date");
         let _ = p.parse(b"#Fields:");

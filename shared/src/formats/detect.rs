@@ -207,9 +207,7 @@ fn is_access_log_line(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
+    use crate::formats::testutil::{fixture, lines};
 
     fn fmt(f: Format) -> NameHint {
         NameHint::Format(f)
@@ -331,20 +329,11 @@ mod tests {
         }
     }
 
+    /// The first line of the fixture `rel` that is not blank, without `\r`.
     fn first_line(rel: &str) -> Vec<u8> {
-        let path = format!("{FIXTURES}/{rel}");
-        let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let bytes = if rel.ends_with(".gz") {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&raw[..])
-                .read_to_end(&mut out)
-                .unwrap();
-            out
-        } else {
-            raw
-        };
-        let line = bytes
-            .split(|&b| b == b'\n')
+        let bytes = fixture(rel);
+        let line = lines(&bytes)
+            .into_iter()
             .find(|l| !l.iter().all(u8::is_ascii_whitespace))
             .unwrap();
         line.strip_suffix(b"\r").unwrap_or(line).to_vec()

@@ -12,6 +12,8 @@ pub mod alb;
 pub mod cloudfront;
 pub mod detect;
 pub mod pattern;
+#[cfg(test)]
+pub(crate) mod testutil;
 mod text;
 pub mod waf;
 

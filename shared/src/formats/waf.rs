@@ -414,79 +414,8 @@ impl<'de: 'a, 'a> Visitor<'de> for LabelsVisitor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::testutil::{epoch_ms, fixture, fixture_files, ip, lines, FreshParser};
     use std::collections::BTreeMap;
-    use std::io::Read;
-    use std::net::IpAddr;
-
-    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/waf/");
-
-    fn read(name: &str) -> Vec<u8> {
-        let bytes = std::fs::read(format!("{DIR}{name}")).unwrap();
-        if name.ends_with(".gz") {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&bytes[..])
-                .read_to_end(&mut out)
-                .unwrap();
-            out
-        } else {
-            bytes
-        }
-    }
-
-    /// Epoch milliseconds of a UTC civil time, computed by chrono.
-    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> i64 {
-        chrono::NaiveDate::from_ymd_opt(y, mo, d)
-            .unwrap()
-            .and_hms_milli_opt(h, mi, s, ms)
-            .unwrap()
-            .and_utc()
-            .timestamp_millis()
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    /// Lines of a file as a reader would hand them over: split at `\n`,
-    /// a trailing `\r` removed, no empty piece after the final newline.
-    fn lines(data: &[u8]) -> Vec<&[u8]> {
-        let mut v: Vec<&[u8]> = data
-            .split(|&b| b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .collect();
-        if data.ends_with(b"\n") || data.is_empty() {
-            v.pop();
-        }
-        v
-    }
-
-    #[derive(Debug, Default)]
-    struct Outcome<'a> {
-        hits: Vec<Hit<'a>>,
-        skipped: usize,
-        errors: Vec<ParseError>,
-    }
-
-    fn run(data: &[u8]) -> Outcome<'_> {
-        let mut p = WafParser;
-        let mut out = Outcome::default();
-        for line in lines(data) {
-            match p.parse(line) {
-                Ok(Some(hit)) => out.hits.push(hit),
-                Ok(None) => out.skipped += 1,
-                Err(e) => out.errors.push(e),
-            }
-        }
-        out
-    }
-
-    fn one(line: &[u8]) -> ParseResult<'_> {
-        WafParser.parse(line)
-    }
-
-    fn field(line: &[u8]) -> &'static str {
-        one(line).unwrap_err().field
-    }
 
     /// Every file under `tests/fixtures/waf/` with (parsed, skipped,
     /// rejected) line counts. A new fixture fails this test until listed.
@@ -494,73 +423,59 @@ mod tests {
     fn every_fixture_file_is_covered_with_counts() {
         let expected: BTreeMap<&str, (usize, usize, usize)> = [
             (
-                "awsdocs/01_log_output_for_a_rule_that_triggered_on_sqli_detection_termi.json",
+                "waf/awsdocs/01_log_output_for_a_rule_that_triggered_on_sqli_detection_termi.json",
                 (1, 0, 0),
             ),
             (
-                "awsdocs/02_log_output_for_a_rule_that_triggered_on_sqli_detection_non_t.json",
+                "waf/awsdocs/02_log_output_for_a_rule_that_triggered_on_sqli_detection_non_t.json",
                 (1, 0, 0),
             ),
             (
-                "awsdocs/03_log_output_for_multiple_rules_that_triggered_inside_a_rule_g.json",
+                "waf/awsdocs/03_log_output_for_multiple_rules_that_triggered_inside_a_rule_g.json",
                 (1, 0, 0),
             ),
             (
-                "awsdocs/04_log_output_for_a_rule_that_triggered_for_the_inspection_of_t.json",
+                "waf/awsdocs/04_log_output_for_a_rule_that_triggered_for_the_inspection_of_t.json",
                 (1, 0, 0),
             ),
             (
-                "awsdocs/05_log_output_for_a_captcha_rule_against_a_web_request_with_a_v.json",
+                "waf/awsdocs/05_log_output_for_a_captcha_rule_against_a_web_request_with_a_v.json",
                 (1, 0, 0),
             ),
             (
-                "awsdocs/06_log_output_for_a_captcha_rule_against_a_web_request_that_doe.json",
+                "waf/awsdocs/06_log_output_for_a_captcha_rule_against_a_web_request_that_doe.json",
                 (1, 0, 0),
             ),
             // The doc elides two values as `...`: not JSON.
             (
-                "awsdocs/07_rate_based_rule_1_log_entry_VERBATIM_INVALID_JSON.txt",
+                "waf/awsdocs/07_rate_based_rule_1_log_entry_VERBATIM_INVALID_JSON.txt",
                 (0, 0, 1),
             ),
             (
-                "awsdocs/07_rate_based_rule_1_log_entry_repaired.json",
+                "waf/awsdocs/07_rate_based_rule_1_log_entry_repaired.json",
                 (1, 0, 0),
             ),
             // Pretty-printed over 68 lines: 5 blank lines skipped, every
             // other line a JSON fragment (see `pretty_printed_record`).
-            ("dpetzold/waf_log.json", (0, 5, 63)),
+            ("waf/dpetzold/waf_log.json", (0, 5, 63)),
             // Seven objects on one line: one rejected line, no panic.
-            ("waf_concatenated_no_newlines_defensive.log", (0, 0, 1)),
-            ("waf_ndjson_sample.log", (7, 0, 0)),
-            ("waf_ndjson_sample.log.gz", (7, 0, 0)),
+            ("waf/waf_concatenated_no_newlines_defensive.log", (0, 0, 1)),
+            ("waf/waf_ndjson_sample.log", (7, 0, 0)),
+            ("waf/waf_ndjson_sample.log.gz", (7, 0, 0)),
         ]
         .into_iter()
         .collect();
 
-        let mut found = Vec::new();
-        let mut stack = vec![std::path::PathBuf::from(DIR)];
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let rel = path.strip_prefix(DIR).unwrap().to_str().unwrap().to_owned();
-                    found.push(rel);
-                }
-            }
-        }
-        found.sort();
         assert_eq!(
-            found,
+            fixture_files("waf"),
             expected.keys().map(|k| (*k).to_owned()).collect::<Vec<_>>()
         );
 
         for (name, (parsed, skipped, rejected)) in expected {
-            let data = read(name);
-            let out = run(&data);
+            let data = fixture(name);
+            let out = WafParser::parse_all(&data);
             assert_eq!(
-                (out.hits.len(), out.skipped, out.errors.len()),
+                out.counts(),
                 (parsed, skipped, rejected),
                 "{name}: {:?}",
                 out.errors
@@ -597,8 +512,8 @@ mod tests {
         vec![
             Want {
                 file:
-                    "awsdocs/01_log_output_for_a_rule_that_triggered_on_sqli_detection_termi.json",
-                time_ms: utc(2019, 12, 13, 23, 40, 12, 771),
+                    "waf/awsdocs/01_log_output_for_a_rule_that_triggered_on_sqli_detection_termi.json",
+                time_ms: epoch_ms("2019-12-13T23:40:12.771Z"),
                 peer: "1.1.1.1",
                 status: 403,
                 method: "GET",
@@ -613,8 +528,8 @@ mod tests {
             },
             Want {
                 file:
-                    "awsdocs/02_log_output_for_a_rule_that_triggered_on_sqli_detection_non_t.json",
-                time_ms: utc(2020, 6, 17, 1, 26, 32, 516),
+                    "waf/awsdocs/02_log_output_for_a_rule_that_triggered_on_sqli_detection_non_t.json",
+                time_ms: epoch_ms("2020-06-17T01:26:32.516Z"),
                 peer: "3.3.3.3",
                 status: 0,
                 method: "GET",
@@ -629,8 +544,8 @@ mod tests {
             },
             Want {
                 file:
-                    "awsdocs/03_log_output_for_multiple_rules_that_triggered_inside_a_rule_g.json",
-                time_ms: utc(2020, 6, 17, 2, 43, 30, 888),
+                    "waf/awsdocs/03_log_output_for_multiple_rules_that_triggered_inside_a_rule_g.json",
+                time_ms: epoch_ms("2020-06-17T02:43:30.888Z"),
                 peer: "3.3.3.3",
                 status: 403,
                 method: "GET",
@@ -646,8 +561,8 @@ mod tests {
             // Body inspection sample: no headers, empty uri, null responseCodeSent.
             Want {
                 file:
-                    "awsdocs/04_log_output_for_a_rule_that_triggered_for_the_inspection_of_t.json",
-                time_ms: utc(2019, 12, 13, 23, 40, 12, 771),
+                    "waf/awsdocs/04_log_output_for_a_rule_that_triggered_for_the_inspection_of_t.json",
+                time_ms: epoch_ms("2019-12-13T23:40:12.771Z"),
                 peer: "1.1.1.1",
                 status: 403,
                 method: "POST",
@@ -663,8 +578,8 @@ mod tests {
             // CAPTCHA with a valid token: logged as ALLOW, not blocked.
             Want {
                 file:
-                    "awsdocs/05_log_output_for_a_captcha_rule_against_a_web_request_with_a_v.json",
-                time_ms: utc(2021, 9, 23, 18, 7, 9, 309),
+                    "waf/awsdocs/05_log_output_for_a_captcha_rule_against_a_web_request_with_a_v.json",
+                time_ms: epoch_ms("2021-09-23T18:07:09.309Z"),
                 peer: "72.21.198.65",
                 status: 0,
                 method: "GET",
@@ -680,8 +595,8 @@ mod tests {
             // CAPTCHA without a token: the puzzle was served, 405.
             Want {
                 file:
-                    "awsdocs/06_log_output_for_a_captcha_rule_against_a_web_request_that_doe.json",
-                time_ms: utc(2021, 9, 23, 18, 6, 56, 512),
+                    "waf/awsdocs/06_log_output_for_a_captcha_rule_against_a_web_request_that_doe.json",
+                time_ms: epoch_ms("2021-09-23T18:06:56.512Z"),
                 peer: "72.21.198.65",
                 status: 405,
                 method: "GET",
@@ -696,8 +611,8 @@ mod tests {
             },
             // Rate-based rule (evaluationWindowSec is a string in the doc).
             Want {
-                file: "awsdocs/07_rate_based_rule_1_log_entry_repaired.json",
-                time_ms: utc(2023, 5, 6, 6, 46, 19, 981),
+                file: "waf/awsdocs/07_rate_based_rule_1_log_entry_repaired.json",
+                time_ms: epoch_ms("2023-05-06T06:46:19.981Z"),
                 peer: "52.46.82.45",
                 status: 403,
                 method: "GET",
@@ -733,8 +648,8 @@ mod tests {
     #[test]
     fn doc_samples_parse_to_documented_values() {
         for w in doc_samples() {
-            let data = read(w.file);
-            let out = run(&data);
+            let data = fixture(w.file);
+            let out = WafParser::parse_all(&data);
             assert_eq!(out.hits.len(), 1, "{}", w.file);
             check(&out.hits[0], &w);
         }
@@ -742,10 +657,10 @@ mod tests {
 
     #[test]
     fn ndjson_plain_and_gzip_hold_the_doc_samples_in_order() {
-        let plain = read("waf_ndjson_sample.log");
-        let gz = read("waf_ndjson_sample.log.gz");
+        let plain = fixture("waf/waf_ndjson_sample.log");
+        let gz = fixture("waf/waf_ndjson_sample.log.gz");
         assert_eq!(plain, gz);
-        let out = run(&gz);
+        let out = WafParser::parse_all(&gz);
         let wants = doc_samples();
         assert_eq!(out.hits.len(), wants.len());
         for (hit, w) in out.hits.iter().zip(&wants) {
@@ -755,24 +670,25 @@ mod tests {
 
     #[test]
     fn rejected_samples_name_json() {
-        let verbatim = read("awsdocs/07_rate_based_rule_1_log_entry_VERBATIM_INVALID_JSON.txt");
-        assert_eq!(field(lines(&verbatim)[0]), "json");
-        let concatenated = read("waf_concatenated_no_newlines_defensive.log");
+        let verbatim =
+            fixture("waf/awsdocs/07_rate_based_rule_1_log_entry_VERBATIM_INVALID_JSON.txt");
+        assert_eq!(WafParser::failing_field(lines(&verbatim)[0]), "json");
+        let concatenated = fixture("waf/waf_concatenated_no_newlines_defensive.log");
         assert_eq!(lines(&concatenated).len(), 1);
-        assert_eq!(field(&concatenated), "json");
+        assert_eq!(WafParser::failing_field(&concatenated), "json");
     }
 
     /// The 2018 sample is pretty-printed: line by line it is fragments
     /// (counted in the coverage test); handed over whole it is one record.
     #[test]
     fn pretty_printed_record() {
-        let data = read("dpetzold/waf_log.json");
-        let hit = one(&data).unwrap().unwrap();
+        let data = fixture("waf/dpetzold/waf_log.json");
+        let hit = WafParser::hit(&data);
         check(
             &hit,
             &Want {
-                file: "dpetzold/waf_log.json",
-                time_ms: utc(2018, 8, 8, 0, 44, 30, 589),
+                file: "waf/dpetzold/waf_log.json",
+                time_ms: epoch_ms("2018-08-08T00:44:30.589Z"),
                 peer: "192.10.23.23",
                 status: 0,
                 method: "GET",
@@ -790,9 +706,10 @@ mod tests {
 
     #[test]
     fn strings_without_escapes_are_borrowed() {
-        let data =
-            read("awsdocs/01_log_output_for_a_rule_that_triggered_on_sqli_detection_termi.json");
-        let hit = one(lines(&data)[0]).unwrap().unwrap();
+        let data = fixture(
+            "waf/awsdocs/01_log_output_for_a_rule_that_triggered_on_sqli_detection_termi.json",
+        );
+        let hit = WafParser::hit(lines(&data)[0]);
         assert!(matches!(hit.path, Cow::Borrowed(_)));
         assert!(matches!(hit.user_agent, Cow::Borrowed(_)));
         assert!(matches!(hit.host, Cow::Borrowed(_)));
@@ -802,7 +719,7 @@ mod tests {
         assert!(matches!(waf.labels[0], Cow::Borrowed(_)));
 
         let line = br#"{"timestamp":1,"action":"ALLOW","httpRequest":{"clientIp":"192.0.2.1","headers":[{"name":"User-Agent","value":"say \"hi\"\u00e9"}],"uri":"/a\/b"}}"#;
-        let hit = one(line).unwrap().unwrap();
+        let hit = WafParser::hit(line);
         assert_eq!(hit.user_agent, "say \"hi\"\u{e9}");
         assert!(matches!(hit.user_agent, Cow::Owned(_)));
         assert_eq!(hit.path, "/a/b");
@@ -829,20 +746,20 @@ mod tests {
         ];
         for (action, extra, status, blocked) in cases {
             let line = line_with(action, extra);
-            let hit = one(line.as_bytes()).unwrap().unwrap();
+            let hit = WafParser::hit(&line);
             assert_eq!(
                 (hit.status, hit.blocked_by_waf),
                 (status, blocked),
                 "{line}"
             );
-            assert_eq!(hit.time_ms, utc(2023, 11, 14, 22, 13, 20, 0));
+            assert_eq!(hit.time_ms, epoch_ms("2023-11-14T22:13:20Z"));
         }
     }
 
     #[test]
     fn headers_by_case_insensitive_name_and_host_fallbacks() {
         let line = br#"{"timestamp":1,"action":"ALLOW","httpRequest":{"clientIp":"2001:db8::7","headers":[{"name":"x-forwarded-for","value":"203.0.113.9, 10.0.0.1"},{"name":"USER-AGENT","value":"ua1"},{"name":"user-agent","value":"ua2"},{"name":"X-Forwarded-For","value":"198.51.100.3"},{"name":"odd"},{"value":"no name"},null],"uri":"/p","args":"a=1&b=2","httpMethod":"POST","host":"fallback.example"}}"#;
-        let hit = one(line).unwrap().unwrap();
+        let hit = WafParser::hit(line);
         assert_eq!(hit.peer, ip("2001:db8::7"));
         assert_eq!(
             hit.forwarded_for.as_deref(),
@@ -855,15 +772,15 @@ mod tests {
         assert!(hit.waf.unwrap().labels.is_empty());
 
         let line = br#"{"timestamp":1,"action":"ALLOW","httpRequest":{"clientIp":"192.0.2.1","headers":[{"name":"Host","value":"[2001:db8::1]:8443"}],"host":"other"}}"#;
-        assert_eq!(one(line).unwrap().unwrap().host, "[2001:db8::1]");
+        assert_eq!(WafParser::hit(line).host, "[2001:db8::1]");
         let line = br#"{"timestamp":1,"action":"ALLOW","httpRequest":{"clientIp":"192.0.2.1","headers":null,"host":"h.example:443"}}"#;
-        assert_eq!(one(line).unwrap().unwrap().host, "h.example");
+        assert_eq!(WafParser::hit(line).host, "h.example");
     }
 
     #[test]
     fn unknown_and_newer_keys_are_ignored() {
         let line = br##"{"timestamp":1,"formatVersion":1,"ja3Fingerprint":"abc","ja4Fingerprint":"t13d","clientAsn":16509,"cfDistributionTenantId":null,"rateBasedRuleList":[{"evaluationWindowSec":"120","customValues":[{"key":"HEADER"}]}],"action":"BLOCK","labels":[{"name":"awswaf:managed:aws:bot-control:bot:verified"},{"name":"a"}],"httpRequest":{"clientIp":"192.0.2.1","country":"-","fragment":"#x","scheme":"https","headers":[]}}"##;
-        let hit = one(line).unwrap().unwrap();
+        let hit = WafParser::hit(line);
         let waf = hit.waf.unwrap();
         assert_eq!(
             waf.labels,
@@ -875,6 +792,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
+        let field = WafParser::failing_field;
         assert_eq!(field(b"not json"), "json");
         assert_eq!(field(b"{\"timestamp\":1"), "json");
         assert_eq!(field(b"[]"), "json");
@@ -912,17 +830,17 @@ mod tests {
         // Numeric strings and integral floats are accepted as timestamps.
         let ok = br#"{"timestamp":"1576280412771","action":"ALLOW","httpRequest":{"clientIp":"192.0.2.1"}}"#;
         assert_eq!(
-            one(ok).unwrap().unwrap().time_ms,
-            utc(2019, 12, 13, 23, 40, 12, 771)
+            WafParser::hit(ok).time_ms,
+            epoch_ms("2019-12-13T23:40:12.771Z")
         );
         let ok = br#"{"timestamp":1.576280412771e12,"action":"ALLOW","httpRequest":{"clientIp":"192.0.2.1"}}"#;
-        assert_eq!(one(ok).unwrap().unwrap().time_ms, 1_576_280_412_771);
+        assert_eq!(WafParser::hit(ok).time_ms, 1_576_280_412_771);
     }
 
     #[test]
     fn blank_lines_are_skipped() {
-        assert_eq!(one(b""), Ok(None));
-        assert_eq!(one(b"  \t "), Ok(None));
+        assert_eq!(WafParser::parse_line(b""), Ok(None));
+        assert_eq!(WafParser::parse_line(b"  \t "), Ok(None));
     }
 
     #[test]
@@ -931,7 +849,7 @@ mod tests {
         let line = format!(
             r#"{{"timestamp":1,"action":"BLOCK","terminatingRuleMatchDetails":[{{"matchedData":["{ua}"]}}],"httpRequest":{{"clientIp":"192.0.2.1","headers":[{{"name":"User-Agent","value":"{ua}"}}]}}}}"#
         );
-        let hit = one(line.as_bytes()).unwrap().unwrap();
+        let hit = WafParser::hit(&line);
         assert_eq!(hit.user_agent.len(), 6 << 20);
         assert!(matches!(hit.user_agent, Cow::Borrowed(_)));
     }
@@ -940,12 +858,12 @@ mod tests {
     fn no_panic_on_prefixes_and_mutations() {
         let mut samples: Vec<Vec<u8>> = doc_samples()
             .iter()
-            .map(|w| lines(&read(w.file))[0].to_vec())
+            .map(|w| lines(&fixture(w.file))[0].to_vec())
             .collect();
         for line in &samples {
             // Every strict prefix of one object is incomplete JSON.
             for end in 0..line.len() {
-                match one(&line[..end]) {
+                match WafParser::parse_line(&line[..end]) {
                     Ok(None) => assert!(line[..end].iter().all(u8::is_ascii_whitespace)),
                     Ok(Some(_)) => panic!("prefix {end} parsed"),
                     Err(e) => assert_eq!(e.field, "json"),
@@ -953,9 +871,9 @@ mod tests {
             }
         }
         // The concatenation's prefixes include whole objects: just no panic.
-        let concatenated = read("waf_concatenated_no_newlines_defensive.log");
+        let concatenated = fixture("waf/waf_concatenated_no_newlines_defensive.log");
         let whole = (0..=concatenated.len())
-            .filter(|&end| matches!(one(&concatenated[..end]), Ok(Some(_))))
+            .filter(|&end| matches!(WafParser::parse_line(&concatenated[..end]), Ok(Some(_))))
             .count();
         assert_eq!(whole, 1, "only the first object alone is a record");
         samples.push(concatenated);
@@ -965,7 +883,7 @@ mod tests {
                 for b in [0u8, 0xff, 0xc3, b'"', b'\\', b'{', b'9'] {
                     let orig = m[i];
                     m[i] = b;
-                    let _ = one(&m);
+                    let _ = WafParser::parse_line(&m);
                     m[i] = orig;
                 }
             }
@@ -973,12 +891,12 @@ mod tests {
         // Deep nesting in skipped or loosely read values costs no stack.
         let nest = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let deep = format!("{{\"a\":{nest}}}");
-        assert_eq!(field(deep.as_bytes()), "timestamp");
+        assert_eq!(WafParser::failing_field(deep.as_bytes()), "timestamp");
         let deep = format!("{{\"timestamp\":{nest}}}");
-        assert_eq!(field(deep.as_bytes()), "timestamp");
+        assert_eq!(WafParser::failing_field(deep.as_bytes()), "timestamp");
         let deep = format!(
             "{{\"timestamp\":1,\"action\":\"BLOCK\",\"httpRequest\":{{\"clientIp\":\"192.0.2.1\",\"headers\":[{nest}]}}}}"
         );
-        let _ = one(deep.as_bytes());
+        let _ = WafParser::parse_line(deep.as_bytes());
     }
 }

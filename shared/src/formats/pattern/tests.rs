@@ -2,13 +2,12 @@
 //! expected outputs, user-defined regexes, and mutated input.
 
 use super::*;
+use crate::formats::testutil::{epoch_ms, fixture, fixture_files, fixture_lines, ip};
 use crate::formats::Format;
 use chrono::DateTime;
 use std::net::IpAddr;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/applog/");
-
-/// Every file of the fixture folder, and the test that covers it.
+/// Every file of `tests/fixtures/applog/`, and the test that covers it.
 const COVERED: [&str; 9] = [
     "apache_combined_vrl.log",                  // apache_combined_vrl
     "apache_escaped_quote_fluentbit_pr566.log", // apache_escaped_quote_fluentbit
@@ -20,15 +19,6 @@ const COVERED: [&str; 9] = [
     "synthesized_tricky.log",                   // synthesized_tricky
     "vrl_tests.jsonl",                          // vrl_expected_outputs
 ];
-
-fn fixture(name: &str) -> Vec<Vec<u8>> {
-    let data = std::fs::read(format!("{FIXTURES}{name}")).expect("fixture readable");
-    let mut lines: Vec<Vec<u8>> = data.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-    if lines.last().is_some_and(Vec::is_empty) {
-        lines.pop();
-    }
-    lines
-}
 
 /// What a line became, owned so it outlives the line.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +83,7 @@ type Expect = Result<Got, &'static str>;
 /// Parse every line of `file` with `parser`, compare with `expect` line by
 /// line, and check the parsed / rejected counts.
 fn check_file(file: &str, parser: &mut PatternParser, expect: &[Expect], counts: (usize, usize)) {
-    let lines = fixture(file);
+    let lines = fixture_lines(file);
     assert_eq!(lines.len(), expect.len(), "{file}: line count");
     let (mut parsed, mut rejected) = (0, 0);
     for (n, (line, exp)) in lines.iter().zip(expect).enumerate() {
@@ -118,12 +108,10 @@ const CHROME_MAC_111: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Ap
 
 #[test]
 fn every_fixture_file_is_covered() {
-    let mut files: Vec<String> = std::fs::read_dir(FIXTURES)
-        .expect("fixture dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    assert_eq!(files, COVERED.to_vec());
+    assert_eq!(
+        fixture_files("applog"),
+        COVERED.map(|f| format!("applog/{f}"))
+    );
 }
 
 #[test]
@@ -165,7 +153,7 @@ fn nginx_combined_vrl() {
         )),
     ];
     check_file(
-        "nginx_combined_vrl.log",
+        "applog/nginx_combined_vrl.log",
         &mut preset("nginx-combined"),
         &expect,
         (6, 0),
@@ -187,7 +175,7 @@ fn nginx_ingress_upstreaminfo() {
     };
     let expect = [w(), w(), w(), w()];
     check_file(
-        "nginx_ingress_upstreaminfo_vrl.log",
+        "applog/nginx_ingress_upstreaminfo_vrl.log",
         &mut preset("nginx-combined"),
         &expect,
         (4, 0),
@@ -207,7 +195,7 @@ fn nginx_main_preset() {
         w("172.24.0.2", "03/Jan/2025:16:42:58 +0000"),
     ];
     check_file(
-        "nginx_main_vrl.log",
+        "applog/nginx_main_vrl.log",
         &mut preset("nginx-combined"),
         &expect,
         (4, 0),
@@ -237,10 +225,10 @@ fn nginx_main_user_regex_xff() {
             Some("1.2.3.4, 10.10.1.1"),
         ),
     ];
-    check_file("nginx_main_vrl.log", &mut p, &expect, (4, 0));
+    check_file("applog/nginx_main_vrl.log", &mut p, &expect, (4, 0));
     // The combined lines lack the xff field: "does not match".
     assert_eq!(
-        run(&mut p, &fixture("nginx_combined_vrl.log")[1]),
+        run(&mut p, &fixture_lines("applog/nginx_combined_vrl.log")[1]),
         Err("line")
     );
 }
@@ -295,23 +283,18 @@ fn synthesized_tricky() {
         )),
     ];
     check_file(
-        "synthesized_tricky.log",
+        "applog/synthesized_tricky.log",
         &mut preset("nginx-combined"),
         &expect,
         (5, 0),
     );
     // The offset was applied: 12:04:11 +0530 is 06:34:11 UTC.
-    let line = &fixture("synthesized_tricky.log")[4];
+    let line = &fixture_lines("applog/synthesized_tricky.log")[4];
     let got = run(&mut preset("nginx-combined"), line).unwrap().unwrap();
-    assert_eq!(
-        got.time_ms,
-        DateTime::parse_from_rfc3339("2021-03-31T06:34:11Z")
-            .unwrap()
-            .timestamp_millis()
-    );
+    assert_eq!(got.time_ms, epoch_ms("2021-03-31T06:34:11Z"));
     // A line cut inside a quoted field (the last line of a file being
     // written) is rejected, not misread.
-    let cut = &fixture("synthesized_tricky.log")[0][..99];
+    let cut = &fixture_lines("applog/synthesized_tricky.log")[0][..99];
     assert!(
         cut.ends_with(b"Mozilla/5.0 "),
         "{}",
@@ -320,7 +303,7 @@ fn synthesized_tricky() {
     assert_eq!(run(&mut preset("nginx-combined"), cut), Err("line"));
     // Same file, as nginx-combined's twin for Apache.
     let mut apache = preset("apache-combined");
-    assert!(fixture("synthesized_tricky.log")
+    assert!(fixture_lines("applog/synthesized_tricky.log")
         .iter()
         .all(|l| matches!(run(&mut apache, l), Ok(Some(_)))));
 }
@@ -343,7 +326,7 @@ fn apache_combined_vrl() {
         Err("line"),
     ];
     check_file(
-        "apache_combined_vrl.log",
+        "applog/apache_combined_vrl.log",
         &mut preset("apache-combined"),
         &expect,
         (2, 1),
@@ -354,15 +337,17 @@ fn apache_combined_vrl() {
 fn apache_escaped_quote_fluentbit() {
     // The client was redacted upstream to `x.x.x.x`: rejected, naming ip.
     check_file(
-        "apache_escaped_quote_fluentbit_pr566.log",
+        "applog/apache_escaped_quote_fluentbit_pr566.log",
         &mut preset("apache-combined"),
         &[Err("ip")],
         (0, 1),
     );
     // With a real address the `\"` in the UA is unescaped.
-    let line = String::from_utf8(fixture("apache_escaped_quote_fluentbit_pr566.log")[0].clone())
-        .unwrap()
-        .replace("x.x.x.x", "192.0.2.10");
+    let line = String::from_utf8(
+        fixture_lines("applog/apache_escaped_quote_fluentbit_pr566.log")[0].clone(),
+    )
+    .unwrap()
+    .replace("x.x.x.x", "192.0.2.10");
     let got = run(&mut preset("apache-combined"), line.as_bytes())
         .unwrap()
         .unwrap();
@@ -385,7 +370,7 @@ fn apache_httpd_docs_examples() {
     let w = || Ok(want("127.0.0.1", t, 200, "GET", "/apache_pb.gif", ""));
     // `common` takes both (the combined line's extra fields are ignored).
     check_file(
-        "apache_httpd_docs_examples.log",
+        "applog/apache_httpd_docs_examples.log",
         &mut preset("common"),
         &[w(), w()],
         (2, 0),
@@ -400,7 +385,7 @@ fn apache_httpd_docs_examples() {
         "Mozilla/4.08 [en] (Win98; I ;Nav)",
     ));
     check_file(
-        "apache_httpd_docs_examples.log",
+        "applog/apache_httpd_docs_examples.log",
         &mut preset("apache-combined"),
         &[Err("line"), combined],
         (1, 1),
@@ -431,7 +416,12 @@ fn common_log_vrl() {
         Err("line"),
         Err("line"), // - - - [1234] - - -  (request not quoted)
     ];
-    check_file("common_log_vrl.log", &mut preset("common"), &expect, (2, 8));
+    check_file(
+        "applog/common_log_vrl.log",
+        &mut preset("common"),
+        &expect,
+        (2, 8),
+    );
 }
 
 /// The value of `"key" => ...` in VRL's `btreemap!` text: a string (plain
@@ -469,7 +459,7 @@ fn vrl_timestamp(want: &str) -> Option<i64> {
 /// lines that carry no client address.
 #[test]
 fn vrl_expected_outputs() {
-    let text = std::fs::read_to_string(format!("{FIXTURES}vrl_tests.jsonl")).unwrap();
+    let text = String::from_utf8(fixture("applog/vrl_tests.jsonl")).unwrap();
     let (mut parsed, mut rejected) = (0, 0);
     let mut rejected_fields = Vec::new();
     for line in text.lines() {
@@ -501,7 +491,7 @@ fn vrl_expected_outputs() {
         }
         let g = got.unwrap().unwrap_or_else(|| panic!("{test}: no hit"));
         parsed += 1;
-        assert_eq!(g.peer, client.unwrap().parse::<IpAddr>().unwrap(), "{test}");
+        assert_eq!(g.peer, ip(&client.unwrap()), "{test}");
         let status: u16 = vrl_value(want, "status").unwrap().parse().unwrap();
         assert_eq!(g.status, status, "{test}");
         assert_eq!(Some(g.time_ms), vrl_timestamp(want), "{test}");
@@ -554,13 +544,8 @@ fn user_regex_host_xff_iso8601() {
     .unwrap()
     .unwrap();
     assert_eq!(g.host, "shop.example.com");
-    assert_eq!(g.peer, "2001:db8::7".parse::<IpAddr>().unwrap());
-    assert_eq!(
-        g.time_ms,
-        DateTime::parse_from_rfc3339("2024-05-01T08:00:00Z")
-            .unwrap()
-            .timestamp_millis()
-    );
+    assert_eq!(g.peer, ip("2001:db8::7"));
+    assert_eq!(g.time_ms, epoch_ms("2024-05-01T08:00:00Z"));
     assert_eq!((g.status, g.method.as_str()), (401, "POST"));
     // A URL inside the query string is not taken for an absolute URL.
     assert_eq!(g.path, "/login?next=http://x/y");
@@ -786,15 +771,17 @@ fn escapes_and_invalid_utf8() {
 
 /// Lines that exercise every branch of the presets.
 fn sample_lines() -> Vec<Vec<u8>> {
-    let mut lines = fixture("synthesized_tricky.log");
-    lines.extend(fixture("nginx_combined_vrl.log"));
+    let mut lines = fixture_lines("applog/synthesized_tricky.log");
+    lines.extend(fixture_lines("applog/nginx_combined_vrl.log"));
     lines.extend(
-        fixture("nginx_ingress_upstreaminfo_vrl.log")
+        fixture_lines("applog/nginx_ingress_upstreaminfo_vrl.log")
             .into_iter()
             .take(1),
     );
-    lines.extend(fixture("apache_escaped_quote_fluentbit_pr566.log"));
-    lines.extend(fixture("apache_httpd_docs_examples.log"));
+    lines.extend(fixture_lines(
+        "applog/apache_escaped_quote_fluentbit_pr566.log",
+    ));
+    lines.extend(fixture_lines("applog/apache_httpd_docs_examples.log"));
     lines
 }
 
