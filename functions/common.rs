@@ -2,7 +2,7 @@
 
 use fail2waf_core::aws::handlers::HandlerError;
 use fail2waf_core::aws::metrics::Metrics;
-use fail2waf_core::aws::service::wall_ms;
+use fail2waf_core::clock::wall_ms;
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 

@@ -5,8 +5,9 @@
 use crate::output::{reason, rfc3339};
 use crate::InputError;
 use anyhow::Result;
-use fail2waf_core::aws::service::{wall_ms, Service};
+use fail2waf_core::aws::service::Service;
 use fail2waf_core::client::{widen, ClientResolver};
+use fail2waf_core::clock::wall_ms;
 use fail2waf_core::config::Config;
 use fail2waf_core::duration::Secs;
 use fail2waf_core::engine::{Engine, StoredState};

@@ -5,8 +5,9 @@
 use crate::lambda_api::{spawn_function, Invocation, RuntimeApi};
 use crate::moto::{moto, unique};
 use crate::util::*;
-use fail2waf_core::aws::service::{wall_ms, Service, Settings};
+use fail2waf_core::aws::service::{Service, Settings};
 use fail2waf_core::aws::store::Shard;
+use fail2waf_core::clock::wall_ms;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;

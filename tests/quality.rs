@@ -540,7 +540,7 @@ fn real_tool_corpus_through_the_ingest_function_reaches_the_ip_sets() {
             .timestamp_millis()
     };
     let last = c.alb.lines().map(time_of).max().unwrap();
-    let shift = fail2waf_core::duration::wall_ms() - 60_000 - last;
+    let shift = fail2waf_core::clock::wall_ms() - 60_000 - last;
     let mut objects: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for line in c.alb.lines() {
         let t = time_of(line) + shift;

@@ -3,10 +3,8 @@
 #[path = "../common.rs"]
 mod common;
 
-use fail2waf_core::aws::{
-    handlers,
-    service::{wall_ms, Service},
-};
+use fail2waf_core::aws::{handlers, service::Service};
+use fail2waf_core::clock::wall_ms;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 

@@ -4,13 +4,10 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// Wall-clock time in epoch milliseconds (only the edges use it: expiry,
-/// leases, the time limit of counted lines; the engine never does).
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// The wall clock's home is [`crate::clock`]; `pipeline.rs` still imports
+/// it from here.
+#[doc(hidden)]
+pub use crate::clock::wall_ms;
 
 /// A whole number of seconds, written in config as `10s`, `5m`, `2h`, `7d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

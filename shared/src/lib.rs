@@ -32,6 +32,7 @@
 #[cfg(feature = "events")]
 pub mod aws;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod engine;

@@ -3,11 +3,12 @@
 //! and the CLI call these; everything here goes through the real AWS SDK.
 //!
 //! Here: the [`Service`], its errors, and how stored counts merge. Beside
-//! it, in `service/`: `settings.rs` (the functions' environment),
-//! `deadline.rs` (when an invocation stops starting new work),
-//! `ingest.rs` (count a log object into the shared state and judge it),
-//! `enforce.rs` (decide blocks, make the IP sets hold them, expire them)
-//! and `incident.rs` (incident mode: judge everything again, re-scan).
+//! it: `service/settings.rs` (the functions' environment),
+//! `service/deadline.rs` (when an invocation stops starting new work),
+//! `service/ingest.rs` (count a log object into the shared state and judge
+//! it), `service/enforce.rs` (decide blocks, make the IP sets hold them,
+//! expire them) and `service/incident.rs` (incident mode: judge everything
+//! again, find the objects to re-scan).
 
 mod deadline;
 mod enforce;
@@ -257,5 +258,3 @@ impl Service {
         out
     }
 }
-
-pub use crate::duration::wall_ms;

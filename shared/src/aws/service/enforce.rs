@@ -5,7 +5,7 @@
 use super::{Service, ServiceError, StatePart};
 use crate::aws::store::{Lease, Shard};
 use crate::aws::waf::{sync_set, validate, IpSetRef, IpVersion, SyncOutcome};
-use crate::duration::wall_ms;
+use crate::clock::wall_ms;
 use crate::engine::{Offense, StoredState};
 use crate::ledger::{Block, Ledger, Outcome};
 use ipnet::IpNet;
