@@ -27,10 +27,11 @@
 //! whole batch on one message attribute whose `binaryValue` is not base64,
 //! so SQS records are read one by one.
 //!
-//! One file per trigger: `object_created.rs` (the ingest function: S3
-//! Object Created, delivered directly, through SNS or SQS, or by
-//! EventBridge), `alarm.rs` (the alarm function: CloudWatch alarm state
-//! changes), `schedule.rs` (the expire function); tests in `tests.rs`.
+//! One file per trigger: `events/object_created.rs` (the ingest function:
+//! S3 Object Created, delivered directly, through SNS or SQS, or by
+//! EventBridge), `events/alarm.rs` (the alarm function: CloudWatch alarm
+//! state changes), `events/schedule.rs` (the expire function); tests in
+//! `events/tests.rs`.
 
 mod alarm;
 mod object_created;

@@ -56,8 +56,9 @@ pub enum SettingsError {
 }
 
 impl Settings {
-    /// Read the settings from environment variables (see DESIGN and
-    /// docs/deploy.md).
+    /// Read the settings from environment variables (the table in
+    /// README.md, *Deploy on AWS*; docs/deploy.md for the stack that sets
+    /// them).
     pub fn from_env() -> Result<Settings, SettingsError> {
         Settings::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
     }
