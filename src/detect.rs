@@ -10,7 +10,7 @@ use fail2waf_core::aws::service::{LogObject, Service, Settings};
 use fail2waf_core::clock::wall_ms;
 use fail2waf_core::config::Config;
 use fail2waf_core::formats::Format;
-use fail2waf_core::pipeline::{Decision, Detector, FileReport};
+use fail2waf_core::pipeline::{Decision, FileReport, Pipeline};
 use fail2waf_core::state::DirState;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Read};
@@ -50,7 +50,7 @@ pub struct DetectArgs {
 enum Backend {
     /// In memory, optionally saved to a directory.
     Local {
-        detector: Box<Detector>,
+        pipeline: Box<Pipeline>,
         dir: Option<DirState>,
         absorbed: fail2waf_core::state::Absorbed,
     },
@@ -83,20 +83,20 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
             let (stored, ledger, absorbed) =
                 dir.load().map_err(|e| InputError(format!("state: {e}")))?;
             Backend::Local {
-                detector: Box::new(Detector::with_state(config, Some(&stored), ledger)),
+                pipeline: Box::new(Pipeline::with_state(config, Some(&stored), ledger)),
                 dir: Some(dir),
                 absorbed,
             }
         }
         None => Backend::Local {
-            detector: Box::new(Detector::new(config)),
+            pipeline: Box::new(Pipeline::new(config)),
             dir: None,
             absorbed: Default::default(),
         },
     };
 
-    if let Backend::Local { detector, .. } = &mut backend {
-        detector.set_threads(usize::from(args.threads));
+    if let Backend::Local { pipeline, .. } = &mut backend {
+        pipeline.set_threads(usize::from(args.threads));
     }
     let bar = progress(input_bytes(&inputs), args.json);
     let mut out = Output::new(args.json);
@@ -112,7 +112,7 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
         bar.set_message(name.clone());
         let (report, decisions) = match &mut backend {
             Backend::Local {
-                detector,
+                pipeline,
                 dir,
                 absorbed,
             } => {
@@ -121,12 +121,12 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
                     summary.files_already_counted += 1;
                     continue;
                 }
-                let before = detector.decisions().len();
-                let report = detector.process(&name, reader, format.as_ref());
+                let before = pipeline.decisions().len();
+                let report = pipeline.process(&name, reader, format.as_ref());
                 if let Some(id) = id {
                     absorbed.insert(id, wall_ms() / 1000);
                 }
-                (report, detector.decisions()[before..].to_vec())
+                (report, pipeline.decisions()[before..].to_vec())
             }
             Backend::S3(svc) => {
                 let rt = &aws.as_ref().expect("connected for s3:// state").rt;
@@ -166,13 +166,13 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     }
     bar.finish_and_clear();
     summary.blocks = blocks;
-    if let Backend::Local { detector, .. } = &backend {
-        summary.refused = detector
+    if let Backend::Local { pipeline, .. } = &backend {
+        summary.refused = pipeline
             .refused()
             .iter()
             .map(|(k, v)| ((*k).to_string(), *v))
             .collect();
-        counts = detector.engine().stats();
+        counts = pipeline.engine().stats();
     }
     summary.not_counted = [
         ("untracked", counts.untracked),
@@ -184,13 +184,13 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     .collect();
     out.summary(&summary)?;
     if let Backend::Local {
-        detector,
+        pipeline,
         dir: Some(dir),
         absorbed,
     } = backend
     {
-        let policy = detector.policy().clone();
-        let (mut engine, mut ledger) = detector.into_parts();
+        let policy = pipeline.policy().clone();
+        let (mut engine, mut ledger) = pipeline.into_parts();
         engine.prune();
         let state = engine.export();
         let now = i64::from(state.newest) * state.bucket_secs as i64 * 1000;

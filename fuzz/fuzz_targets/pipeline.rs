@@ -5,7 +5,7 @@
 
 use fail2waf_core::config::Config;
 use fail2waf_core::formats::Format;
-use fail2waf_core::pipeline::{Detector, FileReport};
+use fail2waf_core::pipeline::{Pipeline, FileReport};
 use libfuzzer_sys::fuzz_target;
 use std::io::{Cursor, Write};
 use std::sync::LazyLock;
@@ -25,7 +25,7 @@ trusted_proxies = ["10.0.0.0/8", "198.51.100.0/28"]
 });
 
 fn run(config: &Config, data: Vec<u8>, format: Option<&Format>, threads: usize) {
-    let mut d = Detector::new(config.clone());
+    let mut d = Pipeline::new(config.clone());
     d.set_threads(threads);
     let r = d.process("fuzz-input", Cursor::new(data), format);
     check(&r);

@@ -9,7 +9,7 @@ use fail2waf_core::config::Config;
 use fail2waf_core::engine::StoredState;
 use fail2waf_core::formats::Format;
 use fail2waf_core::ledger::Ledger;
-use fail2waf_core::pipeline::Detector;
+use fail2waf_core::pipeline::Pipeline;
 use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
 use std::sync::LazyLock;
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     if state.is_none() && ledger.is_none() {
         return;
     }
-    let mut d = Detector::with_state(CONFIG.clone(), state.as_ref(), ledger.unwrap_or_default());
+    let mut d = Pipeline::with_state(CONFIG.clone(), state.as_ref(), ledger.unwrap_or_default());
     d.set_threads(1);
     d.engine_mut().evaluate_all();
     d.settle();

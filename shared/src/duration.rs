@@ -4,11 +4,6 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-/// The wall clock's home is [`crate::clock`]; `pipeline.rs` still imports
-/// it from here.
-#[doc(hidden)]
-pub use crate::clock::wall_ms;
-
 /// A whole number of seconds, written in config as `10s`, `5m`, `2h`, `7d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Secs(pub u64);

@@ -22,7 +22,7 @@
 //! 6. [`pipeline`]: all of the above for one configuration ([`config`]),
 //!    as used by the CLI and the Lambda functions; [`state`] keeps windows
 //!    and ledger between runs.
-//! 7. [`sim`]: a scenario simulator that writes labeled ALB logs of
+//! 7. `sim` (feature `sim`): a scenario simulator that writes labeled ALB logs of
 //!    attackers and benign clients, to test and tune the rules.
 //!
 //! Everything here is deterministic: wall-clock time never enters the

@@ -1,12 +1,12 @@
 //! Log objects → decisions: read, detect, parse, count, decide.
 //!
-//! [`Detector`] ties the stages together for one configuration. It is what
+//! [`Pipeline`] ties the stages together for one configuration. It is what
 //! the CLI runs over local files and what the Lambda functions run over S3
 //! objects, so both decide the same way.
 
 use crate::config::Config;
 use crate::engine::{Engine, Offense, StoredState};
-use crate::formats::{detect_from_line, detect_from_name, Format, LineParser, NameHint};
+use crate::formats::{format_from_line, hint_from_name, Format, LineParser, NameHint};
 use crate::ledger::{Block, Ledger, Outcome, Policy, Refusal};
 use crate::read::{decompress, read_ahead, Line, Lines};
 use ipnet::IpNet;
@@ -51,7 +51,7 @@ pub struct Decision {
 }
 
 /// Runs the pipeline for one configuration over any number of inputs.
-pub struct Detector {
+pub struct Pipeline {
     config: Config,
     engine: Engine,
     ledger: Ledger,
@@ -70,21 +70,21 @@ pub trait Recorder: Send {
     fn record(&mut self, key: IpNet, hit: &crate::hit::Hit<'_>, matched: crate::rules::RuleSet);
 }
 
-impl Detector {
-    /// A detector with empty state.
-    pub fn new(config: Config) -> Detector {
-        Detector::with_state(config, None, Ledger::default())
+impl Pipeline {
+    /// A pipeline with empty state.
+    pub fn new(config: Config) -> Pipeline {
+        Pipeline::with_state(config, None, Ledger::default())
     }
 
-    /// A detector that goes on from stored windows and a ledger.
-    pub fn with_state(config: Config, state: Option<&StoredState>, ledger: Ledger) -> Detector {
+    /// A pipeline that goes on from stored windows and a ledger.
+    pub fn with_state(config: Config, state: Option<&StoredState>, ledger: Ledger) -> Pipeline {
         let mut engine = Engine::new(&config);
         if let Some(s) = state {
             engine.import(s);
         }
         // Log lines cannot come from the future: a day of clock skew at most.
-        engine.set_time_limit(crate::duration::wall_ms().saturating_add(86_400_000));
-        Detector {
+        engine.set_time_limit(crate::clock::wall_ms().saturating_add(86_400_000));
+        Pipeline {
             policy: Policy::new(&config),
             config,
             engine,
@@ -199,7 +199,7 @@ impl Detector {
         };
         let mut format = format.cloned();
         if format.is_none() {
-            match detect_from_name(name) {
+            match hint_from_name(name) {
                 NameHint::Format(f) => format = Some(f),
                 NameHint::Skip(why) => {
                     report.skipped = Some(why.to_string());
@@ -265,7 +265,7 @@ impl Detector {
                     *reasons.entry(("line", "no request")).or_insert(0) += 1;
                     continue;
                 }
-                match detect_from_line(text) {
+                match format_from_line(text) {
                     Some(f) => {
                         parser = Some(self.parser(&f));
                         format = Some(f);
@@ -326,7 +326,7 @@ mod tests {
             text.push('\n');
         }
         text += "http 2026-01-01T00:01:00.000000Z app/lb/1 198.51.100.7:1 - 0 0 0 \"unterminated";
-        let mut d = Detector::new(Config::default());
+        let mut d = Pipeline::new(Config::default());
         let r = d.process("x.log", Cursor::new(text.into_bytes()), Some(&Format::Alb));
         assert_eq!(
             (r.lines_read, r.lines_parsed, r.lines_skipped),
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn connection_logs_are_skipped_by_name_and_unknown_formats_reported() {
-        let mut d = Detector::new(Config::default());
+        let mut d = Pipeline::new(Config::default());
         let r = d.process(
             "AWSLogs/1/elasticloadbalancing/us-east-1/2026/01/01/conn_log.1_elasticloadbalancing_us-east-1_app.lb.1_20260101T0000Z_10.0.0.1_x.log.gz",
             Cursor::new(Vec::new()),
@@ -355,7 +355,7 @@ mod tests {
         assert!(r.error.unwrap().contains("unknown log format"));
     }
 
-    /// A recorder that only counts, so the detector reads every field.
+    /// A recorder that only counts, so the pipeline reads every field.
     struct Count(std::sync::Arc<std::sync::atomic::AtomicU64>);
 
     impl Recorder for Count {
@@ -375,8 +375,8 @@ mod tests {
             .collect();
         files.sort();
         assert!(files.len() > 5);
-        let mut lean = Detector::new(Config::default());
-        let mut whole = Detector::new(Config::default());
+        let mut lean = Pipeline::new(Config::default());
+        let mut whole = Pipeline::new(Config::default());
         let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         whole.set_recorder(Box::new(Count(seen.clone())));
         let alb = lean.engine().detail_statuses(false);

@@ -6,7 +6,7 @@
 use crate::detect::{input_bytes, open_input, progress, Sources};
 use anyhow::Result;
 use fail2waf_core::hit::Hit;
-use fail2waf_core::pipeline::{Detector, FileReport, Recorder};
+use fail2waf_core::pipeline::{FileReport, Pipeline, Recorder};
 use fail2waf_core::printable::clip;
 use fail2waf_core::route::RouteNamer;
 use fail2waf_core::rules::RuleSet;
@@ -286,7 +286,7 @@ impl Recorder for Shared {
 /// What reading the inputs left: the detector (its decisions and state at
 /// the end), each input's report and what the recorder kept.
 pub(super) struct Collected {
-    pub(super) detector: Detector,
+    pub(super) detector: Pipeline,
     pub(super) reports: Vec<FileReport>,
     pub(super) data: Data,
 }
@@ -308,7 +308,7 @@ pub(super) fn collect(sources: Sources) -> Result<Collected> {
         matched_by_rule: vec![0; config.rules.len()],
         ..Data::default()
     }));
-    let mut detector = Detector::new(config);
+    let mut detector = Pipeline::new(config);
     detector.set_recorder(Box::new(Shared(Arc::clone(&data))));
     let bar = progress(bytes, false);
     let mut reports = Vec::new();

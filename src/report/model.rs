@@ -5,7 +5,7 @@
 use super::collect::{Collected, Data, KeyStats, SECTION_CLIENTS};
 use crate::output::Summary;
 use fail2waf_core::client::widen;
-use fail2waf_core::pipeline::{Decision, Detector, FileReport};
+use fail2waf_core::pipeline::{Decision, FileReport, Pipeline};
 use fail2waf_core::rules::{KeyKind, Rule};
 use fail2waf_core::window::{window_start, Bucket};
 use ipnet::IpNet;
@@ -121,7 +121,7 @@ pub(super) fn outages(
 /// no longer holds (older than the longest window before the end), the
 /// route outages of the site lane in which the client got server errors.
 fn held_why(
-    detector: &Detector,
+    detector: &Pipeline,
     rule: &Rule,
     n: &NearMiss,
     data: &Data,
@@ -359,7 +359,7 @@ fn blocked_offender(net: IpNet, decisions: &[Decision], data: &Data) -> Offender
 /// two: the near misses, under the count, and those held back by another
 /// condition, at or over it (with why). [`NEAR_MISSES`] of each.
 fn near_misses(
-    detector: &Detector,
+    detector: &Pipeline,
     rules: &[Rule],
     decisions: &[Decision],
     data: &Data,
@@ -440,7 +440,7 @@ fn candidates(
 
 /// A row of the rules table per rule.
 fn rule_rows(
-    detector: &Detector,
+    detector: &Pipeline,
     rules: &[Rule],
     decisions: &[Decision],
     data: &Data,

@@ -10,14 +10,14 @@ use crate::hit::Hit;
 
 pub mod alb;
 pub mod cloudfront;
-pub mod detect;
 pub mod pattern;
+pub mod sniff;
 #[cfg(test)]
 pub(crate) mod testutil;
 mod text;
 pub mod waf;
 
-pub use detect::{detect_from_line, detect_from_name, NameHint};
+pub use sniff::{format_from_line, hint_from_name, NameHint};
 pub use text::{parse_ip, parse_ip_port, parse_iso8601_ms, split_request_line, split_url};
 
 /// Why a line could not be turned into a [`Hit`].

@@ -7,9 +7,9 @@ use super::{Deadline, EnforceReport, Service, ServiceError, StatePart};
 use crate::aws::s3::{BodyReader, S3Error};
 use crate::aws::store::Shard;
 use crate::engine::{EngineStats, ExportKeys, StoredState};
-use crate::formats::{detect_from_name, NameHint};
+use crate::formats::{hint_from_name, NameHint};
 use crate::ledger::Block;
-use crate::pipeline::{Detector, FileReport};
+use crate::pipeline::{FileReport, Pipeline};
 use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,7 +82,7 @@ impl Service {
             return Ok(rep);
         }
         if self.format.is_none() {
-            if let NameHint::Skip(why) = detect_from_name(key) {
+            if let NameHint::Skip(why) = hint_from_name(key) {
                 rep.skipped = Some(why.into());
                 return Ok(rep);
             }
@@ -205,7 +205,7 @@ impl Service {
         let config = self.config.clone();
         let format = self.format.clone();
         tokio::task::spawn_blocking(move || {
-            let mut d = Detector::new(config);
+            let mut d = Pipeline::new(config);
             let r = d.process(&name, reader, format.as_ref());
             let (engine, _) = d.into_parts();
             (

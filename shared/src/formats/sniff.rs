@@ -1,5 +1,5 @@
-//! Format detection, from the file name (or S3 key) first, then from the
-//! first non-empty line.
+//! Format sniffing: which format a log is in, from the file name (or S3
+//! key) first, then from the first non-empty line.
 //!
 //! Names AWS writes are specific enough to decide on their own:
 //!
@@ -29,7 +29,7 @@ pub enum NameHint {
 }
 
 /// Detect from a file name or S3 key (a path with `/` or `\` separators).
-pub fn detect_from_name(name: &str) -> NameHint {
+pub fn hint_from_name(name: &str) -> NameHint {
     let file = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let elb_path = name.contains("AWSLogs/") && name.contains("/elasticloadbalancing/");
 
@@ -103,7 +103,7 @@ fn is_cloudfront_file_name(file: &str) -> bool {
 /// CloudFront; `type time …` with an ALB type, or `time elb client:port …`
 /// (Classic ELB) is ALB; `IP ident user [dd/Mon/yyyy:…] "…" NNN` is the
 /// `nginx-combined` preset (when it exists). Anything else is `None`.
-pub fn detect_from_line(line: &[u8]) -> Option<Format> {
+pub fn format_from_line(line: &[u8]) -> Option<Format> {
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
     let line = &line[start..];
@@ -217,20 +217,20 @@ mod tests {
     fn alb_keys() {
         // The doc's key layout, with the doc's zero-padded node IP.
         let doc = "my-bucket/prefix/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2016/05/01/123456789012_elasticloadbalancing_us-east-2_app.my-loadbalancer.1234567890abcdef_20140215T2340Z_172.160.001.192_20sg8hgm.log.gz";
-        assert_eq!(detect_from_name(doc), fmt(Format::Alb));
+        assert_eq!(hint_from_name(doc), fmt(Format::Alb));
         let file = doc.rsplit('/').next().unwrap();
-        assert_eq!(detect_from_name(file), fmt(Format::Alb));
+        assert_eq!(hint_from_name(file), fmt(Format::Alb));
         assert_eq!(
-            detect_from_name(file.trim_end_matches(".gz")),
+            hint_from_name(file.trim_end_matches(".gz")),
             fmt(Format::Alb)
         );
         // Classic ELB: no `app.`.
         let classic = "AWSLogs/123456789012/elasticloadbalancing/us-west-2/2014/02/15/123456789012_elasticloadbalancing_us-west-2_my-loadbalancer_20140215T2340Z_172.160.001.192_20sg8hgm.log";
-        assert_eq!(detect_from_name(classic), fmt(Format::Alb));
+        assert_eq!(hint_from_name(classic), fmt(Format::Alb));
         // A renamed file under the ELB path still counts.
         let renamed =
             "bucket/AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/01/01/part-0001.gz";
-        assert_eq!(detect_from_name(renamed), fmt(Format::Alb));
+        assert_eq!(hint_from_name(renamed), fmt(Format::Alb));
     }
 
     #[test]
@@ -238,46 +238,46 @@ mod tests {
         let dir = "bucket/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2024/10/04/";
         let tail = "123456789012_elasticloadbalancing_us-east-2_app.my-loadbalancer.1234567890abcdef_20241004T1705Z_172.160.001.192_20sg8hgm.log.gz";
         assert_eq!(
-            detect_from_name(&format!("{dir}conn_log.{tail}")),
+            hint_from_name(&format!("{dir}conn_log.{tail}")),
             NameHint::Skip("ALB connection log")
         );
         assert_eq!(
-            detect_from_name(&format!("conn_log.{tail}")),
+            hint_from_name(&format!("conn_log.{tail}")),
             NameHint::Skip("ALB connection log")
         );
         assert_eq!(
-            detect_from_name(&format!("{dir}health_check_log_{tail}")),
+            hint_from_name(&format!("{dir}health_check_log_{tail}")),
             NameHint::Skip("ALB health-check log")
         );
         assert_eq!(
-            detect_from_name(&format!("{dir}conn_log.renamed.gz")),
+            hint_from_name(&format!("{dir}conn_log.renamed.gz")),
             NameHint::Skip("ALB connection log")
         );
         let nlb = "123456789012_elasticloadbalancing_us-east-2_net.my-nlb.1234567890abcdef_20241004T1705Z_54ab1234.log.gz";
         assert_eq!(
-            detect_from_name(&format!("{dir}{nlb}")),
+            hint_from_name(&format!("{dir}{nlb}")),
             NameHint::Skip("NLB access log")
         );
-        assert_eq!(detect_from_name(nlb), NameHint::Skip("NLB access log"));
+        assert_eq!(hint_from_name(nlb), NameHint::Skip("NLB access log"));
     }
 
     #[test]
     fn waf_keys() {
         let doc = "AWSLogs/11111111111/WAFLogs/us-east-1/TEST-WEBACL/2021/10/28/19/50/11111111111_waflogs_us-east-1_TEST-WEBACL_20211028T1950Z_e0ca43b5.log.gz";
-        assert_eq!(detect_from_name(doc), fmt(Format::Waf));
+        assert_eq!(hint_from_name(doc), fmt(Format::Waf));
         assert_eq!(
-            detect_from_name(&format!("aws-waf-logs-mine/{doc}")),
+            hint_from_name(&format!("aws-waf-logs-mine/{doc}")),
             fmt(Format::Waf)
         );
         assert_eq!(
-            detect_from_name(doc.rsplit('/').next().unwrap()),
+            hint_from_name(doc.rsplit('/').next().unwrap()),
             fmt(Format::Waf)
         );
         // Firehose: the stream name is in the object name.
         let firehose = "2021/10/28/19/aws-waf-logs-stream-1-2021-10-28-19-50-00-0a1b2c3d-4e5f";
-        assert_eq!(detect_from_name(firehose), fmt(Format::Waf));
+        assert_eq!(hint_from_name(firehose), fmt(Format::Waf));
         assert_eq!(
-            detect_from_name("WAFLogs/cloudfront/x.log.gz"),
+            hint_from_name("WAFLogs/cloudfront/x.log.gz"),
             fmt(Format::Waf)
         );
     }
@@ -285,30 +285,30 @@ mod tests {
     #[test]
     fn cloudfront_keys() {
         let doc = "EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz";
-        assert_eq!(detect_from_name(doc), fmt(Format::CloudFront));
+        assert_eq!(hint_from_name(doc), fmt(Format::CloudFront));
         assert_eq!(
-            detect_from_name(&format!("cf-logs/{doc}")),
+            hint_from_name(&format!("cf-logs/{doc}")),
             fmt(Format::CloudFront)
         );
         assert_eq!(
-            detect_from_name("E2QWRUHAPOMQZL.2014-05-23-01.a1b2c3d4"),
+            hint_from_name("E2QWRUHAPOMQZL.2014-05-23-01.a1b2c3d4"),
             fmt(Format::CloudFront)
         );
         // Not a distribution ID: the fixture's name, lower case, too short.
         assert_eq!(
-            detect_from_name("synthesized_EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz"),
+            hint_from_name("synthesized_EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz"),
             NameHint::Unknown
         );
         assert_eq!(
-            detect_from_name("emlarxs9example.2019-11-14-20.RT4KCN4SGK9.gz"),
+            hint_from_name("emlarxs9example.2019-11-14-20.RT4KCN4SGK9.gz"),
             NameHint::Unknown
         );
         assert_eq!(
-            detect_from_name("EABC.2019-11-14-20.RT4KCN4SGK9.gz"),
+            hint_from_name("EABC.2019-11-14-20.RT4KCN4SGK9.gz"),
             NameHint::Unknown
         );
         assert_eq!(
-            detect_from_name("EMLARXS9EXAMPLE.2019-11-14.RT4KCN4SGK9.gz"),
+            hint_from_name("EMLARXS9EXAMPLE.2019-11-14.RT4KCN4SGK9.gz"),
             NameHint::Unknown
         );
     }
@@ -325,7 +325,7 @@ mod tests {
             "C:\\logs\\access.log",
             "/",
         ] {
-            assert_eq!(detect_from_name(name), NameHint::Unknown, "{name:?}");
+            assert_eq!(hint_from_name(name), NameHint::Unknown, "{name:?}");
         }
     }
 
@@ -356,10 +356,10 @@ mod tests {
             "alb/elastic_nlb_tls_NOT_ALB.log",
         ];
         for f in alb {
-            assert_eq!(detect_from_line(&first_line(f)), Some(Format::Alb), "{f}");
+            assert_eq!(format_from_line(&first_line(f)), Some(Format::Alb), "{f}");
         }
         let conn = "alb_connection/elastic_alb_connection.log";
-        assert_eq!(detect_from_line(&first_line(conn)), None, "{conn}");
+        assert_eq!(format_from_line(&first_line(conn)), None, "{conn}");
         let waf = [
             "waf/waf_ndjson_sample.log",
             "waf/waf_ndjson_sample.log.gz",
@@ -369,7 +369,7 @@ mod tests {
             "waf/awsdocs/07_rate_based_rule_1_log_entry_VERBATIM_INVALID_JSON.txt",
         ];
         for f in waf {
-            assert_eq!(detect_from_line(&first_line(f)), Some(Format::Waf), "{f}");
+            assert_eq!(format_from_line(&first_line(f)), Some(Format::Waf), "{f}");
         }
         let cloudfront = [
             "cloudfront/awsdocs_example_standard_log.log",
@@ -383,7 +383,7 @@ mod tests {
         ];
         for f in cloudfront {
             assert_eq!(
-                detect_from_line(&first_line(f)),
+                format_from_line(&first_line(f)),
                 Some(Format::CloudFront),
                 "{f}"
             );
@@ -403,13 +403,13 @@ mod tests {
         // Its client address was redacted to `x.x.x.x` upstream: not a log
         // we can count, so no format is guessed for it.
         assert_eq!(
-            detect_from_line(&first_line(
+            format_from_line(&first_line(
                 "applog/apache_escaped_quote_fluentbit_pr566.log"
             )),
             None
         );
         for f in applog {
-            let got = detect_from_line(&first_line(f));
+            let got = format_from_line(&first_line(f));
             assert_eq!(got, combined, "{f}");
             if let Some(got) = got {
                 assert_eq!(got.name(), "nginx-combined", "{f}");
@@ -457,7 +457,7 @@ mod tests {
             b"\xff\xfe\x00",
         ] {
             assert_eq!(
-                detect_from_line(line),
+                format_from_line(line),
                 None,
                 "{:?}",
                 String::from_utf8_lossy(line)
@@ -465,15 +465,15 @@ mod tests {
         }
         // Leading BOM and whitespace are ignored.
         assert_eq!(
-            detect_from_line(b"\xEF\xBB\xBF{\"timestamp\":1}"),
+            format_from_line(b"\xEF\xBB\xBF{\"timestamp\":1}"),
             Some(Format::Waf)
         );
         assert_eq!(
-            detect_from_line(b"  #Version: 1.0"),
+            format_from_line(b"  #Version: 1.0"),
             Some(Format::CloudFront)
         );
         assert_eq!(
-            detect_from_line(b"grpcs 2018-07-02T22:23:00.186641Z app/x/y 1.2.3.4:5"),
+            format_from_line(b"grpcs 2018-07-02T22:23:00.186641Z app/x/y 1.2.3.4:5"),
             Some(Format::Alb)
         );
     }
