@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use fail2waf_core::client::ClientResolver;
-use fail2waf_core::engine::clip;
+use fail2waf_core::printable::clip;
 use fail2waf_core::formats::{LineParser, ParseError};
 use fail2waf_core::hit::Hit;
 use ipnet::IpNet;
