@@ -9,6 +9,7 @@ use fail2waf_core::aws::s3::{client_from_env, BodyReader, S3Loc};
 use fail2waf_core::aws::service::{LogObject, Service, Settings};
 use fail2waf_core::clock::wall_ms;
 use fail2waf_core::config::Config;
+use fail2waf_core::engine::EngineStats;
 use fail2waf_core::formats::Format;
 use fail2waf_core::pipeline::{Decision, FileReport, Pipeline};
 use fail2waf_core::state::DirState;
@@ -71,101 +72,42 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
         args.state.as_deref(),
     )?;
     let _guard = aws.as_ref().map(|a| a.rt.enter());
-
-    let mut backend = match args.state.as_deref() {
-        Some(s) if s.starts_with("s3://") => {
-            let aws = aws.as_ref().expect("connected for s3:// state");
-            let svc = aws.service(s, config)?;
-            Backend::S3(Box::new(svc))
-        }
-        Some(dir) => {
-            let dir = DirState::new(dir);
-            let (stored, ledger, absorbed) =
-                dir.load().map_err(|e| InputError(format!("state: {e}")))?;
-            Backend::Local {
-                pipeline: Box::new(Pipeline::with_state(config, Some(&stored), ledger)),
-                dir: Some(dir),
-                absorbed,
-            }
-        }
-        None => Backend::Local {
-            pipeline: Box::new(Pipeline::new(config)),
-            dir: None,
-            absorbed: Default::default(),
-        },
-    };
-
-    if let Backend::Local { pipeline, .. } = &mut backend {
-        pipeline.set_threads(usize::from(args.threads));
-    }
+    let mut backend = Backend::open(args, config, aws.as_ref())?;
     let bar = progress(input_bytes(&inputs), args.json);
     let mut out = Output::new(args.json);
     let mut summary = Summary::default();
     // Requests parsed but counted for no client (summed over objects for
     // s3:// state; the local engine's own figures otherwise).
-    let mut counts = fail2waf_core::engine::EngineStats::default();
+    let mut counts = EngineStats::default();
     let mut damaged = Vec::new();
-    let mut blocks = 0u64;
     for input in &inputs {
         let name = input.name();
         let reader = open_input(input, &bar, aws.as_ref())?;
         bar.set_message(name.clone());
-        let (report, decisions) = match &mut backend {
-            Backend::Local {
-                pipeline,
-                dir,
-                absorbed,
-            } => {
-                let id = identity(input);
-                if dir.is_some() && id.as_ref().is_some_and(|id| absorbed.contains_key(id)) {
-                    summary.files_already_counted += 1;
-                    continue;
-                }
-                let before = pipeline.decisions().len();
-                let report = pipeline.process(&name, reader, format.as_ref());
-                if let Some(id) = id {
-                    absorbed.insert(id, wall_ms() / 1000);
-                }
-                (report, pipeline.decisions()[before..].to_vec())
-            }
-            Backend::S3(svc) => {
-                let rt = &aws.as_ref().expect("connected for s3:// state").rt;
-                let id = identity(input).unwrap_or_else(|| format!("stdin@{}", wall_ms()));
-                let object = LogObject {
-                    object: name.clone(),
-                    name: name.clone(),
-                    id,
-                    reader,
-                    transport_failed: None,
-                };
-                let no_deadline = None;
-                let rep = rt
-                    .block_on(svc.ingest_reader(object, wall_ms(), "fail2waf-cli", no_deadline))
-                    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-                if rep.duplicate {
-                    summary.files_already_counted += 1;
-                }
-                counts.untracked += rep.counts.untracked;
-                counts.future += rep.counts.future;
-                counts.proxy_only += rep.counts.proxy_only;
-                let decisions = rep
-                    .blocks
-                    .into_iter()
-                    .map(|(net, block)| Decision { net, block })
-                    .collect();
-                (rep.file, decisions)
-            }
+        let Some(got) = backend.ingest(
+            input,
+            &name,
+            reader,
+            format.as_ref(),
+            aws.as_ref(),
+            &mut counts,
+        )?
+        else {
+            summary.files_already_counted += 1;
+            continue;
         };
-        record(&name, &report, &mut damaged);
-        summary.add(&report);
-        out.file(&report)?;
-        for d in &decisions {
+        if got.counted_before {
+            summary.files_already_counted += 1;
+        }
+        record(&name, &got.report, &mut damaged);
+        summary.add(&got.report);
+        out.file(&got.report)?;
+        for d in &got.decisions {
             out.decision(d)?;
         }
-        blocks += decisions.len() as u64;
+        summary.blocks += got.decisions.len() as u64;
     }
     bar.finish_and_clear();
-    summary.blocks = blocks;
     if let Backend::Local { pipeline, .. } = &backend {
         summary.refused = pipeline
             .refused()
@@ -183,21 +125,7 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     .filter(|(_, n)| *n > 0)
     .collect();
     out.summary(&summary)?;
-    if let Backend::Local {
-        pipeline,
-        dir: Some(dir),
-        absorbed,
-    } = backend
-    {
-        let policy = pipeline.policy().clone();
-        let (mut engine, mut ledger) = pipeline.into_parts();
-        engine.prune();
-        let state = engine.export();
-        let now = i64::from(state.newest) * state.bucket_secs as i64 * 1000;
-        ledger.expire(now, &policy);
-        dir.save(&state, &ledger, &absorbed)
-            .context("saving state")?;
-    }
+    backend.save()?;
     for d in &damaged {
         eprintln!("error: {d}");
     }
@@ -206,6 +134,129 @@ pub fn run(args: &DetectArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// One input, counted.
+struct Ingested {
+    report: FileReport,
+    /// The blocks it decided.
+    decisions: Vec<Decision>,
+    /// The S3 state had counted it before (its report comes from that).
+    counted_before: bool,
+}
+
+impl Backend {
+    /// The state `--state` names: S3, a directory, or none.
+    fn open(args: &DetectArgs, config: Config, aws: Option<&Aws>) -> Result<Backend> {
+        let mut backend = match args.state.as_deref() {
+            Some(s) if s.starts_with("s3://") => {
+                let aws = aws.expect("connected for s3:// state");
+                Backend::S3(Box::new(aws.service(s, config)?))
+            }
+            Some(dir) => {
+                let dir = DirState::new(dir);
+                let (stored, ledger, absorbed) =
+                    dir.load().map_err(|e| InputError(format!("state: {e}")))?;
+                Backend::Local {
+                    pipeline: Box::new(Pipeline::with_state(config, Some(&stored), ledger)),
+                    dir: Some(dir),
+                    absorbed,
+                }
+            }
+            None => Backend::Local {
+                pipeline: Box::new(Pipeline::new(config)),
+                dir: None,
+                absorbed: Default::default(),
+            },
+        };
+        if let Backend::Local { pipeline, .. } = &mut backend {
+            pipeline.set_threads(usize::from(args.threads));
+        }
+        Ok(backend)
+    }
+
+    /// Count one input: its report and the blocks it decided, or `None`
+    /// when the local state had counted it already (not read again).
+    fn ingest(
+        &mut self,
+        input: &Input,
+        name: &str,
+        reader: Box<dyn Read + Send>,
+        format: Option<&Format>,
+        aws: Option<&Aws>,
+        counts: &mut EngineStats,
+    ) -> Result<Option<Ingested>> {
+        match self {
+            Backend::Local {
+                pipeline,
+                dir,
+                absorbed,
+            } => {
+                let id = identity(input);
+                if dir.is_some() && id.as_ref().is_some_and(|id| absorbed.contains_key(id)) {
+                    return Ok(None);
+                }
+                let before = pipeline.decisions().len();
+                let report = pipeline.process(name, reader, format);
+                if let Some(id) = id {
+                    absorbed.insert(id, wall_ms() / 1000);
+                }
+                Ok(Some(Ingested {
+                    report,
+                    decisions: pipeline.decisions()[before..].to_vec(),
+                    counted_before: false,
+                }))
+            }
+            Backend::S3(svc) => {
+                let rt = &aws.expect("connected for s3:// state").rt;
+                let id = identity(input).unwrap_or_else(|| format!("stdin@{}", wall_ms()));
+                let object = LogObject {
+                    object: name.to_string(),
+                    name: name.to_string(),
+                    id,
+                    reader,
+                    transport_failed: None,
+                };
+                let no_deadline = None;
+                let rep = rt
+                    .block_on(svc.ingest_reader(object, wall_ms(), "fail2waf-cli", no_deadline))
+                    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                counts.untracked += rep.counts.untracked;
+                counts.future += rep.counts.future;
+                counts.proxy_only += rep.counts.proxy_only;
+                let decisions = rep
+                    .blocks
+                    .into_iter()
+                    .map(|(net, block)| Decision { net, block })
+                    .collect();
+                Ok(Some(Ingested {
+                    report: rep.file,
+                    decisions,
+                    counted_before: rep.duplicate,
+                }))
+            }
+        }
+    }
+
+    /// Save a local state directory (pruned windows, expired blocks).
+    fn save(self) -> Result<()> {
+        if let Backend::Local {
+            pipeline,
+            dir: Some(dir),
+            absorbed,
+        } = self
+        {
+            let policy = pipeline.policy().clone();
+            let (mut engine, mut ledger) = pipeline.into_parts();
+            engine.prune();
+            let state = engine.export();
+            let now = i64::from(state.newest) * state.bucket_secs as i64 * 1000;
+            ledger.expire(now, &policy);
+            dir.save(&state, &ledger, &absorbed)
+                .context("saving state")?;
+        }
+        Ok(())
+    }
 }
 
 /// What `detect` and `report` read and how: the rules and settings, the
