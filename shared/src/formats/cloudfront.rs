@@ -7,7 +7,7 @@
 //! with `memchr` in one pass, stops after the last column it needs, and
 //! allocates only to percent-decode or to join path and query.
 
-use super::text::{civil_to_ms, parse_ip};
+use super::text::{civil_to_ms, hex_value, parse_ip};
 use super::waf::strip_port;
 use super::{LineParser, ParseError, ParseResult};
 use crate::hit::Hit;
@@ -283,21 +283,11 @@ fn parse_status(s: &[u8]) -> Result<u16, ParseError> {
         .ok_or(ParseError::new("sc-status", "not a status code"))
 }
 
-/// The value of one hex digit.
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Whether `s` holds a `%XX` escape.
 fn has_escape(s: &str) -> bool {
     memchr::memchr_iter(b'%', s.as_bytes()).any(|i| {
         let b = s.as_bytes();
-        i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some()
+        i + 2 < b.len() && hex_value(b[i + 1]).is_some() && hex_value(b[i + 2]).is_some()
     })
 }
 
@@ -313,7 +303,7 @@ fn percent_decode(s: Cow<'_, str>) -> Cow<'_, str> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+            if let (Some(h), Some(l)) = (hex_value(b[i + 1]), hex_value(b[i + 2])) {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;

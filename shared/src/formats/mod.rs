@@ -15,6 +15,7 @@ pub mod sniff;
 #[cfg(test)]
 pub(crate) mod testutil;
 mod text;
+pub(crate) use text::hex_value;
 pub mod waf;
 
 pub use sniff::{format_from_line, hint_from_name, NameHint};

@@ -33,7 +33,7 @@
 //! (an nginx `\x16\x03…` TLS handshake sent to a plain-HTTP port) gives
 //! method and path `-`: the line still counts, with its status (400).
 
-use super::text::{civil_to_ms, parse_iso8601_ms, split_request_line, split_url};
+use super::text::{civil_to_ms, hex_value, parse_iso8601_ms, split_request_line, split_url};
 use super::{parse_ip, LineParser, ParseError, ParseResult};
 use crate::hit::Hit;
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
@@ -518,8 +518,8 @@ fn unescape(raw: &[u8]) -> Cow<'_, str> {
                 }
                 Some(b'x') => {
                     if let (Some(h), Some(l)) = (
-                        raw.get(i + 2).and_then(|&c| hex(c)),
-                        raw.get(i + 3).and_then(|&c| hex(c)),
+                        raw.get(i + 2).and_then(|&c| hex_value(c)),
+                        raw.get(i + 3).and_then(|&c| hex_value(c)),
                     ) {
                         out.push(h << 4 | l);
                         i += 4;
@@ -536,15 +536,6 @@ fn unescape(raw: &[u8]) -> Cow<'_, str> {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     })
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn two_digits(s: &[u8]) -> Option<u32> {

@@ -131,6 +131,16 @@ impl Iso8601Cache {
     }
 }
 
+/// The value of one hex digit (`%XX` escapes in URLs, keys and fields).
+pub(crate) fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Parse an address, with or without brackets and with or without a port
 /// (`192.0.2.1`, `192.0.2.1:443`, `2001:db8::1`, `[2001:db8::1]:443`).
 /// An unbracketed IPv6 address is taken whole: use [`parse_ip_port`] where

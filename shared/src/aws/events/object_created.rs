@@ -320,14 +320,6 @@ fn decode_sns_ingest(event: &Value) -> Result<IngestEvent, EventError> {
 /// Keys of S3 notifications are decoded already; use this on an EventBridge
 /// key only if the raw key gave `NoSuchKey`.
 pub fn decode_s3_key(raw: &str) -> Result<String, EventError> {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -338,8 +330,14 @@ pub fn decode_s3_key(raw: &str) -> Result<String, EventError> {
                 i += 1;
             }
             b'%' => {
-                let hi = bytes.get(i + 1).copied().and_then(hex);
-                let lo = bytes.get(i + 2).copied().and_then(hex);
+                let hi = bytes
+                    .get(i + 1)
+                    .copied()
+                    .and_then(crate::formats::hex_value);
+                let lo = bytes
+                    .get(i + 2)
+                    .copied()
+                    .and_then(crate::formats::hex_value);
                 let (Some(hi), Some(lo)) = (hi, lo) else {
                     return Err(EventError::BadKey {
                         key: raw.to_string(),
