@@ -79,7 +79,18 @@ def throughput(bin_, path, rounds, baseline=None):
         print(f"{name:<24} {m:>8.3f} {m / base:>7.2f} {b:>7.3f} {b / best_base:>7.2f} {max(rss[name]):>13.1f}")
     print("(best: the fastest round of each against zcat's fastest: noise on a shared")
     print(" host only adds time, so the best rounds show what the machine can do)")
-    return {name: statistics.median(walls[name]) / base for name in cmds}
+    return {name: (statistics.median(walls[name]) / base, max(rss[name])) for name in cmds}
+
+
+def by_clients(bin_, lines, counts, rounds, baseline=None):
+    """The throughput table for each number of distinct clients, then one
+    line per count: what a site's size does to speed and memory."""
+    rows = [(c, throughput(bin_, generate(bin_, lines, clients=c), rounds, baseline)) for c in counts]
+    names = [n for n in rows[0][1] if n != "zcat"]
+    print(f"\n## By distinct clients ({lines} ALB lines, gzip): median wall time / zcat's, peak RSS MiB")
+    print(f"{'clients':>9} " + " ".join(f"{n:>30}" for n in names))
+    for c, r in rows:
+        print(f"{c:>9} " + " ".join(f"{r[n][0]:>19.2f} {r[n][1]:>6.1f} MiB" for n in names))
 
 
 def memory(bin_, paths):
@@ -271,7 +282,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument("--baseline", metavar="BIN", help="another fail2waf binary (e.g. a build of an earlier commit) timed alternately beside this one")
-    ap.add_argument("--only-throughput", action="store_true", help="the throughput table alone")
+    ap.add_argument("--only-throughput", action="store_true", help="the throughput tables alone")
+    ap.add_argument("--clients", default=None, help="distinct clients per file, comma-separated (default 5000,50000,500000; smoke: 500,5000)")
     args = ap.parse_args()
     profile = "debug" if args.smoke else "release"
     if not args.no_build:
@@ -286,7 +298,8 @@ def main():
     print(f"fail2waf benchmarks ({profile} build, {os.cpu_count()} cores)")
     if not GNU_TIME:
         print("(no /usr/bin/time: peak RSS figures include this script's ~20 MiB)")
-    throughput(bin_, generate(bin_, big), rounds, args.baseline)
+    counts = [int(c) for c in (args.clients or ("500,5000" if args.smoke else "5000,50000,500000")).split(",")]
+    by_clients(bin_, big, counts, rounds, args.baseline)
     if args.only_throughput:
         return
     # The last: a flood of addresses (as many clients as lines) against the
