@@ -227,7 +227,7 @@ impl Backend {
                 let decisions = rep
                     .blocks
                     .into_iter()
-                    .map(|(net, block)| Decision { net, block })
+                    .map(|(key, block)| Decision { key, block })
                     .collect();
                 Ok(Some(Ingested {
                     report: rep.file,

@@ -31,15 +31,21 @@ enum Command {
     Detect(detect::DetectArgs),
     /// Show one client's windows per rule, its block, offenses and audit trail.
     Explain {
-        /// The client address.
-        address: String,
+        /// The client address (or `user:VALUE`).
+        #[arg(required_unless_present = "user")]
+        address: Option<String>,
+        #[command(flatten)]
+        user: manage::UserArg,
         #[command(flatten)]
         state: manage::StateArgs,
     },
-    /// Block an address or network by hand (recorded with who, when, why).
+    /// Block an address, network or user by hand (recorded with who, when, why).
     Block {
-        /// Address or CIDR.
-        target: String,
+        /// Address or CIDR (or `user:VALUE`).
+        #[arg(required_unless_present = "user")]
+        target: Option<String>,
+        #[command(flatten)]
+        user: manage::UserArg,
         /// How long.
         #[arg(long, default_value = "1h")]
         ttl: fail2waf_core::duration::Secs,
@@ -51,8 +57,11 @@ enum Command {
     },
     /// Remove a block by hand (and forget its offenses; recorded).
     Unblock {
-        /// Address or CIDR, as blocked.
-        target: String,
+        /// Address or CIDR, as blocked (or `user:VALUE`).
+        #[arg(required_unless_present = "user")]
+        target: Option<String>,
+        #[command(flatten)]
+        user: manage::UserArg,
         /// Why (kept in the audit trail).
         #[arg(long)]
         reason: String,
@@ -103,18 +112,24 @@ pub struct InputError(pub String);
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Detect(args) => detect::run(&args),
-        Command::Explain { address, state } => manage::explain(&address, &state),
+        Command::Explain {
+            address,
+            user,
+            state,
+        } => manage::explain(&user.target(address)?, &state),
         Command::Block {
             target,
+            user,
             ttl,
             reason,
             state,
-        } => manage::block(&target, ttl, &reason, &state),
+        } => manage::block(&user.target(target)?, ttl, &reason, &state),
         Command::Unblock {
             target,
+            user,
             reason,
             state,
-        } => manage::unblock(&target, &reason, &state),
+        } => manage::unblock(&user.target(target)?, &reason, &state),
         Command::Status { state } => manage::status(&state),
         Command::Sync { state } => manage::sync(&state),
         Command::Report(args) => report::run(&args),

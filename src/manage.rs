@@ -11,6 +11,7 @@ use fail2waf_core::clock::wall_ms;
 use fail2waf_core::config::Config;
 use fail2waf_core::duration::Secs;
 use fail2waf_core::engine::{Engine, StoredState};
+use fail2waf_core::key::{Key, User};
 use fail2waf_core::ledger::{Ledger, Policy};
 use fail2waf_core::rules::KeyKind;
 use fail2waf_core::state::DirState;
@@ -148,11 +149,33 @@ fn who() -> String {
         .unwrap_or_else(|_| "cli".into())
 }
 
-fn parse_net(s: &str) -> Result<IpNet, InputError> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map(|n| n.trunc())
-        .map_err(|_| InputError(format!("`{s}` is not an address or CIDR")))
+/// `--user VALUE`: act on an application user instead of an address.
+#[derive(Debug, clap::Args)]
+pub struct UserArg {
+    /// An application user (account, API key, session value) instead of
+    /// an address.
+    #[arg(long)]
+    user: Option<String>,
+}
+
+impl UserArg {
+    /// The key the command acts on: the user, or the positional address,
+    /// CIDR or `user:VALUE`.
+    pub fn target(&self, positional: Option<String>) -> Result<Key, InputError> {
+        match (&self.user, positional) {
+            (Some(_), Some(p)) => Err(InputError(format!("`{p}` and `--user`: name one of them"))),
+            (Some(u), None) => User::new(u).map(Key::User).ok_or_else(|| {
+                InputError(format!(
+                    "`{u}` names nobody (empty, `-`, REDACTED, too long or control characters)"
+                ))
+            }),
+            (None, Some(s)) => s
+                .parse::<Key>()
+                .map(|k| k.trunc())
+                .map_err(|_| InputError(format!("`{s}` is not an address, CIDR or `user:VALUE`"))),
+            (None, None) => Err(InputError("name an address or `--user`".into())),
+        }
+    }
 }
 
 fn print(ctx: &Ctx, v: &serde_json::Value, text: &str) {
@@ -164,26 +187,28 @@ fn print(ctx: &Ctx, v: &serde_json::Value, text: &str) {
 }
 
 /// `fail2waf block`.
-pub fn block(net: &str, ttl: Secs, why: &str, a: &StateArgs) -> Result<ExitCode> {
-    let net = parse_net(net)?;
+pub fn block(net: &Key, ttl: Secs, why: &str, a: &StateArgs) -> Result<ExitCode> {
     let mut ctx = open(a)?;
     let (now, policy, by) = (ctx.now, ctx.policy.clone(), who());
     let mut refused = None;
-    let ledger = ctx.change(|l| match l.block_manual(net, ttl, &by, why, now, &policy) {
-        Ok(_) => true,
-        Err(r) => {
-            refused = Some(format!("{r:?}"));
-            false
-        }
-    })?;
+    let ledger =
+        ctx.change(
+            |l| match l.block_manual(net.clone(), ttl, &by, why, now, &policy) {
+                Ok(_) => true,
+                Err(r) => {
+                    refused = Some(format!("{r:?}"));
+                    false
+                }
+            },
+        )?;
     if let Some(r) = refused {
         return Err(InputError(format!("{net} cannot be blocked: {r}")).into());
     }
-    let b = &ledger.blocks[&net];
+    let b = &ledger.blocks[net];
     let sync = ctx.sync()?;
     print(
         &ctx,
-        &json!({"type": "block", "ip": net.to_string(), "until": rfc3339(b.until_ms), "by": by, "reason": why, "sync": sync}),
+        &json!({"type": "block", "key": net.to_string(), "ip": net.net().map(|n| n.to_string()), "user": net.user().map(User::as_str), "until": rfc3339(b.until_ms), "by": by, "reason": why, "sync": sync}),
         &format!(
             "blocked {net} until {} ({}); WAF: {sync}",
             rfc3339(b.until_ms),
@@ -194,20 +219,19 @@ pub fn block(net: &str, ttl: Secs, why: &str, a: &StateArgs) -> Result<ExitCode>
 }
 
 /// `fail2waf unblock`.
-pub fn unblock(net: &str, why: &str, a: &StateArgs) -> Result<ExitCode> {
-    let net = parse_net(net)?;
+pub fn unblock(net: &Key, why: &str, a: &StateArgs) -> Result<ExitCode> {
     let mut ctx = open(a)?;
     let (now, by) = (ctx.now, who());
     let mut removed = None;
     ctx.change(|l| {
-        removed = l.unblock(net, &by, why, now);
+        removed = l.unblock(net.clone(), &by, why, now);
         true // the audit entry is recorded either way
     })?;
     let sync = ctx.sync()?;
     let was = removed.as_ref().map(|b| b.rule.clone());
     print(
         &ctx,
-        &json!({"type": "unblock", "ip": net.to_string(), "was_blocked_by": was, "by": by, "reason": why, "sync": sync}),
+        &json!({"type": "unblock", "key": net.to_string(), "ip": net.net().map(|n| n.to_string()), "user": net.user().map(User::as_str), "was_blocked_by": was, "by": by, "reason": why, "sync": sync}),
         &match &was {
             Some(rule) => format!(
                 "unblocked {net} (was blocked by {rule}); offense history cleared; WAF: {sync}"
@@ -223,32 +247,32 @@ pub fn status(a: &StateArgs) -> Result<ExitCode> {
     let ctx = open(a)?;
     let ledger = ctx.ledger()?;
     let active: Vec<_> = ledger.active(ctx.now).collect();
-    let v4 = active
-        .iter()
-        .filter(|(n, _)| matches!(n, IpNet::V4(_)))
-        .count();
-    let v6 = active.len() - v4;
+    let count = |f: fn(&Key) -> bool| active.iter().filter(|(k, _)| f(k)).count();
+    let v4 = count(|k| matches!(k, Key::Net(IpNet::V4(_))));
+    let v6 = count(|k| matches!(k, Key::Net(IpNet::V6(_))));
+    let users = count(|k| matches!(k, Key::User(_)));
     let d = ledger.desired(ctx.now, &ctx.policy);
     let since: Vec<i64> = active.iter().map(|(_, b)| b.since_ms).collect();
     let incident = ledger.incident_until_ms.filter(|t| *t > ctx.now);
     let v = json!({
         "type": "status",
         "now": rfc3339(ctx.now),
-        "active_v4": v4, "active_v6": v6,
+        "active_v4": v4, "active_v6": v6, "active_users": users,
         "capacity_v4": ctx.policy.capacity.0, "capacity_v6": ctx.policy.capacity.1,
         "overflow": d.overflow_v4 + d.overflow_v6,
         "oldest": since.iter().min().map(|t| rfc3339(*t)),
         "newest": since.iter().max().map(|t| rfc3339(*t)),
         "incident_until": incident.map(rfc3339),
         "manual_actions": ledger.audit.len(),
-        "blocks": active.iter().map(|(n, b)| json!({"ip": n.to_string(), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})).collect::<Vec<_>>(),
+        "blocks": active.iter().map(|(n, b)| json!({"key": n.to_string(), "ip": n.net().map(|n| n.to_string()), "user": n.user().map(User::as_str), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})).collect::<Vec<_>>(),
     });
     let mut text = format!(
-        "active blocks: {} IPv4 of {}, {} IPv6 of {}{}\n",
+        "active blocks: {} IPv4 of {}, {} IPv6 of {}, {} users{}\n",
         v4,
         ctx.policy.capacity.0,
         v6,
         ctx.policy.capacity.1,
+        users,
         if d.overflow_v4 + d.overflow_v6 > 0 {
             format!(
                 " ({} over capacity, not enforced)",
@@ -283,7 +307,7 @@ pub fn status(a: &StateArgs) -> Result<ExitCode> {
             "  audit: {} {} {} by {}: {}\n",
             rfc3339(e.at_ms),
             e.action,
-            e.net,
+            e.key,
             e.by,
             e.reason
         );
@@ -301,12 +325,19 @@ pub fn sync(a: &StateArgs) -> Result<ExitCode> {
 }
 
 /// `fail2waf explain`.
-pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
-    let ip: std::net::IpAddr = addr
-        .parse()
-        .map_err(|_| InputError(format!("`{addr}` is not an address")))?;
+pub fn explain(target: &Key, a: &StateArgs) -> Result<ExitCode> {
     let ctx = open(a)?;
-    let key = ClientResolver::new(vec![], ctx.config.file.ipv6_key_prefix).key(ip);
+    // An address counts as its key (an IPv6 address as its /64).
+    let key = match target {
+        Key::Net(n) if n.prefix_len() == n.max_prefix_len() => {
+            Key::Net(ClientResolver::new(vec![], ctx.config.file.ipv6_key_prefix).key(n.addr()))
+        }
+        other => other.clone(),
+    };
+    let addr = match target {
+        Key::Net(n) => fail2waf_core::client::short(*n),
+        user => user.to_string(),
+    };
     let windows = match &ctx.state {
         State::Dir(_, st, _, _) => st.clone(),
         State::S3(svc, rt) => rt
@@ -321,9 +352,11 @@ pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
     let mut text = format!("{addr} counts as {key}\n");
     for rule in engine.rules() {
         let c = &rule.config;
-        let k = match c.key {
-            KeyKind::Ip => key,
-            KeyKind::Prefix => widen(key, c.prefix_v4, c.prefix_v6),
+        let k = match (c.key, &key) {
+            (KeyKind::Ip, Key::Net(_)) | (KeyKind::User, Key::User(_)) => key.clone(),
+            (KeyKind::Prefix, Key::Net(n)) => Key::Net(widen(*n, c.prefix_v4, c.prefix_v6)),
+            // A user rule says nothing of an address, nor the reverse.
+            _ => continue,
         };
         let sk = windows.keys.get(&k);
         let rs = sk.and_then(|s| s.rules.get(&c.name));
@@ -339,7 +372,7 @@ pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
         });
         // Outage awareness may have kept the busiest window from counting.
         let held = engine
-            .outage_hold(k, &c.name, best_end)
+            .outage_hold(&k, &c.name, best_end)
             .map(|h| h.to_string());
         let paths = rs.map_or(0, |r| r.paths.count_since(lo));
         let mut needs = vec![format!("{} matched in {}", c.threshold, c.window)];
@@ -349,8 +382,12 @@ pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
         if let Some(r) = c.min_ratio {
             needs.push(format!("{:.0} % of its requests", r * 100.0));
         }
-        if c.key == KeyKind::Prefix {
-            needs.push(format!("{} quiet addresses of {k}", c.min_members));
+        match c.key {
+            KeyKind::Prefix => needs.push(format!("{} quiet addresses of {k}", c.min_members)),
+            KeyKind::User if c.min_members > 1 => {
+                needs.push(format!("{} addresses", c.min_members))
+            }
+            _ => {}
         }
         text += &format!(
             "  {:<12} latest window: {now_matched} matched of {total}, {paths} distinct paths; busiest window: {best}; fires at {}\n",
@@ -389,7 +426,10 @@ pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
     let audit: Vec<_> = ledger
         .audit
         .iter()
-        .filter(|e| e.net.contains(&key.addr()) || key.contains(&e.net.addr()))
+        .filter(|e| match (&e.key, &key) {
+            (Key::Net(a), Key::Net(b)) => a.contains(&b.addr()) || b.contains(&a.addr()),
+            (a, b) => a == b,
+        })
         .collect();
     for e in &audit {
         text += &format!(
@@ -401,10 +441,10 @@ pub fn explain(addr: &str, a: &StateArgs) -> Result<ExitCode> {
         );
     }
     let v = json!({
-        "type": "explain", "ip": addr, "key": key.to_string(),
+        "type": "explain", "ip": target.net().map(|_| &addr), "user": key.user().map(User::as_str), "key": key.to_string(),
         "windows_as_of": rfc3339((i64::from(newest) + 1) * ctx.config.bucket_ms() - 1),
         "rules": rules,
-        "block": block.map(|(n, b)| json!({"ip": n.to_string(), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})),
+        "block": block.map(|(n, b)| json!({"key": n.to_string(), "ip": n.net().map(|n| n.to_string()), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})),
         "offenses": history.map(|h| h.offenses),
         "audit": audit.iter().map(|e| json!({"at": rfc3339(e.at_ms), "action": e.action, "by": e.by, "reason": e.reason})).collect::<Vec<_>>(),
     });

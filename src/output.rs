@@ -154,7 +154,9 @@ impl Output {
         if self.json {
             return self.line(&json!({
                 "type": "decision",
-                "ip": d.net.to_string(),
+                "key": d.key.to_string(),
+                "ip": d.key.net().map(|n| n.to_string()),
+                "user": d.key.user().map(|u| u.as_str()),
                 "rule": b.rule,
                 "first_blocked": rfc3339(b.since_ms),
                 "expires": rfc3339(b.until_ms),
@@ -175,7 +177,7 @@ impl Output {
         writeln!(
             self.out,
             "{:<22} {:<12} {:<20} {:<20} {}",
-            d.net.to_string(),
+            d.key.to_string(),
             b.rule,
             rfc3339(b.since_ms),
             rfc3339(b.until_ms),

@@ -362,7 +362,9 @@ fn concurrent_ingests_of_the_same_shards_lose_no_count_and_waf_writes_stay_under
             let sh: Shard = serde_json::from_value(v).unwrap();
             absorbed.extend(sh.absorbed.keys().cloned());
             for (k, sk) in &sh.state.keys {
-                if k.to_string().starts_with("203.0.113.") && k.prefix_len() == 32 {
+                if k.to_string().starts_with("203.0.113.")
+                    && k.net().is_some_and(|n| n.prefix_len() == 32)
+                {
                     if let Some(rs) = sk.rules.get("scan-slow") {
                         matched += rs.matched.iter().map(|(_, c)| u64::from(c)).sum::<u64>();
                     }

@@ -229,7 +229,7 @@ fn matched(shards: &[(u32, Shard)]) -> u64 {
     shards
         .iter()
         .flat_map(|(_, sh)| &sh.state.keys)
-        .filter(|(k, _)| k.prefix_len() == 32)
+        .filter(|(k, _)| k.net().is_some_and(|n| n.prefix_len() == 32))
         .filter_map(|(_, sk)| sk.rules.get("scan-slow"))
         .map(|rs| rs.matched.iter().map(|(_, c)| u64::from(c)).sum::<u64>())
         .sum()

@@ -32,9 +32,9 @@ fn run(config: &Config, data: Vec<u8>, format: Option<&Format>, threads: usize) 
     for dec in d.decisions() {
         // Every block passes the policy: never /0, never wider than the
         // widest prefix, never allow-listed, never a trusted proxy.
-        assert!(dec.net.prefix_len() > 0, "a /0 block: {dec:?}");
-        assert_eq!(dec.net, dec.net.trunc(), "host bits set: {dec:?}");
-        assert!(d.policy().check(&dec.net).is_ok(), "policy refuses {dec:?}");
+        assert!(dec.key.net().is_none_or(|n| n.prefix_len() > 0), "a /0 block: {dec:?}");
+        assert_eq!(dec.key, dec.key.trunc(), "host bits set: {dec:?}");
+        assert!(d.policy().check(&dec.key).is_ok(), "policy refuses {dec:?}");
         assert!(dec.block.until_ms >= dec.block.since_ms, "{dec:?}");
     }
 }

@@ -49,8 +49,8 @@ fuzz_target!(|data: &[u8]| {
     d.process("x.log", Cursor::new(LINES.clone()), Some(&Format::Alb));
     d.settle();
     for dec in d.decisions() {
-        assert!(d.policy().check(&dec.net).is_ok(), "policy refuses {dec:?}");
-        assert_eq!(dec.net, dec.net.trunc(), "host bits set: {dec:?}");
+        assert!(d.policy().check(&dec.key).is_ok(), "policy refuses {dec:?}");
+        assert_eq!(dec.key, dec.key.trunc(), "host bits set: {dec:?}");
     }
     // What would be sent to WAF, at several times around the stored ones.
     let (mut engine, mut ledger) = d.into_parts();

@@ -72,6 +72,16 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// An address key as an operator writes it: a single address without its
+/// `/32` or `/128`, any other network as CIDR.
+pub fn short(net: IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
 /// The network of `len` bits around `net` (never wider than `/1`).
 pub fn widen(net: IpNet, len_v4: u8, len_v6: u8) -> IpNet {
     match net {

@@ -57,6 +57,9 @@ pub struct ConfigFile {
     /// Incident mode, entered on a CloudWatch alarm.
     #[serde(default)]
     pub incident: IncidentConfig,
+    /// Application users: where WAF logs name them, and who is never blocked.
+    #[serde(default)]
+    pub users: UsersConfig,
     /// User-defined regex log formats, by name.
     #[serde(default)]
     pub formats: BTreeMap<String, FormatConfig>,
@@ -137,6 +140,22 @@ impl Default for IncidentConfig {
             duration: default_incident_duration(),
         }
     }
+}
+
+/// Application users (rules with `key = "user"`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {
+    /// Users never blocked (service accounts, internal API keys): a value,
+    /// or a prefix ending in `*`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// WAF logs: the request header whose value is the user (`x-api-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// WAF logs: the cookie whose value is the user (`session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
 }
 
 /// A user-defined regex format.
@@ -303,6 +322,22 @@ fn check_settings(f: &ConfigFile) -> Result<(), ConfigError> {
                 format!("`{net}`: a /0 in `allow` or `trusted_proxies` would disable fail2waf"),
             ));
         }
+    }
+    if f.users.header.is_some() && f.users.cookie.is_some() {
+        return Err(at(
+            None,
+            "`users.header` and `users.cookie`: name one place for the user, not both".into(),
+        ));
+    }
+    if f.users
+        .allow
+        .iter()
+        .any(|a| a.trim().is_empty() || a == "*")
+    {
+        return Err(at(
+            None,
+            "`users.allow`: an empty entry or `*` would allow every user".into(),
+        ));
     }
     for re in &f.outage.routes {
         if let Err(e) = regex::bytes::Regex::new(re) {

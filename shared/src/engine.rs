@@ -13,6 +13,7 @@ use crate::client::{widen, ClientResolver};
 use crate::config::{Config, OutageConfig};
 use crate::duration::Secs;
 use crate::hit::Hit;
+use crate::key::{Key, User};
 use crate::printable::clip;
 use crate::route::{route_hash, HeldSections, RouteCount, RouteCounts, RouteNamer};
 use crate::rules::{KeyKind, Rule, RuleSet};
@@ -58,8 +59,8 @@ pub struct Evidence {
 /// A key crossed a rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Offense {
-    /// The offending address (as /32, or the IPv6 /64) or network.
-    pub key: IpNet,
+    /// The offending address (as /32, or the IPv6 /64), network or user.
+    pub key: Key,
     /// The rule's name.
     pub rule: String,
     /// Event time of the decision (epoch ms).
@@ -251,7 +252,7 @@ pub struct StoredState {
     /// Site-wide counts (outage awareness).
     pub site: StoredSite,
     /// Per-key state, only for keys with matched requests.
-    pub keys: BTreeMap<IpNet, StoredKey>,
+    pub keys: BTreeMap<Key, StoredKey>,
 }
 
 /// Site-wide counts.
@@ -367,7 +368,7 @@ pub struct Engine {
     bucket_ms: i64,
     longest: u32,
     threshold_factor: f64,
-    keys: HashMap<IpNet, KeyState, ahash::RandomState>,
+    keys: HashMap<Key, KeyState, ahash::RandomState>,
     site_total: Series,
     /// Requests of the site but 4xx, per bucket (outage awareness).
     site_answered: Series,
@@ -390,6 +391,8 @@ pub struct Engine {
     time_limit_ms: i64,
     /// The outage-aware rules.
     outage_rules: RuleSet,
+    /// The rules that count per application user.
+    user_rules: RuleSet,
     namer: RouteNamer,
     /// Failing routes: hash → (label, stats).
     routes: HashMap<u64, (String, RouteStats), ahash::RandomState>,
@@ -401,7 +404,7 @@ pub struct Engine {
     /// event time has moved [`Engine::settle_buckets`] past their window
     /// (key, rule, window end), so that other clients' failures in the same
     /// buckets are seen before a client is judged.
-    pending: Vec<(IpNet, u16, Bucket)>,
+    pending: Vec<(Key, u16, Bucket)>,
     /// Hold outage-aware offenses back (while reading records).
     deferring: bool,
 }
@@ -446,6 +449,7 @@ impl Engine {
             waf_only: RuleSet::of(&config.rules, Rule::needs_waf_verdict),
             time_limit_ms: i64::MAX,
             outage_rules: RuleSet::of(&config.rules, |r| r.outage_aware),
+            user_rules: RuleSet::of(&config.rules, |r| r.config.key == KeyKind::User),
             namer: RouteNamer::new(&f.outage.routes),
             routes: HashMap::default(),
             sections: HeldSections::default(),
@@ -470,7 +474,7 @@ impl Engine {
         self.pending = rest;
         let deferring = std::mem::replace(&mut self.deferring, false);
         for (key, r, e) in due {
-            self.evaluate(key, usize::from(r), e, now_ms);
+            self.evaluate(&key, usize::from(r), e, now_ms);
         }
         self.deferring = deferring;
     }
@@ -518,12 +522,12 @@ impl Engine {
     /// new key is taken (nor room sought again) for a minute of event time,
     /// so a flood of addresses cannot make every request cost a full scan.
     #[inline]
-    fn room_for(&mut self, key: &IpNet, matched: bool) -> bool {
+    fn room_for(&mut self, key: &Key, matched: bool) -> bool {
         self.keys.len() < self.max_keys || self.make_room_for(key, matched)
     }
 
     #[inline(never)]
-    fn make_room_for(&mut self, key: &IpNet, matched: bool) -> bool {
+    fn make_room_for(&mut self, key: &Key, matched: bool) -> bool {
         if self.keys.contains_key(key) {
             return true;
         }
@@ -575,7 +579,7 @@ impl Engine {
         std::mem::take(&mut self.offenses)
     }
 
-    /// Number of keys held (addresses and networks).
+    /// Number of keys held (addresses, networks and users).
     pub fn key_count(&self) -> usize {
         self.keys.len()
     }
@@ -601,7 +605,15 @@ impl Engine {
             }
         }
         let key = self.resolver.key(ip);
-        let matched = self.matching(hit);
+        let mut matched = self.matching(hit);
+        let user = if self.user_rules.is_empty() {
+            None
+        } else {
+            hit.user.as_deref().and_then(User::new)
+        };
+        if user.is_none() {
+            matched &= !self.user_rules;
+        }
         self.count_site(hit, b, matched);
         // The route, where outage awareness needs it: a failure, or any
         // request while some route is failing.
@@ -611,17 +623,35 @@ impl Engine {
         } else {
             None
         };
-        if !self.room_for(&key, !matched.is_empty()) {
-            self.stats.untracked += 1;
-            return Some((key, matched));
-        }
         let gateway = failed && matches!(hit.status, 502..=504);
-        self.count_request(key, b, matched, gateway, route);
         if !matched.is_empty() {
             self.stats.matched += 1;
-            for r in matched.iter() {
-                self.count_match(hit, key, r, b, route);
+        }
+        let mut untracked = false;
+        let by_address = matched & !self.user_rules;
+        let k = Key::Net(key);
+        if self.room_for(&k, !by_address.is_empty()) {
+            self.count_request(k, b, by_address, gateway, route);
+            for r in by_address.iter() {
+                self.count_match(hit, key, None, r, b, route);
             }
+        } else {
+            untracked = true;
+        }
+        if let Some(u) = user {
+            let by_user = matched & self.user_rules;
+            let k = Key::User(u);
+            if self.room_for(&k, !by_user.is_empty()) {
+                self.count_request(k.clone(), b, by_user, gateway, route);
+                for r in by_user.iter() {
+                    self.count_match(hit, key, Some(&k), r, b, route);
+                }
+            } else {
+                untracked = true;
+            }
+        }
+        if untracked {
+            self.stats.untracked += 1;
         }
         // Windows sum only their own buckets, so older ones cost memory, not
         // correctness: drop them every quarter of the longest window (at
@@ -667,13 +697,13 @@ impl Engine {
     #[inline]
     fn count_request(
         &mut self,
-        key: IpNet,
+        key: Key,
         b: Bucket,
         matched: RuleSet,
         gateway: bool,
         route: Option<(u64, u64)>,
     ) {
-        let ks = self.keys.entry(key).or_default();
+        let ks = self.keys.entry(key.clone()).or_default();
         ks.count(b);
         if gateway {
             ks.add_gateway(b, 1);
@@ -689,9 +719,11 @@ impl Engine {
                 }
             }
         }
+        let Key::Net(addr) = key else { return };
         for i in 0..self.prefix_lens.len() {
             let (l4, l6) = self.prefix_lens[i];
-            let net = widen(key, l4, l6);
+            let net = widen(addr, l4, l6);
+            let net = Key::Net(net);
             if net != key && self.room_for(&net, !matched.is_empty()) {
                 let ns = self.keys.entry(net).or_default();
                 ns.count(b);
@@ -702,12 +734,14 @@ impl Engine {
         }
     }
 
-    /// Count a request of `key` that matched rule `r` (for its network,
-    /// on a network rule) with its evidence, and judge the rule's windows.
+    /// Count a request of address `key` that matched rule `r` (for its
+    /// network, on a network rule; for `user`, on a user rule) with its
+    /// evidence, and judge the rule's windows.
     fn count_match(
         &mut self,
         hit: &Hit<'_>,
         key: IpNet,
+        user: Option<&Key>,
         r: usize,
         b: Bucket,
         route: Option<(u64, u64)>,
@@ -716,12 +750,14 @@ impl Engine {
             return;
         }
         let rule = &self.rules[r];
-        let (k, member) = match rule.config.key {
-            KeyKind::Ip => (key, None),
-            KeyKind::Prefix => (
-                widen(key, rule.config.prefix_v4, rule.config.prefix_v6),
+        let (k, member) = match (rule.config.key, user) {
+            (KeyKind::Ip, _) => (Key::Net(key), None),
+            (KeyKind::Prefix, _) => (
+                Key::Net(widen(key, rule.config.prefix_v4, rule.config.prefix_v6)),
                 Some(net_hash(key)),
             ),
+            (KeyKind::User, Some(u)) => (u.clone(), Some(net_hash(key))),
+            (KeyKind::User, None) => return,
         };
         let (pcap, mcap) = caps(rule);
         let Some(ks) = self.keys.get_mut(&k) else {
@@ -753,17 +789,22 @@ impl Engine {
             rs.routes.add(b, h, 1, 1);
         }
         if rs.samples.len() < SAMPLES {
-            let s = format!(
+            let mut s = format!(
                 "{} {} {}",
                 hit.status,
                 clip(&hit.method, 16),
                 clip(&hit.path, 160)
             );
+            if user.is_some() {
+                // A user's requests name the address they came from.
+                s.push_str(" from ");
+                s.push_str(&crate::client::short(key));
+            }
             if !rs.samples.contains(&s) {
                 rs.samples.push(s);
             }
         }
-        self.evaluate(k, r, b, hit.time_ms);
+        self.evaluate(&k, r, b, hit.time_ms);
     }
 
     /// Count a request on its route and the route's section: every
@@ -883,7 +924,7 @@ impl Engine {
     /// how many of its `matched` failures count, or why none do.
     fn outage_verdict(
         &self,
-        key: IpNet,
+        key: &Key,
         (ks, rs): (&KeyState, &RuleState),
         r: usize,
         (lo, e): (Bucket, Bucket),
@@ -920,7 +961,7 @@ impl Engine {
         };
         // Failures on a route (or in a section) failing for others too do
         // not count: a section's verdict covers all its routes.
-        let me = net_hash(key);
+        let me = key_hash(key);
         let own = rs.routes.by_route(lo, e);
         let mut excused = 0;
         let mut labels = Vec::new();
@@ -1095,13 +1136,13 @@ impl Engine {
     /// Why outage awareness keeps rule `rule` from firing for `key` in the
     /// window ending at bucket `end`, if it does (for `explain` and the
     /// report's near misses).
-    pub fn outage_hold(&self, key: IpNet, rule: &str, end: Bucket) -> Option<OutageHold> {
+    pub fn outage_hold(&self, key: &Key, rule: &str, end: Bucket) -> Option<OutageHold> {
         let r = self.rule_index(rule)?;
         let rule = &self.rules[r];
         if !rule.outage_aware {
             return None;
         }
-        let ks = self.keys.get(&key)?;
+        let ks = self.keys.get(key)?;
         let rs = ks.rule(r as u16)?;
         let lo = window_start(end, rule.window_buckets);
         let matched = rs.matched.sum(lo, end);
@@ -1129,7 +1170,7 @@ impl Engine {
         let lo = window_start(b, rule.window_buckets);
         let threshold = f64::from(rule.config.threshold) * self.threshold_factor;
         let min_ratio = rule.config.min_ratio.unwrap_or(0.0);
-        let ks = self.keys.entry(key).or_default();
+        let ks = self.keys.entry(Key::Net(key)).or_default();
         let total = ks.asked_sum(lo, b);
         let own = &mut ks.rule_mut(r as u16).matched;
         own.add(b, 1);
@@ -1138,10 +1179,10 @@ impl Engine {
     }
 
     /// Evaluate the windows of `key` for rule `r` that contain bucket `b`.
-    fn evaluate(&mut self, key: IpNet, r: usize, b: Bucket, time_ms: i64) {
+    fn evaluate(&mut self, key: &Key, r: usize, b: Bucket, time_ms: i64) {
         let rule = &self.rules[r];
         let n = rule.window_buckets;
-        let Some(ks) = self.keys.get(&key) else {
+        let Some(ks) = self.keys.get(key) else {
             return;
         };
         let Some(rs) = ks.rule(r as u16) else { return };
@@ -1166,7 +1207,7 @@ impl Engine {
             && rule.outage_aware
             && e.saturating_add(self.settle_buckets()) > self.newest
         {
-            let p = (key, r as u16, e);
+            let p = (key.clone(), r as u16, e);
             if !self.pending.contains(&p) {
                 self.pending.push(p);
             }
@@ -1182,11 +1223,11 @@ impl Engine {
         };
         let quiet = e.saturating_add(n - 1);
         let name = rule.config.name.clone();
-        if let Some(rs) = self.keys.get_mut(&key).map(|k| k.rule_mut(r as u16)) {
+        if let Some(rs) = self.keys.get_mut(key).map(|k| k.rule_mut(r as u16)) {
             rs.quiet_until = quiet;
         }
         self.offenses.push(Offense {
-            key,
+            key: key.clone(),
             rule: name,
             time_ms: t,
             evidence,
@@ -1196,7 +1237,7 @@ impl Engine {
     /// Does the window of rule `r` ending at `e` offend? The evidence if so.
     fn check_window(
         &self,
-        key: IpNet,
+        key: &Key,
         ks: &KeyState,
         rs: &RuleState,
         r: usize,
@@ -1232,7 +1273,7 @@ impl Engine {
             return None;
         }
         let members = rs.members.count_since(lo);
-        if c.key == KeyKind::Prefix && members < c.min_members {
+        if c.key != KeyKind::Ip && members < c.min_members {
             return None;
         }
         if rule.outage_aware {
@@ -1298,7 +1339,7 @@ impl Engine {
 
     /// [`Engine::export`] restricted to keys for which `keep` holds
     /// (a shard of the state).
-    pub fn export_where(&self, keep: impl Fn(&IpNet) -> bool) -> StoredState {
+    pub fn export_where(&self, keep: impl Fn(&Key) -> bool) -> StoredState {
         self.export_with(keep, ExportKeys::Matched)
     }
 
@@ -1306,7 +1347,7 @@ impl Engine {
     /// the keys that have no matched requests (their totals can then be
     /// added to keys that have them elsewhere: the ratio of a key counted
     /// in several objects).
-    pub fn export_with(&self, keep: impl Fn(&IpNet) -> bool, which: ExportKeys) -> StoredState {
+    pub fn export_with(&self, keep: impl Fn(&Key) -> bool, which: ExportKeys) -> StoredState {
         let mut keys = BTreeMap::new();
         for (k, ks) in &self.keys {
             if (ks.rules.is_empty() && which == ExportKeys::Matched) || !keep(k) {
@@ -1318,7 +1359,7 @@ impl Engine {
                 .map(|(r, rs)| (self.rules[*r as usize].config.name.clone(), rs.clone()))
                 .collect();
             keys.insert(
-                *k,
+                k.clone(),
                 StoredKey {
                     total: {
                         let mut t = ks.total.clone();
@@ -1387,7 +1428,7 @@ impl Engine {
                 .iter()
                 .filter_map(|(n, rs)| self.rule_index(n).map(|r| (r, rs)))
                 .collect();
-            let ks = self.keys.entry(*k).or_default();
+            let ks = self.keys.entry(k.clone()).or_default();
             ks.flush();
             ks.total.merge(&sk.total);
             if !sk.gateway.is_empty() {
@@ -1412,19 +1453,19 @@ impl Engine {
 
     /// Evaluate every window of the keys in `only` (all keys: `None`), in
     /// key and time order, and queue the offenses found.
-    pub fn evaluate_keys(&mut self, only: Option<&std::collections::BTreeSet<IpNet>>) {
+    pub fn evaluate_keys(&mut self, only: Option<&std::collections::BTreeSet<Key>>) {
         let deferring = std::mem::replace(&mut self.deferring, false);
         self.evaluate_keys_now(only);
         self.deferring = deferring;
     }
 
-    fn evaluate_keys_now(&mut self, only: Option<&std::collections::BTreeSet<IpNet>>) {
-        let mut todo: Vec<(IpNet, usize)> = Vec::new();
+    fn evaluate_keys_now(&mut self, only: Option<&std::collections::BTreeSet<Key>>) {
+        let mut todo: Vec<(Key, usize)> = Vec::new();
         for (k, ks) in &self.keys {
             if only.is_some_and(|o| !o.contains(k)) {
                 continue;
             }
-            todo.extend(ks.rules.iter().map(|(r, _)| (*k, *r as usize)));
+            todo.extend(ks.rules.iter().map(|(r, _)| (k.clone(), *r as usize)));
         }
         todo.sort_unstable();
         for (k, r) in todo {
@@ -1434,7 +1475,7 @@ impl Engine {
                 .unwrap_or_default();
             for b in buckets {
                 let t = self.bucket_end_ms(b);
-                self.evaluate(k, r, b, t);
+                self.evaluate(&k, r, b, t);
             }
         }
     }
@@ -1446,6 +1487,14 @@ impl Engine {
         self.newest = b.saturating_add(self.longest).max(newest);
         self.prune();
         self.newest = newest;
+    }
+}
+
+/// A stable hash of a key (a client among a route's failing clients).
+fn key_hash(key: &Key) -> u64 {
+    match key {
+        Key::Net(n) => net_hash(*n),
+        Key::User(u) => stable_hash(u.as_str().as_bytes()),
     }
 }
 
@@ -1658,7 +1707,7 @@ mod tests {
         let mut e = Engine::new(&Config::default());
         run_all(&mut e, shop(None));
         let b = e.bucket_of(T0 + 300_000);
-        let hold = e.outage_hold("172.20.1.1/32".parse().unwrap(), "fuzz-5xx", b);
+        let hold = e.outage_hold(&"172.20.1.1/32".parse().unwrap(), "fuzz-5xx", b);
         assert!(
             matches!(&hold, Some(OutageHold::Routes(r)) if r.iter().any(|l| l.starts_with("/api/"))),
             "{hold:?}"
@@ -1783,7 +1832,7 @@ mod tests {
                 .export_with(|_| true, ExportKeys::AlsoTotalsOnly)
                 .keys
                 .into_iter()
-                .map(|(k, sk)| (k, sk.total.buckets_in(0, Bucket::MAX).map(|b| (b, sk.total.sum(b, b) as u32)).collect()))
+                .map(|(k, sk)| (k.net().unwrap(), sk.total.buckets_in(0, Bucket::MAX).map(|b| (b, sk.total.sum(b, b) as u32)).collect()))
                 .collect();
             proptest::prop_assert_eq!(got, want);
         }
@@ -1977,7 +2026,7 @@ mod tests {
                 .any(|o| o.rule == "scan-subnet" && o.key.to_string() == "2001:db8:bad::/48"),
             "{off:?}"
         );
-        assert!(off.iter().all(|o| o.key.prefix_len() >= 48));
+        assert!(off.iter().all(|o| o.key.net().unwrap().prefix_len() >= 48));
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub struct Hit<'a> {
     /// enough to name the request's route ([`crate::route`]) when outage
     /// awareness needs it, without validating or copying the text.
     pub raw_request: Option<&'a [u8]>,
+    /// The application user the request was made as, where the format
+    /// names one (a regex format's `user` capture, a `json` format's user
+    /// field, a configured header or cookie of a WAF log): raw, validated
+    /// when counted ([`crate::key::User::new`]).
+    pub user: Option<Cow<'a, str>>,
 }
 
 /// The decision AWS WAF logged for a request.
@@ -80,6 +85,7 @@ impl<'a> Hit<'a> {
             waf: None,
             blocked_by_waf: false,
             raw_request: None,
+            user: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 use crate::config::Config;
 use crate::duration::Secs;
 use crate::engine::{Evidence, Offense};
+use crate::key::{Key, User};
 use crate::printable::clip;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -28,7 +29,7 @@ pub struct Block {
     pub since_ms: i64,
     /// When it ends (epoch ms).
     pub until_ms: i64,
-    /// The how-many-th offense of this address (escalation).
+    /// The how-many-th offense of this key (escalation).
     pub offense: u32,
     /// Why (rule blocks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,7 +48,7 @@ pub struct Manual {
     pub reason: String,
 }
 
-/// Past offenses of one address, for escalation.
+/// Past offenses of one key, for escalation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     /// Offenses remembered.
@@ -67,8 +68,9 @@ pub struct AuditEntry {
     pub at_ms: i64,
     /// `block` or `unblock`.
     pub action: String,
-    /// The network acted on.
-    pub net: IpNet,
+    /// The network or user acted on (stored as `net` before users).
+    #[serde(alias = "net")]
+    pub key: Key,
     /// Who and why.
     pub by: String,
     /// Why.
@@ -80,10 +82,11 @@ pub struct AuditEntry {
 pub struct Ledger {
     /// [`LEDGER_VERSION`].
     pub version: u32,
-    /// Blocks by network (some may have expired until [`Ledger::expire`]).
-    pub blocks: BTreeMap<IpNet, Block>,
-    /// Offense history by network.
-    pub history: BTreeMap<IpNet, History>,
+    /// Blocks by network or user (some may have expired until
+    /// [`Ledger::expire`]).
+    pub blocks: BTreeMap<Key, Block>,
+    /// Offense history by network or user.
+    pub history: BTreeMap<Key, History>,
     /// Manual actions, newest last.
     #[serde(default)]
     pub audit: Vec<AuditEntry>,
@@ -114,22 +117,25 @@ pub enum Outcome {
 }
 
 /// Why an offense did not become a block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// An active block already covers the network.
-    AlreadyBlocked(IpNet),
+    /// An active block already covers the key.
+    AlreadyBlocked(Key),
     /// The network overlaps the allow-list.
     Allowlisted(IpNet),
     /// The network overlaps a trusted proxy.
     TrustedProxy(IpNet),
     /// The network is wider than the widest prefix allowed.
     TooWide,
+    /// The user matches this entry of the users' allow-list.
+    AllowlistedUser(String),
 }
 
 /// The safety rules and ban lengths the ledger applies.
 #[derive(Debug, Clone)]
 pub struct Policy {
     allow: Vec<IpNet>,
+    allow_users: Vec<String>,
     trusted: Vec<IpNet>,
     max_v4: u8,
     max_v6: u8,
@@ -145,6 +151,7 @@ impl Policy {
         let f = &config.file;
         Policy {
             allow: f.allow.clone(),
+            allow_users: f.users.allow.clone(),
             trusted: f.trusted_proxies.clone(),
             max_v4: f.max_prefix_v4,
             max_v6: f.max_prefix_v6,
@@ -163,8 +170,30 @@ impl Policy {
         }
     }
 
-    /// May `net` ever be blocked? `Err` says why not.
-    pub fn check(&self, net: &IpNet) -> Result<(), Refusal> {
+    /// May `key` ever be blocked? `Err` says why not.
+    pub fn check(&self, key: &Key) -> Result<(), Refusal> {
+        match key {
+            Key::Net(net) => self.check_net(net),
+            Key::User(user) => self.check_user(user),
+        }
+    }
+
+    /// A user may be blocked unless an entry of the users' allow-list is
+    /// the value itself or, ending in `*`, a prefix of it.
+    fn check_user(&self, user: &User) -> Result<(), Refusal> {
+        let u = user.as_str();
+        let allowed = |a: &String| match a.strip_suffix('*') {
+            Some(prefix) => u.starts_with(prefix),
+            None => u == a,
+        };
+        match self.allow_users.iter().find(|a| allowed(a)) {
+            Some(a) => Err(Refusal::AllowlistedUser(a.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// May `net` ever be blocked?
+    fn check_net(&self, net: &IpNet) -> Result<(), Refusal> {
         let widest = match net {
             IpNet::V4(_) => self.max_v4,
             IpNet::V6(_) => self.max_v6,
@@ -199,6 +228,9 @@ impl Policy {
 /// The sets to enforce, ranked and cut to capacity.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Desired {
+    /// Blocked users, most severe then most recent first (the regex
+    /// pattern set takes as many as fit, in this order).
+    pub users: Vec<User>,
     /// IPv4 networks, host bits masked, sorted.
     pub v4: Vec<IpNet>,
     /// IPv6 networks, host bits masked, sorted.
@@ -231,7 +263,7 @@ impl Ledger {
             .time_ms
             .saturating_add(policy.ban_ms(&off.rule, offense));
         self.history.insert(
-            net,
+            net.clone(),
             History {
                 offenses: offense,
                 last_ms: off.time_ms,
@@ -250,21 +282,27 @@ impl Ledger {
         Outcome::Blocked(block)
     }
 
-    /// The active block that equals or contains `net` at `now_ms`.
-    pub fn covering(&self, net: &IpNet, now_ms: i64) -> Option<IpNet> {
+    /// The active block that equals or contains `key` at `now_ms` (a
+    /// user's block is only its own).
+    pub fn covering(&self, key: &Key, now_ms: i64) -> Option<Key> {
+        let active = |k: &Key| self.blocks.get(k).is_some_and(|b| b.until_ms > now_ms);
+        let Key::Net(net) = key else {
+            return active(key).then(|| key.clone());
+        };
         let mut n = *net;
         loop {
-            if self.blocks.get(&n).is_some_and(|b| b.until_ms > now_ms) {
-                return Some(n);
+            if active(&Key::Net(n)) {
+                return Some(Key::Net(n));
             }
             n = n.supernet()?;
         }
     }
 
-    /// Block `net` by hand for `ttl`, recorded in the audit trail.
+    /// Block `net` (a network or a user) by hand for `ttl`, recorded in
+    /// the audit trail.
     pub fn block_manual(
         &mut self,
-        net: IpNet,
+        net: Key,
         ttl: Secs,
         by: &str,
         reason: &str,
@@ -288,14 +326,14 @@ impl Ledger {
             evidence: None,
             manual: Some(manual.clone()),
         };
-        self.blocks.insert(net, block.clone());
+        self.blocks.insert(net.clone(), block.clone());
         self.record(now_ms, "block", net, manual);
         Ok(block)
     }
 
     /// Remove the block on `net` by hand (and forget its offenses, so the
     /// next one starts from the first ban again). Returns the removed block.
-    pub fn unblock(&mut self, net: IpNet, by: &str, reason: &str, now_ms: i64) -> Option<Block> {
+    pub fn unblock(&mut self, net: Key, by: &str, reason: &str, now_ms: i64) -> Option<Block> {
         let net = net.trunc();
         let removed = self.blocks.remove(&net);
         self.history.remove(&net);
@@ -311,11 +349,11 @@ impl Ledger {
         removed
     }
 
-    fn record(&mut self, at_ms: i64, action: &str, net: IpNet, m: Manual) {
+    fn record(&mut self, at_ms: i64, action: &str, key: Key, m: Manual) {
         self.audit.push(AuditEntry {
             at_ms,
             action: action.into(),
-            net,
+            key,
             by: m.by,
             reason: m.reason,
         });
@@ -327,12 +365,12 @@ impl Ledger {
 
     /// Remove blocks that ended at or before `now_ms` and history older than
     /// the policy remembers. Returns the removed blocks.
-    pub fn expire(&mut self, now_ms: i64, policy: &Policy) -> Vec<(IpNet, Block)> {
-        let ended: Vec<IpNet> = self
+    pub fn expire(&mut self, now_ms: i64, policy: &Policy) -> Vec<(Key, Block)> {
+        let ended: Vec<Key> = self
             .blocks
             .iter()
             .filter(|(_, b)| b.until_ms <= now_ms)
-            .map(|(n, _)| *n)
+            .map(|(n, _)| n.clone())
             .collect();
         self.history
             .retain(|_, h| now_ms.saturating_sub(h.last_ms.max(h.until_ms)) < policy.forget_ms);
@@ -343,7 +381,7 @@ impl Ledger {
     }
 
     /// Blocks active at `now_ms`.
-    pub fn active(&self, now_ms: i64) -> impl Iterator<Item = (&IpNet, &Block)> {
+    pub fn active(&self, now_ms: i64) -> impl Iterator<Item = (&Key, &Block)> {
         self.blocks.iter().filter(move |(_, b)| b.until_ms > now_ms)
     }
 
@@ -351,7 +389,7 @@ impl Ledger {
     /// the policy, most severe (most offenses) then most recent first, cut
     /// to capacity.
     pub fn desired(&self, now_ms: i64, policy: &Policy) -> Desired {
-        let mut ranked: Vec<(&IpNet, &Block)> = self
+        let mut ranked: Vec<(&Key, &Block)> = self
             .active(now_ms)
             .filter(|(n, _)| policy.check(n).is_ok())
             .collect();
@@ -359,7 +397,14 @@ impl Ledger {
             (b.1.offense, b.1.since_ms, a.0).cmp(&(a.1.offense, a.1.since_ms, b.0))
         });
         let mut d = Desired::default();
-        for (net, _) in ranked {
+        for (key, _) in ranked {
+            let net = match key {
+                Key::Net(net) => net,
+                Key::User(user) => {
+                    d.users.push(user.clone());
+                    continue;
+                }
+            };
             let (list, cap, over) = match net {
                 IpNet::V4(_) => (&mut d.v4, policy.capacity.0, &mut d.overflow_v4),
                 IpNet::V6(_) => (&mut d.v6, policy.capacity.1, &mut d.overflow_v6),
@@ -414,10 +459,10 @@ mod tests {
     fn extreme_stored_values_never_panic() {
         let p = policy("");
         let mut l = Ledger::default();
-        let net: IpNet = "192.0.2.1/32".parse().unwrap();
+        let net: Key = "192.0.2.1/32".parse().unwrap();
         for (last_ms, until_ms) in [(i64::MIN, i64::MIN), (i64::MAX, i64::MAX), (i64::MIN, 0)] {
             l.history.insert(
-                net,
+                net.clone(),
                 History {
                     offenses: u32::MAX,
                     last_ms,
@@ -429,7 +474,9 @@ mod tests {
                     .clone()
                     .apply(&offense("192.0.2.1/32", "scan-burst", t), &p);
                 let _ = l.clone().expire(t, &p);
-                let _ = l.clone().block_manual(net, Secs(60), "me", "test", t, &p);
+                let _ = l
+                    .clone()
+                    .block_manual(net.clone(), Secs(60), "me", "test", t, &p);
             }
         }
         let cfg = Config::default();
@@ -573,8 +620,13 @@ mod tests {
     }
 
     /// Networks an offense or an operator may name: plain, nested, on the
-    /// allow-list, a trusted proxy, too wide, `/0`, host bits set.
-    const NETS: [&str; 14] = [
+    /// allow-list, a trusted proxy, too wide, `/0`, host bits set; and
+    /// users, plain and allow-listed (by value and by prefix).
+    const NETS: [&str; 18] = [
+        "user:alice",
+        "user:ak_live_1",
+        "user:svc-monitor",
+        "user:internal-key",
         "192.0.2.7/32",
         "192.0.2.9/32",
         "192.0.2.77/24",
@@ -608,13 +660,14 @@ mod tests {
             let p = policy(
                 "allow = [\"198.51.100.0/24\", \"2001:db8:ffff::/48\"]\n\
                  trusted_proxies = [\"10.0.0.0/8\"]\n\
-                 capacity_v4 = 2\ncapacity_v6 = 1\n",
+                 capacity_v4 = 2\ncapacity_v6 = 1\n\
+                 [users]\nallow = [\"svc-*\", \"internal-key\"]\n",
             );
             let rules = ["scan-burst", "scan-slow", "fuzz-5xx", "no-such-rule"];
             let mut l = Ledger::default();
             for &(op, n, hour, r) in &ops {
                 let t = hour * H / 2;
-                let net: IpNet = NETS[n].parse().unwrap();
+                let net: Key = NETS[n].parse().unwrap();
                 let masked = net.trunc();
                 let rule = rules[r];
                 match op {
@@ -642,11 +695,11 @@ mod tests {
                         check!(l.blocks.values().all(|b| b.until_ms > t));
                     }
                     2 => {
-                        let got = l.block_manual(net, Secs(3600), "op", "test", t, &p);
+                        let got = l.block_manual(net.clone(), Secs(3600), "op", "test", t, &p);
                         proptest::prop_assert_eq!(got.is_ok(), p.check(&masked).is_ok());
                     }
                     _ => {
-                        l.unblock(net, "op", "test", t);
+                        l.unblock(net.clone(), "op", "test", t);
                         check!(!l.blocks.contains_key(&masked));
                     }
                 }
@@ -658,12 +711,16 @@ mod tests {
                 for (set, v6) in [(&d.v4, false), (&d.v6, true)] {
                     check!(set.windows(2).all(|w| w[0] < w[1]), "{set:?} sorted, no duplicate");
                     for n in set {
-                        check!(p.check(n).is_ok() && *n == n.trunc() && matches!(n, IpNet::V6(_)) == v6);
+                        check!(p.check(&Key::Net(*n)).is_ok() && *n == n.trunc() && matches!(n, IpNet::V6(_)) == v6);
                     }
                 }
-                let active = |v6: bool| l.active(t).filter(|(n, _)| matches!(n, IpNet::V6(_)) == v6).count();
-                proptest::prop_assert_eq!(d.v4.len() + d.overflow_v4, active(false));
-                proptest::prop_assert_eq!(d.v6.len() + d.overflow_v6, active(true));
+                let active = |f: fn(&Key) -> bool| l.active(t).filter(|(k, _)| f(k)).count();
+                proptest::prop_assert_eq!(d.v4.len() + d.overflow_v4, active(|k| matches!(k, Key::Net(IpNet::V4(_)))));
+                proptest::prop_assert_eq!(d.v6.len() + d.overflow_v6, active(|k| matches!(k, Key::Net(IpNet::V6(_)))));
+                proptest::prop_assert_eq!(d.users.len(), active(|k| matches!(k, Key::User(_))));
+                for u in &d.users {
+                    check!(!u.as_str().starts_with("svc-") && u.as_str() != "internal-key");
+                }
                 let back: Ledger = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
                 proptest::prop_assert_eq!(&back, &l);
             }

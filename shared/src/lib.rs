@@ -38,6 +38,7 @@ pub mod duration;
 pub mod engine;
 pub mod formats;
 pub mod hit;
+pub mod key;
 pub mod ledger;
 pub mod pipeline;
 pub mod printable;

@@ -7,6 +7,7 @@
 use crate::config::Config;
 use crate::engine::{Engine, Offense, StoredState};
 use crate::formats::{format_from_line, hint_from_name, Format, LineParser, NameHint};
+use crate::key::Key;
 use crate::ledger::{Block, Ledger, Outcome, Policy, Refusal};
 use crate::read::{decompress, read_ahead, Line, Lines};
 use ipnet::IpNet;
@@ -41,11 +42,11 @@ pub struct FileReport {
     pub error: Option<String>,
 }
 
-/// A new block, with the network it applies to.
+/// A new block, with the key it applies to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
-    /// The blocked network.
-    pub net: IpNet,
+    /// The blocked network or user.
+    pub key: Key,
     /// The block.
     pub block: Block,
 }
@@ -169,7 +170,7 @@ impl Pipeline {
         match self.ledger.apply(off, &self.policy) {
             Outcome::Blocked(block) => {
                 self.decisions.push(Decision {
-                    net: off.key.trunc(),
+                    key: off.key.trunc(),
                     block,
                 });
             }
@@ -179,6 +180,7 @@ impl Pipeline {
                     Refusal::Allowlisted(_) => "allow-listed",
                     Refusal::TrustedProxy(_) => "trusted proxy",
                     Refusal::TooWide => "wider than the widest prefix",
+                    Refusal::AllowlistedUser(_) => "allow-listed user",
                 };
                 *self.refused.entry(why).or_insert(0) += 1;
                 *self.refused_by_rule.entry(off.rule.clone()).or_insert(0) += 1;
@@ -336,7 +338,7 @@ mod tests {
         assert_eq!(r.skip_reasons.values().sum::<u64>(), 3);
         let decisions = d.decisions();
         assert_eq!(decisions.len(), 1);
-        assert_eq!(decisions[0].net.to_string(), "198.51.100.7/32");
+        assert_eq!(decisions[0].key.to_string(), "198.51.100.7/32");
         assert_eq!(decisions[0].block.rule, "scan-burst");
         // The 30th 404 (threshold) at second 29 decided it.
         assert_eq!(decisions[0].block.since_ms, 1_767_225_600_000 + 29_000);

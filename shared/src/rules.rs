@@ -69,6 +69,11 @@ pub enum KeyKind {
     Ip,
     /// The network prefix around the client (`prefix_v4`, `prefix_v6`).
     Prefix,
+    /// The application user the log names (`user` capture or field, a
+    /// configured WAF header or cookie); requests without one count for
+    /// nobody under this rule. `min_members` is then the distinct
+    /// addresses the user came from.
+    User,
 }
 
 /// A rule as written in the config file.
@@ -111,7 +116,7 @@ pub struct RuleConfig {
     #[serde(default = "default_prefix_v6")]
     pub prefix_v6: u8,
     /// For `key = "prefix"`: distinct offending members (addresses, IPv6 /64s)
-    /// needed in the window.
+    /// needed in the window; for `key = "user"`: distinct addresses.
     #[serde(default = "one")]
     pub min_members: u32,
     /// Sliding window length (a multiple of the bucket width).
@@ -245,7 +250,7 @@ impl Rule {
         if config.key == KeyKind::Ip && config.min_members > 1 {
             return Err(err(
                 "min_members",
-                "only applies to `key = \"prefix\"`".into(),
+                "only applies to `key = \"prefix\"` or `key = \"user\"`".into(),
             ));
         }
         if config.distinct_paths > 1024 || config.min_members > 1024 {

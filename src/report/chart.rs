@@ -302,7 +302,7 @@ impl Model {
     /// requests per minute as bars (darker once blocked), its figures.
     fn offender_lane(&self, h: &mut String, f: &Frame, y0: f64, o: &Offender) {
         let (left, plot_w, lane_h, minute_w) = (f.left, f.plot_w, f.lane_h, f.minute_w);
-        let key = o.net.to_string();
+        let key = o.key.to_string();
         let _ = write!(
             h,
             "<g class=\"lane{}\" data-key=\"{key}\" data-matched=\"{}\">\

@@ -6,6 +6,7 @@
 use crate::detect::{input_bytes, open_input, progress, Sources};
 use anyhow::Result;
 use fail2waf_core::hit::Hit;
+use fail2waf_core::key::{Key, User};
 use fail2waf_core::pipeline::{FileReport, Pipeline, Recorder};
 use fail2waf_core::printable::clip;
 use fail2waf_core::route::RouteNamer;
@@ -129,9 +130,11 @@ pub(super) struct SiteMinute {
 pub(super) struct Data {
     pub(super) bucket_ms: i64,
     pub(super) rules: usize,
-    pub(super) keys: HashMap<IpNet, KeyStats>,
+    /// The rules that count per user.
+    pub(super) user_rules: RuleSet,
+    pub(super) keys: HashMap<Key, KeyStats>,
     /// Requests of keys without matched requests (yet).
-    pub(super) quiet: HashMap<IpNet, u64>,
+    pub(super) quiet: HashMap<Key, u64>,
     pub(super) quiet_full: bool,
     /// Matched requests of keys beyond [`MAX_KEYS`] (not detailed).
     pub(super) dropped_matched: u64,
@@ -160,17 +163,32 @@ fn section_of(namer: &RouteNamer, path: &str) -> String {
 }
 
 impl Data {
-    /// Count one request of `key`, which matched the rules `matched`.
+    /// Count one request of `key`, which matched the rules `matched`: for
+    /// the address, and for its user under the user rules.
     fn record(&mut self, key: IpNet, hit: &Hit<'_>, matched: RuleSet) {
         self.requests += 1;
         let t = hit.time_ms;
         self.first_ms = Some(self.first_ms.map_or(t, |f| f.min(t)));
         self.last_ms = Some(self.last_ms.map_or(t, |l| l.max(t)));
+        self.matched += u64::from(!matched.is_empty());
+        for r in matched.iter() {
+            self.matched_by_rule[r] += 1;
+        }
         let section = self.record_site(key, hit);
-        if matched.is_empty() {
-            self.record_quiet(key);
+        let user = if self.user_rules.is_empty() {
+            None
         } else {
-            self.record_matched(key, hit, matched, section);
+            hit.user.as_deref().and_then(User::new)
+        };
+        let by_user = matched & self.user_rules;
+        let keys = std::iter::once((Key::Net(key), matched & !self.user_rules))
+            .chain(user.map(|u| (Key::User(u), by_user)));
+        for (k, m) in keys {
+            if m.is_empty() {
+                self.record_quiet(k);
+            } else {
+                self.record_matched(k, hit, m, section.clone());
+            }
         }
     }
 
@@ -206,7 +224,7 @@ impl Data {
 
     /// Count a request that matched no rule: in its key's detail if it has
     /// one, as a quiet key's otherwise.
-    fn record_quiet(&mut self, key: IpNet) {
+    fn record_quiet(&mut self, key: Key) {
         if let Some(k) = self.keys.get_mut(&key) {
             k.requests += 1;
         } else if let Some(n) = self.quiet.get_mut(&key) {
@@ -222,16 +240,12 @@ impl Data {
     /// room); `section` is the (minute, route section) of a server error.
     fn record_matched(
         &mut self,
-        key: IpNet,
+        key: Key,
         hit: &Hit<'_>,
         matched: RuleSet,
         section: Option<(i64, String)>,
     ) {
         let t = hit.time_ms;
-        self.matched += 1;
-        for r in matched.iter() {
-            self.matched_by_rule[r] += 1;
-        }
         if !self.keys.contains_key(&key) {
             if self.keys.len() >= MAX_KEYS {
                 self.dropped_matched += 1;
@@ -239,7 +253,7 @@ impl Data {
             }
             let before = self.quiet.remove(&key).unwrap_or(0);
             self.keys.insert(
-                key,
+                key.clone(),
                 KeyStats {
                     requests: before,
                     per_rule: vec![BTreeMap::new(); self.rules],
@@ -305,6 +319,9 @@ pub(super) fn collect(sources: Sources) -> Result<Collected> {
         bucket_ms: config.bucket_ms(),
         namer: RouteNamer::new(&config.file.outage.routes),
         rules: config.rules.len(),
+        user_rules: RuleSet::of(&config.rules, |r| {
+            r.config.key == fail2waf_core::rules::KeyKind::User
+        }),
         matched_by_rule: vec![0; config.rules.len()],
         ..Data::default()
     }));

@@ -157,6 +157,7 @@ impl Model {
             let per = match c.key {
                 KeyKind::Ip => "address".to_string(),
                 KeyKind::Prefix => format!("/{}, /{}", c.prefix_v4, c.prefix_v6),
+                KeyKind::User => "user".to_string(),
             };
             let closest = self
                 .near
@@ -225,7 +226,7 @@ impl Model {
                  <td class=\"t\">{since}</td><td class=\"t\">{until}</td><td class=\"n\">{off}</td>\
                  <td class=\"n\">{mr}</td><td class=\"n\">{dp}</td><td class=\"samples\">{samples}</td>\
                  <td>{reason}</td></tr>",
-                net = d.net,
+                net = d.key,
                 rule = esc(&b.rule),
                 since = rfc3339(b.since_ms),
                 until = rfc3339(b.until_ms),
@@ -331,8 +332,8 @@ impl Model {
                  <p><b>status</b> {}</p><p><b>user agent</b> <code>{}</code></p>\
                  <table class=\"paths\"><tbody>",
                 if o.blocks.is_empty() { "" } else { " blocked" },
-                o.net,
-                o.net,
+                o.key,
+                o.key,
                 if o.blocks.is_empty() {
                     "<span class=\"tag\">not blocked</span>".to_string()
                 } else {

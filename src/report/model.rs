@@ -5,6 +5,7 @@
 use super::collect::{Collected, Data, KeyStats, SECTION_CLIENTS};
 use crate::output::Summary;
 use fail2waf_core::client::widen;
+use fail2waf_core::key::Key;
 use fail2waf_core::pipeline::{Decision, FileReport, Pipeline};
 use fail2waf_core::rules::{KeyKind, Rule};
 use fail2waf_core::window::{window_start, Bucket};
@@ -30,7 +31,7 @@ pub(super) struct Outage {
 
 /// One lane of the timeline: a blocked network or an unblocked key.
 pub(super) struct Offender {
-    pub(super) net: IpNet,
+    pub(super) key: Key,
     pub(super) stats: KeyStats,
     /// Indices into the decisions.
     pub(super) blocks: Vec<usize>,
@@ -39,7 +40,7 @@ pub(super) struct Offender {
 /// A client that came close to a rule without being blocked.
 pub(super) struct NearMiss {
     pub(super) rule: usize,
-    pub(super) key: IpNet,
+    pub(super) key: Key,
     pub(super) max: u64,
     pub(super) threshold: u32,
     /// End of the fullest window (epoch ms).
@@ -170,14 +171,14 @@ fn held_why(
         ));
     }
     let members = rs.members.count_since(lo);
-    if c.key == KeyKind::Prefix && members < c.min_members {
+    if c.key != KeyKind::Ip && members < c.min_members {
         return Some(format!(
             "{members} quiet addresses, under {}",
             c.min_members
         ));
     }
     engine
-        .outage_hold(n.key, &c.name, end)
+        .outage_hold(&n.key, &c.name, end)
         .map(|h| h.to_string())
 }
 
@@ -203,7 +204,7 @@ fn site_outage_why(
     for (m, s) in data
         .keys
         .iter()
-        .filter(|(k, _)| n.key.contains(*k))
+        .filter(|(k, _)| covers(&n.key, k))
         .flat_map(|(_, k)| &k.failed_sections)
     {
         let down = (first..=last).contains(m)
@@ -284,7 +285,7 @@ impl Model {
     }
 
     pub(super) fn blocked_nets(&self) -> usize {
-        let mut nets: Vec<IpNet> = self.decisions.iter().map(|d| d.net).collect();
+        let mut nets: Vec<&Key> = self.decisions.iter().map(|d| &d.key).collect();
         nets.sort();
         nets.dedup();
         nets.len()
@@ -292,29 +293,37 @@ impl Model {
 }
 
 /// Whether one of the decisions blocks `key`.
-fn is_blocked(decisions: &[Decision], key: &IpNet) -> bool {
-    decisions.iter().any(|d| d.net.contains(key))
+fn is_blocked(decisions: &[Decision], key: &Key) -> bool {
+    decisions.iter().any(|d| covers(&d.key, key))
+}
+
+/// Is `key` `outer` or inside it (a user only itself)?
+fn covers(outer: &Key, key: &Key) -> bool {
+    match (outer, key) {
+        (Key::Net(o), Key::Net(k)) => o.contains(k),
+        _ => outer == key,
+    }
 }
 
 /// The lanes of the timeline, `top` in all: the blocked networks with the
 /// most matched requests first, then the busiest keys never blocked; and
 /// how many blocked networks did not fit.
 fn offenders(decisions: &[Decision], data: &Data, top: usize) -> (Vec<Offender>, usize) {
-    let mut nets: Vec<IpNet> = Vec::new();
+    let mut keys: Vec<&Key> = Vec::new();
     for d in decisions {
-        if !nets.contains(&d.net) {
-            nets.push(d.net);
+        if !keys.contains(&&d.key) {
+            keys.push(&d.key);
         }
     }
-    let mut offenders: Vec<Offender> = nets
-        .iter()
-        .map(|net| blocked_offender(*net, decisions, data))
+    let mut offenders: Vec<Offender> = keys
+        .into_iter()
+        .map(|key| blocked_offender(key, decisions, data))
         .collect();
     offenders.sort_by_key(|o| std::cmp::Reverse(o.stats.matched));
     let blocked_not_shown = offenders.len().saturating_sub(top);
     offenders.truncate(top);
     if offenders.len() < top {
-        let mut others: Vec<(&IpNet, &KeyStats)> = data
+        let mut others: Vec<(&Key, &KeyStats)> = data
             .keys
             .iter()
             .filter(|(k, _)| !is_blocked(decisions, k))
@@ -322,7 +331,7 @@ fn offenders(decisions: &[Decision], data: &Data, top: usize) -> (Vec<Offender>,
         others.sort_by(|a, b| b.1.matched.cmp(&a.1.matched).then(a.0.cmp(b.0)));
         for (k, s) in others.into_iter().take(top - offenders.len()) {
             offenders.push(Offender {
-                net: *k,
+                key: k.clone(),
                 stats: s.clone(),
                 blocks: Vec::new(),
             });
@@ -331,27 +340,32 @@ fn offenders(decisions: &[Decision], data: &Data, top: usize) -> (Vec<Offender>,
     (offenders, blocked_not_shown)
 }
 
-/// The lane of the blocked network `net`: its own figures when it is a key,
-/// its members' summed otherwise, with the decisions that blocked it.
-fn blocked_offender(net: IpNet, decisions: &[Decision], data: &Data) -> Offender {
+/// The lane of the blocked network or user `key`: its own figures when
+/// it is a key, its members' summed otherwise, with the decisions that
+/// blocked it.
+fn blocked_offender(key: &Key, decisions: &[Decision], data: &Data) -> Offender {
     let mut stats = KeyStats::default();
-    if let Some(s) = data.keys.get(&net) {
+    if let Some(s) = data.keys.get(key) {
         stats.merge(s);
     } else {
         for (k, s) in &data.keys {
-            if net.contains(k) {
+            if covers(key, k) {
                 stats.merge(s);
             }
         }
     }
     if stats.matched == 0 {
         // A blocked network whose requests were not detailed.
-        stats.requests = data.quiet.get(&net).copied().unwrap_or(0);
+        stats.requests = data.quiet.get(key).copied().unwrap_or(0);
     }
     let blocks = (0..decisions.len())
-        .filter(|&i| decisions[i].net == net)
+        .filter(|&i| decisions[i].key == *key)
         .collect();
-    Offender { net, stats, blocks }
+    Offender {
+        key: key.clone(),
+        stats,
+        blocks,
+    }
 }
 
 /// The clients never blocked by a rule, by their fullest window for it
@@ -371,7 +385,7 @@ fn near_misses(
         for (key, buckets) in candidates(r, rule, decisions, data) {
             if decisions
                 .iter()
-                .any(|d| d.net == key && d.block.rule == rule.config.name)
+                .any(|d| d.key == key && d.block.rule == rule.config.name)
             {
                 continue;
             }
@@ -412,8 +426,8 @@ fn candidates(
     rule: &Rule,
     decisions: &[Decision],
     data: &Data,
-) -> HashMap<IpNet, BTreeMap<i64, u32>> {
-    let mut candidates: HashMap<IpNet, BTreeMap<i64, u32>> = HashMap::new();
+) -> HashMap<Key, BTreeMap<i64, u32>> {
+    let mut candidates: HashMap<Key, BTreeMap<i64, u32>> = HashMap::new();
     for (k, s) in &data.keys {
         let Some(buckets) = s.per_rule.get(r).filter(|b| !b.is_empty()) else {
             continue;
@@ -421,18 +435,23 @@ fn candidates(
         if is_blocked(decisions, k) {
             continue;
         }
-        match rule.config.key {
-            KeyKind::Ip => {
-                candidates.insert(*k, buckets.clone());
+        match (rule.config.key, k) {
+            (KeyKind::Ip, Key::Net(_)) | (KeyKind::User, Key::User(_)) => {
+                candidates.insert(k.clone(), buckets.clone());
             }
-            KeyKind::Prefix => {
+            (KeyKind::Prefix, Key::Net(n)) => {
                 let net = candidates
-                    .entry(widen(*k, rule.config.prefix_v4, rule.config.prefix_v6))
+                    .entry(Key::Net(widen(
+                        *n,
+                        rule.config.prefix_v4,
+                        rule.config.prefix_v6,
+                    )))
                     .or_default();
                 for (b, c) in buckets {
                     *net.entry(*b).or_insert(0) += c;
                 }
             }
+            _ => {}
         }
     }
     candidates

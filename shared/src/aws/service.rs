@@ -27,8 +27,8 @@ use super::waf::WafError;
 use crate::config::Config;
 use crate::engine::{Engine, StoredState};
 use crate::formats::Format;
+use crate::key::Key;
 use crate::ledger::{Ledger, Policy};
-use ipnet::IpNet;
 
 /// Counts older than this before now (beyond the longest window) are
 /// pruned from stored state: logs arrive minutes to hours late.
@@ -188,7 +188,7 @@ impl Service {
     }
 
     /// The stored windows of `key` (the shard it lives in) and the site counts.
-    pub async fn windows_of(&self, key: &IpNet) -> Result<StoredState, ServiceError> {
+    pub async fn windows_of(&self, key: &Key) -> Result<StoredState, ServiceError> {
         let shard = self
             .store
             .get::<Shard>(&self.store.shard_key(self.store.shard_of(key)))
@@ -237,7 +237,7 @@ impl Service {
     ) -> StoredState {
         let mut e = Engine::new(&self.config);
         e.import(base);
-        let keep = |k: &IpNet| match part {
+        let keep = |k: &Key| match part {
             StatePart::Site => false,
             StatePart::Shard(n) => self.store.shard_of(k) == n,
         };

@@ -18,9 +18,9 @@
 
 use super::s3::{get_json, put_json, S3Error, S3Loc, Versioned};
 use crate::engine::StoredState;
+use crate::key::Key;
 use crate::ledger::Ledger;
 use aws_sdk_s3::Client;
-use ipnet::IpNet;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,11 +110,16 @@ impl S3Store {
         self.shards
     }
 
-    /// The shard of a key: by its /24 or /48, so a network and all its
-    /// members live in the same shard.
-    pub fn shard_of(&self, key: &IpNet) -> u32 {
-        let net = crate::client::widen(*key, 24, 48);
-        let h = crate::window::stable_hash(net.network().to_string().as_bytes());
+    /// The shard of a key: a network's by its /24 or /48, so a network and
+    /// all its members live in the same shard; a user's by its value.
+    pub fn shard_of(&self, key: &Key) -> u32 {
+        let h = match key {
+            Key::Net(n) => {
+                let net = crate::client::widen(*n, 24, 48);
+                crate::window::stable_hash(net.network().to_string().as_bytes())
+            }
+            Key::User(_) => crate::window::stable_hash(key.to_string().as_bytes()),
+        };
         (h % u64::from(self.shards)) as u32
     }
 

@@ -7,6 +7,7 @@ use crate::aws::store::{Lease, Shard};
 use crate::aws::waf::{sync_set, validate, IpSetRef, IpVersion, SyncOutcome};
 use crate::clock::wall_ms;
 use crate::engine::{Offense, StoredState};
+use crate::key::Key;
 use crate::ledger::{Block, Ledger, Outcome};
 use ipnet::IpNet;
 use serde::Serialize;
@@ -62,11 +63,11 @@ impl Service {
     pub(super) async fn decide(
         &self,
         mut offenses: Vec<Offense>,
-    ) -> Result<Vec<(IpNet, Block)>, ServiceError> {
+    ) -> Result<Vec<(Key, Block)>, ServiceError> {
         if offenses.is_empty() {
             return Ok(Vec::new());
         }
-        offenses.sort_by(|a, b| (a.time_ms, a.key, &a.rule).cmp(&(b.time_ms, b.key, &b.rule)));
+        offenses.sort_by(|a, b| (a.time_ms, &a.key, &a.rule).cmp(&(b.time_ms, &b.key, &b.rule)));
         let mut added = Vec::new();
         self.store
             .update::<Ledger, _>(&self.store.ledger_key(), |l| {
@@ -213,7 +214,7 @@ impl Service {
         &self,
         now_ms: i64,
         holder: &str,
-    ) -> Result<(Vec<(IpNet, Block)>, EnforceReport), ServiceError> {
+    ) -> Result<(Vec<(Key, Block)>, EnforceReport), ServiceError> {
         let mut removed = Vec::new();
         self.store
             .update::<Ledger, _>(&self.store.ledger_key(), |l| {

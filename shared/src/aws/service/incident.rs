@@ -5,8 +5,8 @@
 use super::{Service, ServiceError};
 use crate::aws::s3::{S3Error, S3Loc};
 use crate::aws::store::Shard;
+use crate::key::Key;
 use crate::ledger::{Block, Ledger};
-use ipnet::IpNet;
 
 impl Service {
     /// Judge everything already counted again, with the current thresholds
@@ -15,7 +15,7 @@ impl Service {
         &self,
         now_ms: i64,
         holder: &str,
-    ) -> Result<Vec<(IpNet, Block)>, ServiceError> {
+    ) -> Result<Vec<(Key, Block)>, ServiceError> {
         let ledger = self.store.ledger().await?;
         let factor = self.threshold_factor(&ledger.value, now_ms);
         let site = self.store.get::<Shard>(&self.store.site_key()).await?;

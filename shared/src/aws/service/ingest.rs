@@ -8,9 +8,9 @@ use crate::aws::s3::{BodyReader, S3Error};
 use crate::aws::store::Shard;
 use crate::engine::{EngineStats, ExportKeys, StoredState};
 use crate::formats::{hint_from_name, NameHint};
+use crate::key::Key;
 use crate::ledger::Block;
 use crate::pipeline::{FileReport, Pipeline};
-use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -49,7 +49,7 @@ pub struct IngestReport {
     /// Shards written.
     pub shards_written: u32,
     /// New blocks.
-    pub blocks: Vec<(IpNet, Block)>,
+    pub blocks: Vec<(Key, Block)>,
     /// Newest event time seen in the object (epoch ms).
     pub newest_event_ms: Option<i64>,
     /// What the engine counted, and what it could not (`untracked`:
@@ -250,11 +250,14 @@ impl Service {
 
     /// The shards that hold the keys of `local` with matched requests,
     /// each with those keys.
-    fn touched_shards(&self, local: &StoredState) -> BTreeMap<u32, BTreeSet<IpNet>> {
-        let mut parts: BTreeMap<u32, BTreeSet<IpNet>> = BTreeMap::new();
+    fn touched_shards(&self, local: &StoredState) -> BTreeMap<u32, BTreeSet<Key>> {
+        let mut parts: BTreeMap<u32, BTreeSet<Key>> = BTreeMap::new();
         for (k, sk) in &local.keys {
             if !sk.rules.is_empty() {
-                parts.entry(self.store.shard_of(k)).or_default().insert(*k);
+                parts
+                    .entry(self.store.shard_of(k))
+                    .or_default()
+                    .insert(k.clone());
             }
         }
         parts
