@@ -33,29 +33,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// One sentence an operator can read: why this block.
 pub fn reason(b: &Block) -> String {
-    if let Some(m) = &b.manual {
-        return format!("blocked by hand by {}: {}", m.by, m.reason);
-    }
-    let Some(e) = &b.evidence else {
-        return b.rule.clone();
-    };
-    let mut s = format!(
-        "{} of {} requests in {} matched `{}` (threshold {})",
-        e.matched, e.requests, e.window, b.rule, e.threshold
-    );
-    if e.distinct_paths > 0 {
-        s += &format!(", {}+ distinct paths", e.distinct_paths);
-    }
-    if e.members > 1 {
-        s += &format!(", {} addresses", e.members);
-    }
-    if let Some(first) = e.samples.first() {
-        s += &format!("; e.g. {first}");
-    }
-    if e.incident {
-        s += " [incident mode]";
-    }
-    s
+    b.reason()
 }
 
 #[derive(Serialize)]

@@ -398,10 +398,10 @@ fn concurrent_ingests_of_the_same_shards_lose_no_count_and_waf_writes_stay_under
 
 #[test]
 fn a_foreign_writer_forces_the_lock_token_retry_and_waf_converges() {
-    use fail2waf_core::aws::waf::{sync_set, IpSetRef};
+    use fail2waf_core::aws::waf::{sync_set, WafSetRef};
     let acct = Account::new();
     let svc = acct.service(&[]);
-    let set: IpSetRef = acct.v4.2.parse().unwrap();
+    let set: WafSetRef = acct.v4.2.parse().unwrap();
     let desired: BTreeSet<ipnet::IpNet> = ["192.0.2.1/32", "198.51.100.0/24"]
         .iter()
         .map(|s| s.parse().unwrap())

@@ -33,7 +33,7 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use fail2waf_core::aws::service::{Deadline, Service, ServiceError, Settings};
 use fail2waf_core::aws::store::Shard;
-use fail2waf_core::aws::waf::{sync_set, IpSetRef};
+use fail2waf_core::aws::waf::{sync_set, WafSetRef};
 use fail2waf_core::clock::wall_ms;
 use fail2waf_core::config::Config;
 use ipnet::IpNet;
@@ -527,7 +527,7 @@ fn get_ip_set_rule() -> Rule {
 fn waf_throttling_limits_and_lock_storms_are_retried_with_backoff_then_give_up() {
     use aws_sdk_wafv2::operation::update_ip_set::UpdateIpSetOutput;
     let rt = runtime();
-    let set: IpSetRef = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/mock-v4/id4"
+    let set: WafSetRef = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/mock-v4/id4"
         .parse()
         .unwrap();
     let desired: BTreeSet<IpNet> = ["192.0.2.1/32".parse().unwrap()].into();

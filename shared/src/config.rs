@@ -638,6 +638,14 @@ pub fn default_toml() -> String {
          threshold_factor = {}\n\
          # ...for this long, unless the alarm returns to OK first.\n\
          duration = \"{}\"\n\n\
+         [users]\n\
+         # Rules with key = \"user\" count per application user: an account, API key or\n\
+         # session. Regex formats name it with a `user` capture, json formats with a\n\
+         # `user` field; in WAF logs it is a request header or a cookie (one of):\n\
+         # header = \"x-api-key\"\n\
+         # cookie = \"session\"\n\
+         # Users never blocked (service accounts, internal keys); `prefix*` allowed.\n\
+         allow = []\n\n\
          # User-defined regex formats, used with `--format NAME`:\n\
          # [formats.myapp]\n\
          # regex = '^(?P<ip>\\S+) \\[(?P<time>[^\\]]+)\\] \"(?P<request>[^\"]*)\" (?P<status>\\d{{3}})'\n\

@@ -124,11 +124,16 @@ impl RuleState {
     }
 }
 
+/// How many distinct addresses a user rule's evidence counts (at least;
+/// more when `min_members` asks for more).
+pub const USER_ADDRESSES: u32 = 64;
+
 fn caps(rule: &Rule) -> (usize, usize) {
-    (
-        rule.config.distinct_paths as usize,
-        rule.config.min_members as usize,
-    )
+    let members = match rule.config.key {
+        KeyKind::User => rule.config.min_members.max(USER_ADDRESSES),
+        _ => rule.config.min_members,
+    };
+    (rule.config.distinct_paths as usize, members as usize)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -605,15 +610,12 @@ impl Engine {
             }
         }
         let key = self.resolver.key(ip);
-        let mut matched = self.matching(hit);
         let user = if self.user_rules.is_empty() {
             None
         } else {
             hit.user.as_deref().and_then(User::new)
         };
-        if user.is_none() {
-            matched &= !self.user_rules;
-        }
+        let matched = self.matching(hit, user.is_some());
         self.count_site(hit, b, matched);
         // The route, where outage awareness needs it: a failure, or any
         // request while some route is failing.
@@ -663,9 +665,9 @@ impl Engine {
         Some((key, matched))
     }
 
-    /// The rules `hit` matches.
+    /// The rules `hit` matches (user rules only for a hit with a user).
     #[inline]
-    fn matching(&self, hit: &Hit<'_>) -> RuleSet {
+    fn matching(&self, hit: &Hit<'_>, has_user: bool) -> RuleSet {
         let mut candidates = self
             .status_mask
             .get(usize::from(hit.status))
@@ -673,6 +675,9 @@ impl Engine {
             .unwrap_or(self.statusless);
         if hit.blocked_by_waf {
             candidates &= self.statusless;
+        }
+        if !has_user {
+            candidates &= !self.user_rules;
         }
         candidates
             .iter()
@@ -1548,6 +1553,98 @@ mod tests {
                 .all(|o| o.key.to_string() == "2001:db8:bad:1::/64"),
             "{off:?}"
         );
+    }
+
+    fn with_user(mut h: Hit<'static>, user: &'static str) -> Hit<'static> {
+        h.user = Some(Cow::Borrowed(user));
+        h
+    }
+
+    /// The case: one API key, 500 addresses, a failed login from
+    /// each every 100 ms, among shoppers. The key is blocked within a
+    /// minute of event time, as a user; no address is.
+    #[test]
+    fn a_credential_stuffer_rotating_addresses_is_blocked_by_its_key_not_its_addresses() {
+        let mut e = Engine::new(&Config::default());
+        let mut hits = vec![];
+        for i in 0..500u32 {
+            let t = f64::from(i) * 0.1;
+            let ip = format!("203.0.{}.{}", 100 + i / 250, i % 250 + 1);
+            hits.push(with_user(
+                hit(t, &ip, 401, "POST", "/api/login".into()),
+                "ak_live_stuffer",
+            ));
+            // Shoppers with their own keys, some of them mistyping once.
+            let shopper = ["ak_live_a", "ak_live_b", "ak_live_c"][i as usize % 3];
+            let status = if i % 50 == 0 { 401 } else { 200 };
+            hits.push(with_user(
+                hit(
+                    t,
+                    &format!("192.0.2.{}", i % 3 + 1),
+                    status,
+                    "POST",
+                    "/api/login".into(),
+                ),
+                shopper,
+            ));
+        }
+        let off = run(&mut e, &hits);
+        let keys: Vec<String> = off.iter().map(|o| o.key.to_string()).collect();
+        assert_eq!(keys, ["user:ak_live_stuffer"], "{off:?}");
+        let o = &off[0];
+        assert_eq!(o.rule, "user-auth");
+        assert!(o.time_ms - T0 < 60_000, "decided at {} ms", o.time_ms - T0);
+        // The evidence names the addresses it came from.
+        assert!(o.evidence.members >= 10, "{:?}", o.evidence);
+        assert!(o.evidence.samples[0].starts_with("401 POST /api/login from 203.0.100."));
+    }
+
+    /// A user whose one page is broken (404 on every visit) is not a
+    /// scanner: many failures, one path.
+    #[test]
+    fn a_user_on_a_broken_page_is_not_blocked() {
+        let mut e = Engine::new(&Config::default());
+        let hits: Vec<_> = (0..200)
+            .map(|i| {
+                let status = if i % 2 == 0 { 404 } else { 200 };
+                let path = if i % 2 == 0 {
+                    "/account/avatar.png"
+                } else {
+                    "/account"
+                };
+                with_user(
+                    hit(
+                        f64::from(i) * 0.25,
+                        "192.0.2.50",
+                        status,
+                        "GET",
+                        path.into(),
+                    ),
+                    "alice",
+                )
+            })
+            .collect();
+        assert!(run(&mut e, &hits).is_empty());
+    }
+
+    /// A hit without a user, or with one that names nobody, counts for no
+    /// user rule; the same user on a rule counts per address as before.
+    #[test]
+    fn users_that_name_nobody_count_for_no_user_rule() {
+        let mut e = Engine::new(&Config::default());
+        for user in ["", "-", "REDACTED"] {
+            let hits: Vec<_> = (0..40)
+                .map(|i| {
+                    let ip = format!("203.0.113.{}", i + 1);
+                    with_user(
+                        hit(f64::from(i) * 0.5, &ip, 401, "POST", "/login".into()),
+                        user,
+                    )
+                })
+                .collect();
+            assert!(run(&mut e, &hits).is_empty(), "{user:?}");
+        }
+        assert!(e.keys.keys().all(|k| k.user().is_none()));
     }
 
     #[test]

@@ -39,6 +39,43 @@ pub struct Block {
     pub manual: Option<Manual>,
 }
 
+impl Block {
+    /// Why, in one line: the evidence (counts, window, threshold, an
+    /// example request), who blocked by hand and why, or the GuardDuty
+    /// finding. What `detect`, `status` and the events print.
+    pub fn reason(&self) -> String {
+        if let Some(m) = &self.manual {
+            return format!("blocked by hand by {}: {}", m.by, m.reason);
+        }
+        let Some(e) = &self.evidence else {
+            return self.rule.clone();
+        };
+        let mut s = format!(
+            "{} of {} requests in {} matched `{}` (threshold {})",
+            e.matched, e.requests, e.window, self.rule, e.threshold
+        );
+        if e.distinct_paths > 0 {
+            s += &format!(", {}+ distinct paths", e.distinct_paths);
+        }
+        if e.members > 1 {
+            // A user's addresses are counted up to a cap.
+            let more = if e.members >= crate::engine::USER_ADDRESSES {
+                "+"
+            } else {
+                ""
+            };
+            s += &format!(", {}{more} addresses", e.members);
+        }
+        if let Some(first) = e.samples.first() {
+            s += &format!("; e.g. {first}");
+        }
+        if e.incident {
+            s += " [incident mode]";
+        }
+        s
+    }
+}
+
 /// A manual action's author and reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manual {

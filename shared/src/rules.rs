@@ -525,19 +525,50 @@ pub fn default_rules() -> Vec<RuleConfig> {
     // 408/429 (timeouts, the site's own rate limiting) say nothing about intent.
     let probe_status = s(&["4xx"]);
     let probe_exclude = s(&["401", "407", "408", "429"]);
+    let scan_burst = RuleConfig {
+        status: probe_status.clone(),
+        exclude_status: probe_exclude.clone(),
+        min_ratio: Some(0.5),
+        distinct_paths: 15,
+        ..base(
+            "scan-burst",
+            "Fast scanners: many 4xx on many different paths within a minute (gobuster, ffuf, nikto, nuclei).",
+            60,
+            30,
+        )
+    };
+    let auth_brute = RuleConfig {
+        status: s(&["401", "403"]),
+        methods: vec!["POST".into(), "PUT".into()],
+        min_ratio: Some(0.3),
+        ..base(
+            "auth-brute",
+            "Credential stuffing and password guessing: failed logins (POST answered 401/403).",
+            5 * 60,
+            10,
+        )
+    };
+    // The same two per application user: an attacker rotating addresses
+    // keeps its account, API key or session. They count only where the
+    // logs name a user (`[users]`, a `user` capture or field).
+    let per_user = |r: &RuleConfig, name: &str, description: &str| RuleConfig {
+        name: name.into(),
+        description: Some(description.into()),
+        key: KeyKind::User,
+        ..r.clone()
+    };
+    let user_scan = per_user(
+        &scan_burst,
+        "user-scan",
+        "One user (account, API key, session) scanning: many 4xx on many different paths within a minute, from any number of addresses.",
+    );
+    let user_auth = per_user(
+        &auth_brute,
+        "user-auth",
+        "One user (account, API key, session) failing logins: credential stuffing through rotating addresses.",
+    );
     vec![
-        RuleConfig {
-            status: probe_status.clone(),
-            exclude_status: probe_exclude.clone(),
-            min_ratio: Some(0.5),
-            distinct_paths: 15,
-            ..base(
-                "scan-burst",
-                "Fast scanners: many 4xx on many different paths within a minute (gobuster, ffuf, nikto, nuclei).",
-                60,
-                30,
-            )
-        },
+        scan_burst,
         RuleConfig {
             status: probe_status.clone(),
             exclude_status: probe_exclude.clone(),
@@ -565,17 +596,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
                 60,
             )
         },
-        RuleConfig {
-            status: s(&["401", "403"]),
-            methods: vec!["POST".into(), "PUT".into()],
-            min_ratio: Some(0.3),
-            ..base(
-                "auth-brute",
-                "Credential stuffing and password guessing: failed logins (POST answered 401/403).",
-                5 * 60,
-                10,
-            )
-        },
+        auth_brute,
         RuleConfig {
             status: s(&["401"]),
             min_ratio: Some(0.8),
@@ -607,6 +628,8 @@ pub fn default_rules() -> Vec<RuleConfig> {
                 50,
             )
         },
+        user_scan,
+        user_auth,
     ]
 }
 

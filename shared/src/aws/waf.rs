@@ -20,9 +20,9 @@ use std::str::FromStr;
 /// Most attempts of one sync.
 const MAX_ATTEMPTS: u32 = 8;
 
-/// A WAFv2 IP set, from its ARN.
+/// A WAFv2 IP set or regex pattern set, from its ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IpSetRef {
+pub struct WafSetRef {
     /// The ARN.
     pub arn: String,
     /// Its name.
@@ -35,23 +35,33 @@ pub struct IpSetRef {
 
 /// A text that is not a WAFv2 IP set ARN.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a WAFv2 IP set ARN (arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID)")]
-pub struct IpSetArnError(pub String);
+#[error("`{0}` is not a WAFv2 {1} ARN (arn:aws:wafv2:REGION:ACCOUNT:regional/{1}/NAME/ID)")]
+pub struct WafArnError(pub String, pub &'static str);
 
-impl FromStr for IpSetRef {
-    type Err = IpSetArnError;
-    /// `arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID` (or `global/`
-    /// for CloudFront).
-    fn from_str(arn: &str) -> Result<Self, IpSetArnError> {
-        let bad = || IpSetArnError(arn.to_string());
+impl FromStr for WafSetRef {
+    type Err = WafArnError;
+    /// An IP set: `arn:aws:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID`
+    /// (or `global/` for CloudFront).
+    fn from_str(arn: &str) -> Result<Self, WafArnError> {
+        WafSetRef::parse(arn, "ipset")
+    }
+}
+
+impl WafSetRef {
+    /// A set of `kind` (`ipset`, `regexpatternset`) from its ARN.
+    pub fn parse(arn: &str, kind: &'static str) -> Result<Self, WafArnError> {
+        let bad = || WafArnError(arn.to_string(), kind);
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         if parts.len() != 6 || parts[0] != "arn" || parts[2] != "wafv2" {
             return Err(bad());
         }
         let res: Vec<&str> = parts[5].split('/').collect();
-        let [scope, "ipset", name, id] = res.as_slice() else {
+        let [scope, k, name, id] = res.as_slice() else {
             return Err(bad());
         };
+        if *k != kind {
+            return Err(bad());
+        }
         let scope = match *scope {
             "regional" => Scope::Regional,
             "global" => Scope::Cloudfront,
@@ -60,7 +70,7 @@ impl FromStr for IpSetRef {
         if name.is_empty() || id.is_empty() {
             return Err(bad());
         }
-        Ok(IpSetRef {
+        Ok(WafSetRef {
             arn: arn.into(),
             name: (*name).into(),
             id: (*id).into(),
@@ -160,7 +170,7 @@ impl WafError {
     }
 }
 
-fn is_throttle(code: Option<&str>) -> bool {
+pub(crate) fn is_throttle(code: Option<&str>) -> bool {
     matches!(
         code,
         Some(
@@ -177,7 +187,7 @@ fn is_throttle(code: Option<&str>) -> bool {
 /// write per second across writers).
 pub async fn sync_set<W, Fut>(
     waf: &Client,
-    set: &IpSetRef,
+    set: &WafSetRef,
     desired: &BTreeSet<IpNet>,
     mut before_write: W,
 ) -> Result<SyncOutcome, WafError>
@@ -283,14 +293,14 @@ mod tests {
 
     #[test]
     fn arns() {
-        let r: IpSetRef = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/fail2waf-v4/a1b2c3"
+        let r: WafSetRef = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/fail2waf-v4/a1b2c3"
             .parse()
             .unwrap();
         assert_eq!(
             (r.name.as_str(), r.id.as_str(), r.scope.clone()),
             ("fail2waf-v4", "a1b2c3", Scope::Regional)
         );
-        let g: IpSetRef = "arn:aws:wafv2:us-east-1:123456789012:global/ipset/x/y"
+        let g: WafSetRef = "arn:aws:wafv2:us-east-1:123456789012:global/ipset/x/y"
             .parse()
             .unwrap();
         assert_eq!(g.scope, Scope::Cloudfront);
@@ -300,7 +310,7 @@ mod tests {
             "arn:aws:wafv2:us-east-1:1:regional/webacl/x/y",
             "arn:aws:wafv2:r:1:regional/ipset//y",
         ] {
-            assert!(bad.parse::<IpSetRef>().is_err(), "{bad}");
+            assert!(bad.parse::<WafSetRef>().is_err(), "{bad}");
         }
     }
 

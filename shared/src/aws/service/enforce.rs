@@ -4,7 +4,7 @@
 
 use super::{Service, ServiceError, StatePart};
 use crate::aws::store::{Lease, Shard};
-use crate::aws::waf::{sync_set, validate, IpSetRef, IpVersion, SyncOutcome};
+use crate::aws::waf::{sync_set, validate, IpVersion, SyncOutcome, WafSetRef};
 use crate::clock::wall_ms;
 use crate::engine::{Offense, StoredState};
 use crate::key::Key;
@@ -155,7 +155,7 @@ impl Service {
     async fn sync_until_stable(
         &self,
         waf: &aws_sdk_wafv2::Client,
-        (v4, v6): (&IpSetRef, &IpSetRef),
+        (v4, v6): (&WafSetRef, &WafSetRef),
         now_ms: i64,
         last_write: &Arc<Mutex<i64>>,
         rep: &mut EnforceReport,
@@ -182,7 +182,7 @@ impl Service {
     async fn sync_one(
         &self,
         waf: &aws_sdk_wafv2::Client,
-        set: &IpSetRef,
+        set: &WafSetRef,
         nets: &[IpNet],
         version: IpVersion,
         last_write: &Arc<Mutex<i64>>,

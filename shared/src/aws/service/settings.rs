@@ -1,7 +1,7 @@
 //! The settings of a deployed function, from its environment.
 
 use crate::aws::s3::{S3Loc, S3LocError};
-use crate::aws::waf::{IpSetArnError, IpSetRef};
+use crate::aws::waf::{WafArnError, WafSetRef};
 
 /// Settings of a deployed function, from its environment.
 #[derive(Debug, Clone)]
@@ -9,9 +9,9 @@ pub struct Settings {
     /// `FAIL2WAF_STATE`: where state lives.
     pub state: S3Loc,
     /// `FAIL2WAF_IPSET_V4_ARN`.
-    pub ipset_v4: Option<IpSetRef>,
+    pub ipset_v4: Option<WafSetRef>,
     /// `FAIL2WAF_IPSET_V6_ARN`.
-    pub ipset_v6: Option<IpSetRef>,
+    pub ipset_v6: Option<WafSetRef>,
     /// `FAIL2WAF_DRY_RUN=true`: decide and log, never touch WAF.
     pub dry_run: bool,
     /// `FAIL2WAF_SHARDS` (default 16).
@@ -40,7 +40,7 @@ pub enum SettingsError {
         /// The variable.
         var: &'static str,
         /// What is wrong with its value.
-        error: IpSetArnError,
+        error: WafArnError,
     },
     /// `FAIL2WAF_DRY_RUN` is neither true nor false.
     #[error("FAIL2WAF_DRY_RUN: `{0}` is not true or false")]
@@ -69,10 +69,10 @@ impl Settings {
             .ok_or(SettingsError::NoState)?
             .parse::<S3Loc>()
             .map_err(SettingsError::State)?;
-        let arn = |var: &'static str| -> Result<Option<IpSetRef>, SettingsError> {
+        let arn = |var: &'static str| -> Result<Option<WafSetRef>, SettingsError> {
             get(var)
                 .map(|a| {
-                    a.parse::<IpSetRef>()
+                    a.parse::<WafSetRef>()
                         .map_err(|error| SettingsError::IpSetArn { var, error })
                 })
                 .transpose()
