@@ -1,5 +1,6 @@
 //! Lambda trigger events: which S3 objects to ingest, which alarm changed,
-//! whether an invocation is a schedule.
+//! whether an invocation is a schedule, which addresses a GuardDuty finding
+//! names.
 //!
 //! Every decoder takes the raw invocation payload as a [`serde_json::Value`]
 //! and never panics: anything it does not recognise is an [`EventError`]
@@ -14,7 +15,7 @@
 //! | `Records[0].eventSource == "aws:sqs"` | SQS batch (body: S3 notification, SNS envelope, test event or EventBridge event) |
 //! | `Records[0].EventSource == "aws:sns"` | SNS (message: S3 notification, test event, or CloudWatch alarm notification) |
 //! | `Event == "s3:TestEvent"` | S3 test event, sent once when a notification is configured |
-//! | `detail-type` (+ `source`) | EventBridge: `Object Created` / `aws.s3`, `CloudWatch Alarm State Change`, `Scheduled Event` |
+//! | `detail-type` (+ `source`) | EventBridge: `Object Created` / `aws.s3`, `CloudWatch Alarm State Change`, `Scheduled Event`, `GuardDuty Finding` / `aws.guardduty` (`events/guardduty.rs`) |
 //! | `alarmData` | CloudWatch alarm action invoking Lambda directly |
 //!
 //! Known traps handled here (see `tests/fixtures/README.md`, section 5):
@@ -30,16 +31,20 @@
 //! One file per trigger: `events/object_created.rs` (the ingest function:
 //! S3 Object Created, delivered directly, through SNS or SQS, or by
 //! EventBridge), `events/alarm.rs` (the alarm function: CloudWatch alarm
-//! state changes), `events/schedule.rs` (the expire function); tests in
-//! `events/tests.rs`.
+//! state changes), `events/schedule.rs` (the expire function),
+//! `events/guardduty.rs` (GuardDuty findings: the remote addresses to
+//! block, or why a finding names none); tests in `events/tests.rs`
+//! (GuardDuty fixtures: `tests/data/guardduty/`).
 
 mod alarm;
+mod guardduty;
 mod object_created;
 mod schedule;
 #[cfg(test)]
 mod tests;
 
 pub use alarm::{decode_alarm, AlarmChange, AlarmState};
+pub use guardduty::{decode_finding, is_guardduty_finding, Finding, Skip};
 pub use object_created::{decode_ingest, decode_s3_key, IngestEvent, ObjectRef, SqsItem};
 pub use schedule::is_schedule;
 

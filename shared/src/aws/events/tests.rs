@@ -992,3 +992,675 @@ fn schedules() {
     assert!(!is_schedule(&load("awsdocs/s3_notification_put.json")));
     assert!(!is_schedule(&load("powertools/eventBridgeEvent.json")));
 }
+
+// -- GuardDuty findings -------------------------------------------------
+
+const GD_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/guardduty");
+
+/// Every GuardDuty fixture (tests/data/guardduty/*.json).
+const GD_FIXTURES: &[&str] = &[
+    "aws_api_call.json",
+    "dns_request_no_remote.json",
+    "kubernetes_api_call.json",
+    "network_connection.json",
+    "network_connection_ipv6.json",
+    "port_probe.json",
+    "rds_login_attempt.json",
+    "rds_login_attempt_anomalous_login.json",
+    "s3_or_runtime_no_remote.json",
+];
+
+fn gd_load(name: &str) -> Value {
+    let path = format!("{GD_DIR}/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn gd(name: &str) -> Finding {
+    finding(&gd_load(name), name)
+}
+
+fn finding(v: &Value, what: &str) -> Finding {
+    let f = decode_finding(v).unwrap_or_else(|e| panic!("{what}: {e}"));
+    check_finding(&f).unwrap_or_else(|e| panic!("{what}: {e}"));
+    f
+}
+
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
+fn ips(list: &[&str]) -> Vec<std::net::IpAddr> {
+    list.iter().map(|s| ip(s)).collect()
+}
+
+/// What holds for every decoded finding: addresses xor a skip reason, no
+/// duplicates, nothing unspecified, loopback or IPv4-mapped.
+fn check_finding(f: &Finding) -> Result<(), String> {
+    if f.remote.is_empty() == f.skip.is_none() {
+        return Err(format!("remote {:?} with skip {:?}", f.remote, f.skip));
+    }
+    for (i, a) in f.remote.iter().enumerate() {
+        if f.remote[..i].contains(a) {
+            return Err(format!("{a} twice in {:?}", f.remote));
+        }
+        if a.is_unspecified() || a.is_loopback() || a.to_canonical() != *a {
+            return Err(format!("{a} kept in {:?}", f.remote));
+        }
+    }
+    if !f.severity.is_finite() {
+        return Err(format!("severity {}", f.severity));
+    }
+    Ok(())
+}
+
+#[test]
+fn gd_every_fixture_file_is_listed() {
+    let mut found: Vec<String> = std::fs::read_dir(GD_DIR)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, GD_FIXTURES,
+        "add new GuardDuty fixtures to GD_FIXTURES"
+    );
+}
+
+/// Every GuardDuty fixture is a finding, decodes, and is refused by the
+/// other decoders; no other event fixture is a finding.
+#[test]
+fn gd_fixtures_by_family() {
+    for &name in GD_FIXTURES {
+        let v = gd_load(name);
+        assert!(is_guardduty_finding(&v), "{name}");
+        let f = gd(name);
+        assert!(f.sample, "{name}: every fixture is a sample finding");
+        assert_eq!(f.account, "123456789012", "{name}");
+        let e = decode_ingest(&v).expect_err(name);
+        assert!(
+            is_shape_error(&e) && e.to_string().contains("\"GuardDuty Finding\""),
+            "{name}: {e}"
+        );
+        let e = decode_alarm(&v).expect_err(name);
+        assert!(is_shape_error(&e), "{name}: {e}");
+        assert!(!is_schedule(&v), "{name}");
+    }
+    for &(rel, _) in FIXTURES {
+        let v = load(rel);
+        assert!(!is_guardduty_finding(&v), "{rel}");
+        let e = decode_finding(&v).expect_err(rel);
+        assert!(is_shape_error(&e), "{rel}: {e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("event: not an EventBridge GuardDuty Finding event"),
+            "{rel}: {e}"
+        );
+    }
+}
+
+#[test]
+fn gd_network_connection_inbound() {
+    assert_eq!(
+        gd("network_connection.json"),
+        Finding {
+            id: "b2b1f6f0c4f1d9a2e1c3b5a7d9e0f1a2".into(),
+            kind: "UnauthorizedAccess:EC2/SSHBruteForce".into(),
+            severity: 2.0,
+            count: 1,
+            updated_at: "2018-05-11T14:56:39.976Z".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            action: "NETWORK_CONNECTION".into(),
+            sample: true,
+            // Not the instance's own publicIp 198.51.100.20.
+            remote: ips(&["198.51.100.0"]),
+            skip: None,
+        }
+    );
+}
+
+#[test]
+fn gd_port_probe_every_prober() {
+    let f = gd("port_probe.json");
+    assert_eq!(f.id, "5cbd952561ad83a6e287ba028d676cb7");
+    assert_eq!(f.kind, "Recon:EC2/PortProbeUnprotectedPort");
+    assert_eq!(f.action, "PORT_PROBE");
+    assert_eq!(f.severity, 2.0);
+    assert_eq!(f.count, 5);
+    assert_eq!(f.updated_at, "2021-09-30T10:19:47.408Z");
+    assert_eq!(f.region, "us-east-2");
+    assert_eq!(f.remote, ips(&["203.0.113.10", "203.0.113.11"]));
+    assert_eq!(f.skip, None);
+
+    // The same prober twice is kept once; a detail without an address, or
+    // with a bad one, is passed over.
+    let mut v = gd_load("port_probe.json");
+    let details = v["detail"]["service"]["action"]["portProbeAction"]["portProbeDetails"]
+        .as_array_mut()
+        .unwrap();
+    let first = details[0].clone();
+    details.push(json!({"localPortDetails": {"port": 22}}));
+    details.push(json!({"remoteIpDetails": {"ipAddressV4": "not an address"}}));
+    details.push(json!(null));
+    details.push(first);
+    details.push(json!({"remoteIpDetails": {"ipAddressV6": "2001:db8::10"}}));
+    assert_eq!(
+        finding(&v, "port probe").remote,
+        ips(&["203.0.113.10", "203.0.113.11", "2001:db8::10"])
+    );
+    // No details at all: nothing to block.
+    v["detail"]["service"]["action"]["portProbeAction"]["portProbeDetails"] = json!([]);
+    assert_eq!(
+        finding(&v, "port probe").skip,
+        Some(Skip::NoRemoteAddress {
+            action: "PORT_PROBE".into()
+        })
+    );
+}
+
+#[test]
+fn gd_api_calls() {
+    let f = gd("aws_api_call.json");
+    assert_eq!(f.kind, "UnauthorizedAccess:IAMUser/TorIPCaller");
+    assert_eq!(f.action, "AWS_API_CALL");
+    assert_eq!(f.severity, 5.0);
+    assert_eq!(f.count, 4);
+    assert_eq!(f.region, "us-east-2");
+    // Not the instance's publicIp 198.51.100.22.
+    assert_eq!(f.remote, ips(&["203.0.113.20"]));
+
+    let f = gd("kubernetes_api_call.json");
+    assert_eq!(f.id, "43b6abcdeabcdeabcde1234562176924");
+    assert_eq!(f.kind, "Discovery:Kubernetes/TorIPCaller");
+    assert_eq!(f.action, "KUBERNETES_API_CALL");
+    assert_eq!(f.count, 2);
+    assert_eq!(f.remote, ips(&["203.0.113.30"]));
+}
+
+#[test]
+fn gd_rds_login_attempts() {
+    let f = gd("rds_login_attempt.json");
+    assert_eq!(
+        f.kind,
+        "CredentialAccess:RDS/AnomalousBehavior.SuccessfulBruteForce"
+    );
+    assert_eq!(f.action, "RDS_LOGIN_ATTEMPT");
+    assert_eq!(f.severity, 8.0);
+    assert_eq!(f.remote, ips(&["203.0.113.40"]));
+    let f = gd("rds_login_attempt_anomalous_login.json");
+    assert_eq!(
+        f.kind,
+        "CredentialAccess:RDS/AnomalousBehavior.SuccessfulLogin"
+    );
+    assert_eq!(f.remote, ips(&["203.0.113.41"]));
+}
+
+/// The 2024 sample: both v4 and v6 in one remoteIpDetails, but our instance
+/// is the actor of an outbound connection, so its peer is the victim.
+#[test]
+fn gd_ipv6_actor_outbound_names_the_victim_not_a_target() {
+    let f = gd("network_connection_ipv6.json");
+    assert_eq!(f.id, "9b2373d85dcf4e429cce481fa2d8a84b");
+    assert_eq!(f.kind, "Backdoor:EC2/DenialOfService.Tcp");
+    assert_eq!(f.severity, 8.0);
+    assert_eq!(f.count, 2);
+    assert_eq!(f.region, "us-west-2");
+    assert!(f.remote.is_empty());
+    let peers = ips(&["192.0.2.50", "2001:db8::cde0"]);
+    assert_eq!(
+        f.skip,
+        Some(Skip::OwnResourceIsActor {
+            action: "NETWORK_CONNECTION".into(),
+            peers: peers.clone()
+        })
+    );
+    assert_eq!(
+        f.skip.unwrap().to_string(),
+        "our own resource is the actor of this NETWORK_CONNECTION: \
+         192.0.2.50, 2001:db8::cde0 is its target, not an attacker"
+    );
+
+    let mut v = gd_load("network_connection_ipv6.json");
+    // Outbound alone (role TARGET) is skipped too.
+    v["detail"]["service"]["resourceRole"] = json!("TARGET");
+    let f = finding(&v, "outbound");
+    assert_eq!(
+        f.skip,
+        Some(Skip::Outbound {
+            peers: peers.clone()
+        })
+    );
+    assert!(f.remote.is_empty());
+    assert!(f.skip.unwrap().to_string().starts_with(
+        "outbound connection from our own resource: 192.0.2.50, 2001:db8::cde0 is its destination"
+    ));
+    // Inbound, unknown or no direction: both addresses, v4 first; never the
+    // local 10.0.0.23 / 2001:db8::cde1.
+    let conn = "/detail/service/action/networkConnectionAction";
+    for dir in [json!("INBOUND"), json!("UNKNOWN"), json!(null)] {
+        *v.pointer_mut(&format!("{conn}/connectionDirection"))
+            .unwrap() = dir.clone();
+        let f = finding(&v, "inbound");
+        assert_eq!(f.remote, peers, "{dir}");
+        assert_eq!(f.skip, None, "{dir}");
+    }
+    // No resourceRole: as TARGET.
+    v["detail"]["service"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceRole");
+    assert_eq!(finding(&v, "no role").remote, peers);
+    // v6 only.
+    v.pointer_mut(&format!("{conn}/remoteIpDetails"))
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .remove("ipAddressV4");
+    assert_eq!(finding(&v, "v6 only").remote, ips(&["2001:db8::cde0"]));
+    // IPv4-mapped IPv6 is the IPv4 address, kept once beside the same v4.
+    *v.pointer_mut(&format!("{conn}/remoteIpDetails/ipAddressV6"))
+        .unwrap() = json!("::ffff:192.0.2.51");
+    assert_eq!(finding(&v, "mapped").remote, ips(&["192.0.2.51"]));
+    v.pointer_mut(&format!("{conn}/remoteIpDetails"))
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .insert("ipAddressV4".into(), json!("192.0.2.51"));
+    assert_eq!(finding(&v, "mapped twice").remote, ips(&["192.0.2.51"]));
+    // No remoteIpDetails: nothing to block.
+    v.pointer_mut(conn)
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .remove("remoteIpDetails");
+    assert_eq!(
+        finding(&v, "no remote").skip,
+        Some(Skip::NoRemoteAddress {
+            action: "NETWORK_CONNECTION".into()
+        })
+    );
+}
+
+#[test]
+fn gd_dns_and_runtime_name_no_address() {
+    let f = gd("dns_request_no_remote.json");
+    assert_eq!(f.kind, "Trojan:EC2/BlackholeTraffic!DNS");
+    assert_eq!(f.action, "DNS_REQUEST");
+    // The instance's own publicIp 198.51.100.23 is not a remote address.
+    assert!(f.remote.is_empty());
+    let skip = f.skip.unwrap();
+    assert_eq!(
+        skip,
+        Skip::NoRemoteAddress {
+            action: "DNS_REQUEST".into()
+        }
+    );
+    assert_eq!(
+        skip.to_string(),
+        "no remote address to block: the DNS_REQUEST action names none"
+    );
+
+    let f = gd("s3_or_runtime_no_remote.json");
+    assert_eq!(f.kind, "PrivilegeEscalation:Runtime/DockerSocketAccessed");
+    assert_eq!(f.action, "");
+    assert_eq!(f.count, 9);
+    assert_eq!(f.region, "us-west-1");
+    assert!(f.remote.is_empty());
+    let skip = f.skip.unwrap();
+    assert_eq!(skip, Skip::NoRemoteAddress { action: "".into() });
+    assert!(
+        skip.to_string()
+            .starts_with("no remote address to block: the finding has no action type"),
+        "{skip}"
+    );
+
+    // No service at all: still a finding, with nothing to block.
+    let mut v = gd_load("dns_request_no_remote.json");
+    v["detail"].as_object_mut().unwrap().remove("service");
+    let f = finding(&v, "no service");
+    assert_eq!((f.count, f.sample, f.action.as_str()), (1, false, ""));
+    assert_eq!(f.skip, Some(Skip::NoRemoteAddress { action: "".into() }));
+    // An unknown action type with a remoteIpDetails somewhere: not read.
+    v["detail"]["service"] = json!({"action": {"actionType": "SOMETHING_NEW",
+        "somethingNewAction": {"remoteIpDetails": {"ipAddressV4": "203.0.113.99"}}}});
+    assert_eq!(
+        finding(&v, "new action").skip,
+        Some(Skip::NoRemoteAddress {
+            action: "SOMETHING_NEW".into()
+        })
+    );
+}
+
+#[test]
+fn gd_unusable_addresses_are_dropped() {
+    let mut v = gd_load("aws_api_call.json");
+    let details = "/detail/service/action/awsApiCallAction/remoteIpDetails";
+    let cases: &[(Value, Value, &[&str])] = &[
+        (json!("0.0.0.0"), json!("::"), &[]),
+        (json!("127.0.0.1"), json!("::1"), &[]),
+        (json!("::ffff:127.0.0.1"), json!("::ffff:0.0.0.0"), &[]),
+        (json!("203.0.113.300"), json!("2001:db8::g"), &[]),
+        (json!(""), json!(null), &[]),
+        (json!(203), json!(["2001:db8::1"]), &[]),
+        (
+            json!(" 203.0.113.21 "),
+            json!("2001:DB8::1"),
+            &["203.0.113.21", "2001:db8::1"],
+        ),
+        (
+            json!("10.0.0.5"),
+            json!("fe80::1"),
+            &["10.0.0.5", "fe80::1"],
+        ),
+        // A v6 address in the v4 field is still an address.
+        (
+            json!("2001:db8::2"),
+            json!("203.0.113.22"),
+            &["2001:db8::2", "203.0.113.22"],
+        ),
+        (
+            json!("203.0.113.23"),
+            json!("::ffff:203.0.113.23"),
+            &["203.0.113.23"],
+        ),
+    ];
+    for (v4, v6, want) in cases {
+        *v.pointer_mut(details).unwrap() = json!({"ipAddressV4": v4, "ipAddressV6": v6});
+        let f = finding(&v, &format!("{v4} {v6}"));
+        assert_eq!(f.remote, ips(want), "{v4} {v6}");
+        if want.is_empty() {
+            assert_eq!(
+                f.skip,
+                Some(Skip::NoRemoteAddress {
+                    action: "AWS_API_CALL".into()
+                })
+            );
+        }
+    }
+    *v.pointer_mut(details).unwrap() = json!("203.0.113.20");
+    assert!(finding(&v, "details a string").remote.is_empty());
+}
+
+#[test]
+fn gd_lenient_fields() {
+    let mut v = gd_load("aws_api_call.json");
+    v["detail"]["severity"] = json!(" 5.3 ");
+    v["detail"]["service"]["count"] = json!("17");
+    v["detail"]["accountId"] = json!("");
+    v["detail"].as_object_mut().unwrap().remove("region");
+    v["account"] = json!("210987654321");
+    v["detail"].as_object_mut().unwrap().remove("updatedAt");
+    // additionalInfo in the API model's form: sample only inside `value`.
+    v["detail"]["service"]["additionalInfo"] =
+        json!({"value": "{\"sample\":true}", "type": "default"});
+    let f = finding(&v, "lenient");
+    assert_eq!(f.severity, 5.3);
+    assert_eq!(f.count, 17);
+    assert_eq!(f.account, "210987654321");
+    assert_eq!(f.region, "us-east-2");
+    assert_eq!(f.updated_at, "");
+    assert!(f.sample);
+
+    v["detail"]["severity"] = json!(7.5);
+    v["detail"]["service"]["additionalInfo"] = json!({"sample": "true"});
+    for count in [json!(-1), json!(1.5), json!("many"), json!(null)] {
+        v["detail"]["service"]["count"] = count.clone();
+        let f = finding(&v, "count");
+        assert_eq!((f.count, f.severity, f.sample), (1, 7.5, false), "{count}");
+    }
+    v["detail"]["service"]["count"] = json!(3.0);
+    assert_eq!(finding(&v, "count 3.0").count, 3);
+    for envelope in ["account", "region"] {
+        v.as_object_mut().unwrap().remove(envelope);
+    }
+    let f = finding(&v, "no account");
+    assert_eq!((f.account.as_str(), f.region.as_str()), ("", ""));
+}
+
+#[test]
+fn gd_other_events_are_not_findings() {
+    let s3 = load("awsdocs/eventbridge_s3_object_created.json");
+    let alarm = load("awsdocs/eventbridge_cloudwatch_alarm_state_change_single_metric.json");
+    for (v, want) in [
+        (&s3, "\"Object Created\" from source \"aws.s3\""),
+        (&alarm, "\"CloudWatch Alarm State Change\""),
+        (&json!(null), "(null)"),
+        (&json!([]), "(an array of 0 elements)"),
+        (&json!({}), "(an empty object)"),
+        (
+            &json!({"detail-type": "GuardDuty Finding", "source": "aws.s3", "detail": {}}),
+            "from source \"aws.s3\"",
+        ),
+        (
+            &json!({"detail-type": "Guardduty Finding"}),
+            "\"Guardduty Finding\"",
+        ),
+    ] {
+        assert!(!is_guardduty_finding(v), "{v}");
+        let e = decode_finding(v).unwrap_err();
+        assert!(is_shape_error(&e), "{v}: {e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("event: not an EventBridge GuardDuty Finding event")
+                && msg.contains(want),
+            "{v}: {msg}"
+        );
+    }
+    // A finding without a source (a hand-made test event) is accepted.
+    let mut v = gd_load("port_probe.json");
+    v.as_object_mut().unwrap().remove("source");
+    assert!(is_guardduty_finding(&v));
+    assert_eq!(finding(&v, "no source").remote.len(), 2);
+}
+
+#[test]
+fn gd_broken_findings_give_clear_errors() {
+    let base = gd_load("port_probe.json");
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = base.clone();
+        f(&mut v);
+        v
+    };
+    let remove = |key: &'static str| {
+        with(&move |v: &mut Value| {
+            v["detail"].as_object_mut().unwrap().remove(key);
+        })
+    };
+    let set =
+        |key: &'static str, x: Value| with(&move |v: &mut Value| v["detail"][key] = x.clone());
+    let at = "GuardDuty finding \"5cbd952561ad83a6e287ba028d676cb7\": ";
+    let cases: Vec<(Value, String)> =
+        vec![
+        (
+            json!({"detail-type": "GuardDuty Finding"}),
+            "EventBridge GuardDuty Finding: detail is missing, expected an object".into(),
+        ),
+        (
+            with(&|v: &mut Value| v["detail"] = json!("garbage")),
+            "EventBridge GuardDuty Finding: detail is \"garbage\", expected an object".into(),
+        ),
+        (
+            with(&|v: &mut Value| v["detail"] = json!([1, 2])),
+            "EventBridge GuardDuty Finding: detail is an array of 2 elements, expected an object"
+                .into(),
+        ),
+        (
+            with(&|v: &mut Value| v["detail"] = json!({})),
+            "EventBridge GuardDuty Finding: detail.id is missing, expected a non-empty string"
+                .into(),
+        ),
+        (
+            remove("id"),
+            "EventBridge GuardDuty Finding: detail.id is missing".into(),
+        ),
+        (
+            set("id", json!("")),
+            "EventBridge GuardDuty Finding: detail.id is \"\"".into(),
+        ),
+        (
+            set("id", json!(42)),
+            "EventBridge GuardDuty Finding: detail.id is 42".into(),
+        ),
+        (
+            remove("type"),
+            format!("{at}detail.type is missing, expected a non-empty string"),
+        ),
+        (
+            set("type", json!({"a": 1})),
+            format!("{at}detail.type is keys: a, expected"),
+        ),
+        (
+            remove("severity"),
+            format!("{at}detail.severity is missing, expected a number"),
+        ),
+        (
+            set("severity", json!("High")),
+            format!("{at}detail.severity is \"High\", expected a number"),
+        ),
+        (
+            set("severity", json!("NaN")),
+            format!("{at}detail.severity is \"NaN\""),
+        ),
+        (set("severity", json!(null)), format!("{at}detail.severity is null")),
+        (set("severity", json!(true)), format!("{at}detail.severity is a boolean")),
+    ];
+    for (v, want) in &cases {
+        let e = decode_finding(v).unwrap_err();
+        assert!(matches!(e, EventError::Malformed { .. }), "{want}: {e:?}");
+        assert!(
+            e.to_string().starts_with(want.as_str()),
+            "{want}\n   got {e}"
+        );
+    }
+}
+
+/// Every JSON pointer in `v` (its root excluded).
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    let children: Vec<(String, &Value)> = match v {
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, c)| (k.replace('~', "~0").replace('/', "~1"), c))
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i.to_string(), c))
+            .collect(),
+        _ => return,
+    };
+    for (seg, child) in children {
+        let p = format!("{at}/{seg}");
+        out.push(p.clone());
+        pointers(child, p, out);
+    }
+}
+
+/// Replace the value at `pointer` with `with`, or delete it when `with` is
+/// `None` (an object key removed, an array element taken out).
+fn mutate(v: &mut Value, pointer: &str, with: Option<&Value>) {
+    match with {
+        Some(x) => {
+            if let Some(slot) = v.pointer_mut(pointer) {
+                *slot = x.clone();
+            }
+        }
+        None => {
+            let (parent, last) = pointer.rsplit_once('/').unwrap();
+            let key = last.replace("~1", "/").replace("~0", "~");
+            match v.pointer_mut(parent) {
+                Some(Value::Object(o)) => {
+                    o.remove(&key);
+                }
+                Some(Value::Array(a)) => {
+                    if let Ok(i) = key.parse::<usize>() {
+                        if i < a.len() {
+                            a.remove(i);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn gd_replacements() -> Vec<Option<Value>> {
+    vec![
+        None,
+        Some(json!(null)),
+        Some(json!(true)),
+        Some(json!(0)),
+        Some(json!(-1)),
+        Some(json!(1.5)),
+        Some(json!(1e300)),
+        Some(json!(u64::MAX)),
+        Some(json!("")),
+        Some(json!("x")),
+        Some(json!("::1")),
+        Some(json!("::ffff:203.0.113.1")),
+        Some(json!([])),
+        Some(json!({})),
+        Some(json!([null, 1])),
+    ]
+}
+
+/// The decoder on a finding with one value dropped or replaced anywhere:
+/// never a panic, an error only when a required field or the envelope was
+/// hit, and a consistent finding otherwise.
+#[test]
+fn gd_every_single_mutation_of_every_fixture() {
+    let replacements = gd_replacements();
+    let mut runs = 0;
+    for &name in GD_FIXTURES {
+        let base = gd_load(name);
+        let mut paths = Vec::new();
+        pointers(&base, String::new(), &mut paths);
+        for p in &paths {
+            for r in &replacements {
+                let mut v = base.clone();
+                mutate(&mut v, p, r.as_ref());
+                runs += 1;
+                match decode_finding(&v) {
+                    Ok(f) => check_finding(&f).unwrap_or_else(|e| panic!("{name} {p} {r:?}: {e}")),
+                    Err(e) => {
+                        let required = ["/detail-type", "/source", "/detail", "/detail/id"]
+                            .contains(&p.as_str())
+                            || p == "/detail/type"
+                            || p == "/detail/severity";
+                        assert!(required, "{name} {p} {r:?}: {e}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(runs > 5000, "{runs}");
+}
+
+proptest::proptest! {
+    /// Several mutations at once, anywhere: never a panic.
+    #[test]
+    fn gd_random_mutations_never_panic(
+        fixture in proptest::sample::select(GD_FIXTURES),
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), 0..gd_replacements().len()),
+            1..6,
+        ),
+    ) {
+        let mut v = gd_load(fixture);
+        let replacements = gd_replacements();
+        for (at, r) in &edits {
+            let mut paths = Vec::new();
+            pointers(&v, String::new(), &mut paths);
+            if paths.is_empty() {
+                break;
+            }
+            let p = paths[at.index(paths.len())].clone();
+            mutate(&mut v, &p, replacements[*r].as_ref());
+        }
+        if let Ok(f) = decode_finding(&v) {
+            proptest::prop_assert!(check_finding(&f).is_ok(), "{:?}", check_finding(&f));
+        }
+    }
+}
