@@ -295,3 +295,137 @@ fn every_fixture_directory_runs_without_a_crash() {
         );
     }
 }
+
+/// Application logs as Fluent Bit ships them (the app's JSON line in
+/// `log`): a credential stuffer with one API key through 500 addresses is
+/// blocked by its key within a minute; none of its addresses is, and
+/// neither is a user whose one page keeps answering 404. `explain`
+/// shows the key's windows; `block --user` / `unblock --user` act on it.
+#[test]
+fn json_app_logs_block_a_user_not_its_addresses() {
+    let dir = TempDir::new("cli-users");
+    let mut log = String::new();
+    let line = |t: u32, ip: &str, method: &str, path: &str, status: u16, key: &str| {
+        let app = format!(
+            r#"{{"remote_addr":"{ip}","time":"2026-01-01T00:00:{:02}.{:03}Z","method":"{method}","path":"{path}","status":{status},"auth":{{"api_key":"{key}"}}}}"#,
+            t / 1000,
+            t % 1000
+        );
+        format!(
+            "{}\n",
+            serde_json::json!({"date": 1767225600.0, "log": app, "kubernetes": {"pod_name": "api-7d9f"}})
+        )
+    };
+    for i in 0..500u32 {
+        let t = i * 100;
+        let ip = format!("203.0.{}.{}", 100 + i / 250, i % 250 + 1);
+        log += &line(t, &ip, "POST", "/api/login", 401, "ak_live_stuffer");
+        let status = if i % 2 == 0 { 404 } else { 200 };
+        log += &line(
+            t,
+            "192.0.2.50",
+            "GET",
+            "/account/avatar.png",
+            status,
+            "ak_live_alice",
+        );
+    }
+    std::fs::write(dir.join("app.log"), log).unwrap();
+    let config = dir.join("fail2waf.toml");
+    std::fs::write(
+        &config,
+        r#"
+[formats.app]
+json = { ip = "log.remote_addr", time = "log.time", status = "log.status", method = "log.method", path = "log.path", user = "log.auth.api_key" }
+time_format = "iso8601"
+"#,
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        v.extend(["--config".into(), config.display().to_string()]);
+        v
+    };
+    let detect = args(&[
+        "detect",
+        "--json",
+        "--format",
+        "app",
+        "--state",
+        state.to_str().unwrap(),
+        dir.join("app.log").to_str().unwrap(),
+    ]);
+    let out = fail2waf(&detect.iter().map(String::as_str).collect::<Vec<_>>(), b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let decisions = of_type(&lines, "decision");
+    assert_eq!(decisions.len(), 1, "{lines:?}");
+    let d = decisions[0];
+    assert_eq!(
+        (d["key"].as_str(), d["user"].as_str()),
+        (Some("user:ak_live_stuffer"), Some("ak_live_stuffer"))
+    );
+    assert!(d["ip"].is_null());
+    assert_eq!(d["rule"], "user-auth");
+    assert_eq!(d["first_blocked"], "2026-01-01T00:00:00Z");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("10 addresses; e.g. 401 POST /api/login from 203.0.100."),
+        "{d}"
+    );
+
+    let run = |extra: &[&str]| {
+        let a = args(
+            &[
+                &extra[..],
+                &[
+                    "--state",
+                    state.to_str().unwrap(),
+                    "--now",
+                    "2026-01-01T00:05:00Z",
+                ],
+            ]
+            .concat(),
+        );
+        let out = fail2waf(&a.iter().map(String::as_str).collect::<Vec<_>>(), b"");
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let explain = run(&["explain", "--user", "ak_live_stuffer"]);
+    assert!(
+        explain.contains("user-auth") && explain.contains("blocked as user:ak_live_stuffer"),
+        "{explain}"
+    );
+    assert!(
+        !explain.contains("scan-burst"),
+        "address rules say nothing of a user: {explain}"
+    );
+    let status = run(&["status"]);
+    assert!(
+        status.contains("1 users") && status.contains("user:ak_live_stuffer"),
+        "{status}"
+    );
+    run(&[
+        "block",
+        "--user",
+        "ak_live_alice",
+        "--ttl",
+        "10m",
+        "--reason",
+        "test",
+    ]);
+    assert!(run(&["status"]).contains("2 users"));
+    run(&["unblock", "--user", "ak_live_alice", "--reason", "test"]);
+    assert!(run(&["status"]).contains("1 users"));
+}

@@ -5,7 +5,7 @@
 //! `[[rules]]`), the [default rules](crate::rules::default_rules) apply.
 
 use crate::duration::Secs;
-use crate::formats::{pattern::PatternSpec, Format};
+use crate::formats::{json::JsonFields, json::JsonSpec, pattern::PatternSpec, Format};
 use crate::rules::{default_rules, Rule, RuleConfig};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -60,7 +60,7 @@ pub struct ConfigFile {
     /// Application users: where WAF logs name them, and who is never blocked.
     #[serde(default)]
     pub users: UsersConfig,
-    /// User-defined regex log formats, by name.
+    /// User-defined log formats (regex or JSON), by name.
     #[serde(default)]
     pub formats: BTreeMap<String, FormatConfig>,
     /// The rules. Absent: the defaults.
@@ -158,13 +158,20 @@ pub struct UsersConfig {
     pub cookie: Option<String>,
 }
 
-/// A user-defined regex format.
+/// A user-defined format: a regex of named captures, or the fields of a
+/// JSON object per line (one of the two).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormatConfig {
     /// Regex with named captures `ip`, `time`, `status` and optionally
     /// `method`, `path`, `request`, `host`, `user_agent`, `xff`, `user`.
-    pub regex: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// JSON lines (application logs shipped by Fluent Bit or Firehose):
+    /// where `ip`, `time`, `status` and optionally `method`, `path`,
+    /// `host`, `user_agent`, `xff`, `user` are (dotted paths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<JsonFields>,
     /// `clf`, `iso8601`, `epoch` or `epoch_ms`.
     #[serde(default = "default_time_format")]
     pub time_format: String,
@@ -237,7 +244,7 @@ pub struct Config {
     /// The validated rules, in file order.
     pub rules: Vec<Rule>,
     /// The user-defined formats.
-    pub formats: BTreeMap<String, PatternSpec>,
+    pub formats: BTreeMap<String, Format>,
 }
 
 impl Default for Config {
@@ -348,7 +355,7 @@ fn check_settings(f: &ConfigFile) -> Result<(), ConfigError> {
 }
 
 /// The file's own formats (`[formats.NAME]`), compiled.
-fn custom_formats(f: &ConfigFile) -> Result<BTreeMap<String, PatternSpec>, ConfigError> {
+fn custom_formats(f: &ConfigFile) -> Result<BTreeMap<String, Format>, ConfigError> {
     let mut formats = BTreeMap::new();
     for (name, fc) in &f.formats {
         if Format::from_name(name).is_some() {
@@ -357,9 +364,17 @@ fn custom_formats(f: &ConfigFile) -> Result<BTreeMap<String, PatternSpec>, Confi
                 format!("format `{name}`: the name of a built-in format"),
             ));
         }
-        let spec = PatternSpec::new(name, &fc.regex, &fc.time_format)
-            .map_err(|e| at(None, format!("format `{name}`: {e}")))?;
-        formats.insert(name.clone(), spec);
+        let bad = |e: String| at(None, format!("format `{name}`: {e}"));
+        let format = match (&fc.regex, &fc.json) {
+            (Some(re), None) => PatternSpec::new(name, re, &fc.time_format)
+                .map(Format::Pattern)
+                .map_err(|e| bad(e.to_string()))?,
+            (None, Some(fields)) => JsonSpec::new(name, fields, &fc.time_format)
+                .map(Format::Json)
+                .map_err(|e| bad(e.to_string()))?,
+            _ => return Err(bad("give either `regex` or `json`".into())),
+        };
+        formats.insert(name.clone(), format);
     }
     Ok(formats)
 }
@@ -444,7 +459,7 @@ impl Config {
 
     /// A format by name: built-in, preset or defined in this file.
     pub fn format(&self, name: &str) -> Option<Format> {
-        Format::from_name(name).or_else(|| self.formats.get(name).cloned().map(Format::Pattern))
+        Format::from_name(name).or_else(|| self.formats.get(name).cloned())
     }
 
     /// The longest rule window, in buckets.
@@ -646,10 +661,15 @@ pub fn default_toml() -> String {
          # cookie = \"session\"\n\
          # Users never blocked (service accounts, internal keys); `prefix*` allowed.\n\
          allow = []\n\n\
-         # User-defined regex formats, used with `--format NAME`:\n\
+         # User-defined formats, used with `--format NAME`:\n\
          # [formats.myapp]\n\
          # regex = '^(?P<ip>\\S+) \\[(?P<time>[^\\]]+)\\] \"(?P<request>[^\"]*)\" (?P<status>\\d{{3}})'\n\
-         # time_format = \"clf\"   # clf, iso8601, epoch or epoch_ms\n\n\
+         # time_format = \"clf\"   # clf, iso8601, epoch or epoch_ms\n\
+         # JSON lines (one object per line; dotted paths reach nested fields, and into\n\
+         # a string holding JSON, as Fluent Bit's `log`):\n\
+         # [formats.app]\n\
+         # json = {{ ip = \"log.remote_addr\", time = \"log.time\", status = \"log.status\", method = \"log.method\", path = \"log.path\", user = \"log.user_id\" }}\n\
+         # time_format = \"iso8601\"\n\n\
          # The rules. Without any [[rules]] table, these defaults apply; with one,\n\
          # exactly the rules written here do.\n",
         f.bucket,

@@ -231,6 +231,11 @@ impl Pipeline {
     /// rule may match, unless a recorder wants to see every request whole.
     fn parser(&self, format: &Format) -> Box<dyn LineParser> {
         let mut p = format.parser();
+        let users = &self.config.file.users;
+        p.set_user_source(&crate::formats::UserSource {
+            header: users.header.clone(),
+            cookie: users.cookie.clone(),
+        });
         if self.recorder.is_none() {
             p.set_detail(&self.engine.detail_statuses(*format == Format::Waf));
         }

@@ -10,11 +10,13 @@ use crate::hit::Hit;
 
 pub mod alb;
 pub mod cloudfront;
+pub mod json;
 pub mod pattern;
 pub mod sniff;
 #[cfg(test)]
 pub(crate) mod testutil;
 mod text;
+#[cfg(feature = "events")]
 pub(crate) use text::hex_value;
 pub mod waf;
 
@@ -56,6 +58,29 @@ pub trait LineParser: Send {
     fn set_detail(&mut self, statuses: &StatusSet) {
         let _ = statuses;
     }
+
+    /// Where to find the application user ([`Hit::user`]) in a format that
+    /// logs request headers (AWS WAF). Formats that name the user
+    /// themselves (a regex format's `user` capture, a `json` format's user
+    /// field) or not at all ignore it, as the default does. A source with
+    /// neither a header nor a cookie turns the lookup off.
+    fn set_user_source(&mut self, source: &UserSource) {
+        let _ = source;
+    }
+}
+
+/// Which request header or cookie names the application user, for formats
+/// that log the request headers ([`LineParser::set_user_source`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserSource {
+    /// A request header whose value is the user (`X-Api-Key`), its name
+    /// matched case-insensitively; the first such header counts. When both
+    /// are set and the request has this header, it wins over `cookie`.
+    pub header: Option<String>,
+    /// A cookie whose value is the user (`session`), looked up in the
+    /// `Cookie` header(s) (`a=1; session=xyz`) by its exact name; the first
+    /// one counts.
+    pub cookie: Option<String>,
 }
 
 /// A set of HTTP status codes. Only 0–1023 can be left out: a larger one
@@ -102,6 +127,9 @@ pub enum Format {
     CloudFront,
     /// A regex with named captures (a preset or user-defined).
     Pattern(pattern::PatternSpec),
+    /// One JSON object per line, with configured field paths (always
+    /// user-defined).
+    Json(json::JsonSpec),
 }
 
 impl Format {
@@ -112,16 +140,19 @@ impl Format {
             Format::Waf => Box::new(waf::WafParser::default()),
             Format::CloudFront => Box::new(cloudfront::CloudFrontParser::default()),
             Format::Pattern(spec) => Box::new(pattern::PatternParser::new(spec.clone())),
+            Format::Json(spec) => Box::new(json::JsonParser::new(spec.clone())),
         }
     }
 
-    /// Short name: `alb`, `waf`, `cloudfront`, or the pattern's name.
+    /// Short name: `alb`, `waf`, `cloudfront`, or the pattern's or `json`
+    /// format's name.
     pub fn name(&self) -> &str {
         match self {
             Format::Alb => "alb",
             Format::Waf => "waf",
             Format::CloudFront => "cloudfront",
             Format::Pattern(spec) => spec.name(),
+            Format::Json(spec) => spec.name(),
         }
     }
 

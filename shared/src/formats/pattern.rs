@@ -14,7 +14,7 @@
 //! | `host` | optional | [`Hit::host`]; wins over the URL's authority |
 //! | `user_agent` (or `ua`) | optional | [`Hit::user_agent`] |
 //! | `xff` | optional | [`Hit::forwarded_for`] |
-//! | `user` | optional | accepted and ignored ([`Hit`] has no user field) |
+//! | `user` | optional | [`Hit::user`], the application user (account, API key, session) |
 //!
 //! Any other capture name is an error, so a typo cannot silently lose a
 //! field; use unnamed or non-capturing groups for everything else.
@@ -28,7 +28,8 @@
 //! **Values.** Text fields are unescaped the way nginx (`escape=default`)
 //! and Apache (≥ 2.0.46) escape them: `\"` → `"`, `\\` → `\`, `\xHH` → that
 //! byte; the result is then read as UTF-8, invalid sequences replaced. A
-//! field of `-` means empty (`host`, `user_agent`) or absent (`xff`).
+//! field of `-` means empty (`host`, `user_agent`) or absent (`xff`,
+//! `user`).
 //! A request line that is empty, `-`, or whose method is not an HTTP token
 //! (an nginx `\x16\x03…` TLS handshake sent to a plain-HTTP port) gives
 //! method and path `-`: the line still counts, with its status (400).
@@ -54,6 +55,7 @@ macro_rules! quoted {
 
 /// CLF up to and including the bytes field:
 /// `%h %l %u [%t] "%r" %>s %b`.
+// `%u` is not captured as `user`: on a 401 it is the login tried; blocking it locks out the victim.
 macro_rules! clf_head {
     () => {
         concat!(
@@ -184,9 +186,9 @@ impl TimeFormat {
         }
     }
 
-    /// Epoch milliseconds (UTC) of a `time` capture, with the reason it
-    /// was rejected.
-    fn parse(self, s: &[u8]) -> Result<i64, &'static str> {
+    /// Epoch milliseconds (UTC) of a `time` capture (or a `json` format's
+    /// time field), with the reason it was rejected.
+    pub(crate) fn parse(self, s: &[u8]) -> Result<i64, &'static str> {
         match self {
             TimeFormat::Clf => parse_clf_ms(s).ok_or("not a dd/Mon/yyyy:HH:MM:SS +zzzz time"),
             TimeFormat::Iso8601 => parse_iso8601_ms(s).ok_or("not an ISO 8601 time"),
@@ -214,6 +216,7 @@ struct Slots {
     host: Option<usize>,
     user_agent: Option<usize>,
     xff: Option<usize>,
+    user: Option<usize>,
 }
 
 /// A regex format: a name, a regex with named captures and a time format.
@@ -295,7 +298,7 @@ impl PatternSpec {
                 "request" => slots.request = Some(i),
                 "host" => slots.host = Some(i),
                 "xff" => slots.xff = Some(i),
-                "user" => {}
+                "user" => slots.user = Some(i),
                 "user_agent" | "ua" => {
                     if let Some(first) = ua_name {
                         return Err(SpecError::SameField {
@@ -424,6 +427,7 @@ impl LineParser for PatternParser {
             hit.user_agent = unescape(ua);
         }
         hit.forwarded_for = opt(slots.xff).filter(|x| !is_blank(x)).map(unescape);
+        hit.user = opt(slots.user).filter(|u| !is_blank(u)).map(unescape);
         Ok(Some(hit))
     }
 }
@@ -434,7 +438,7 @@ fn is_blank(s: &[u8]) -> bool {
 }
 
 /// Three digits: 100–599, or `000` (no response was sent) as 0.
-fn parse_status(s: &[u8]) -> Option<u16> {
+pub(crate) fn parse_status(s: &[u8]) -> Option<u16> {
     let [a, b, c] = *s else { return None };
     if !(a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit()) {
         return None;
@@ -481,7 +485,7 @@ fn split_request(req: Cow<'_, str>) -> (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>
 
 /// Host and path of a request target: an absolute URL is split with
 /// [`split_url`]; anything else (`/path?q`, `*`) is the path, host empty.
-fn split_path(url: Cow<'_, str>) -> (Cow<'_, str>, Cow<'_, str>) {
+pub(crate) fn split_path(url: Cow<'_, str>) -> (Cow<'_, str>, Cow<'_, str>) {
     // Only a target that does not start with `/` can be absolute: this keeps
     // `/r?u=http://x/y` whole.
     if url.starts_with('/') || !url.contains("://") {

@@ -5,7 +5,8 @@
 //! contain JSON escapes, and the request headers are scanned for the three
 //! that matter (`X-Forwarded-For`, `User-Agent`, `Host`) without collecting
 //! them, so a line costs one allocation at most (the label list) in the
-//! common case.
+//! common case. Only with a [`UserSource`] set are the headers kept (as
+//! borrowed pairs), to find the user's header or cookie among them.
 //!
 //! Fields are read leniently: a field of an unexpected JSON type is treated
 //! as absent, so a wrong type in a field fail2waf does not need never
@@ -13,7 +14,7 @@
 //! under that field's name rather than as a JSON error.
 
 use super::text::parse_ip;
-use super::{LineParser, ParseError, ParseResult};
+use super::{LineParser, ParseError, ParseResult, UserSource};
 use crate::hit::{Hit, WafVerdict};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -40,6 +41,12 @@ use std::marker::PhantomData;
 ///   CAPTCHA → 405, CHALLENGE → 202, anything else (ALLOW, COUNT) → 0,
 ///   because WAF logs carry no origin status.
 /// - `waf` = `action`, `terminatingRuleId` and the `labels` names.
+/// - `user` = with a [`UserSource`] ([`LineParser::set_user_source`]), the
+///   value of the first request header of that name (case-insensitive),
+///   or else the value of the first cookie of that name in the `Cookie`
+///   header(s), spaces around it trimmed. An empty or `-` value is no user.
+///   A value WAF redacted is handed on as logged (`REDACTED`): the engine
+///   counts no user for it. Without a source, `user` is `None`.
 ///
 /// # `blocked_by_waf`
 ///
@@ -62,21 +69,48 @@ use std::marker::PhantomData;
 /// a `responseCodeSent` that is neither null nor an HTTP status fails as
 /// `responseCodeSent`. Blank lines are `Ok(None)`.
 ///
-/// It keeps no state between lines; it is `#[non_exhaustive]` so that it
-/// is made with [`Default`], like the other parsers, and may gain some.
+/// It keeps no state between lines, only its settings; it is made with
+/// [`Default`], like the other parsers.
 #[derive(Debug, Default)]
-#[non_exhaustive]
-pub struct WafParser;
+pub struct WafParser {
+    /// Where the user is, when a source with a header or a cookie is set.
+    user: Option<UserSource>,
+}
 
 impl LineParser for WafParser {
     fn parse<'a>(&mut self, line: &'a [u8]) -> ParseResult<'a> {
+        match &self.user {
+            None => Ok(Self::parse_record::<()>(line)?.map(|(hit, ())| hit)),
+            Some(source) => Ok(Self::parse_record::<AllHeaders>(line)?.map(
+                |(mut hit, headers)| {
+                    hit.user = headers.user(source);
+                    hit
+                },
+            )),
+        }
+    }
+
+    fn set_user_source(&mut self, source: &UserSource) {
+        let named = |n: &Option<String>| n.clone().filter(|n| !n.is_empty());
+        let source = UserSource {
+            header: named(&source.header),
+            cookie: named(&source.cookie),
+        };
+        self.user = (source.header.is_some() || source.cookie.is_some()).then_some(source);
+    }
+}
+
+impl WafParser {
+    /// One line as a [`Hit`] (without its user), and what `X` kept of the
+    /// request headers; `None` for a blank line.
+    fn parse_record<'a, X: Extra<'a>>(line: &'a [u8]) -> Result<Option<(Hit<'a>, X)>, ParseError> {
         match line.iter().find(|b| !b.is_ascii_whitespace()) {
             None => return Ok(None),
             // serde would also take a struct from a JSON array.
             Some(b'{') => {}
             Some(_) => return Err(ParseError::new("json", "not a JSON object")),
         }
-        let rec: Record<'a> = serde_json::from_slice(line)
+        let rec: Record<'a, X> = serde_json::from_slice(line)
             .map_err(|_| ParseError::new("json", "not a JSON object"))?;
 
         let time_ms = match rec.timestamp {
@@ -153,7 +187,7 @@ impl LineParser for WafParser {
             rule: rec.rule.into_str().unwrap_or_default(),
             labels: rec.labels.0,
         });
-        Ok(Some(hit))
+        Ok(Some((hit, req.headers.extra)))
     }
 }
 
@@ -182,8 +216,10 @@ pub(super) fn strip_port(host: Cow<'_, str>) -> Cow<'_, str> {
 }
 
 /// The fields of a WAF record that fail2waf reads; unknown keys are skipped.
+/// `X` is what is kept of the request headers besides the three read.
 #[derive(serde::Deserialize)]
-struct Record<'a> {
+#[serde(bound(deserialize = "X: Extra<'a>"))]
+struct Record<'a, X> {
     #[serde(default, borrow)]
     timestamp: Loose<'a>,
     #[serde(default, borrow)]
@@ -195,16 +231,17 @@ struct Record<'a> {
     #[serde(default, borrow)]
     labels: Labels<'a>,
     #[serde(default, borrow, rename = "httpRequest")]
-    http_request: Option<Request<'a>>,
+    http_request: Option<Request<'a, X>>,
 }
 
 /// `httpRequest`.
 #[derive(serde::Deserialize, Default)]
-struct Request<'a> {
+#[serde(bound(deserialize = "X: Extra<'a>"))]
+struct Request<'a, X> {
     #[serde(default, borrow, rename = "clientIp")]
     client_ip: Loose<'a>,
     #[serde(default, borrow)]
-    headers: Headers<'a>,
+    headers: Headers<'a, X>,
     #[serde(default, borrow)]
     uri: Loose<'a>,
     #[serde(default, borrow)]
@@ -321,24 +358,97 @@ impl<'de: 'a, 'a> Visitor<'de> for LooseVisitor<'a> {
 }
 
 /// The three request headers fail2waf uses, picked out of `headers[]`
-/// while it is read.
+/// while it is read, and what `X` keeps of all of them.
 #[derive(Default)]
-struct Headers<'a> {
+struct Headers<'a, X> {
     forwarded_for: Option<Cow<'a, str>>,
     user_agent: Option<Cow<'a, str>>,
     host: Option<Cow<'a, str>>,
+    extra: X,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Headers<'a> {
+/// What a parse keeps of the request headers besides the three it reads:
+/// nothing (`()`, the fast path), or every one ([`AllHeaders`]).
+trait Extra<'a>: Default {
+    /// Offer one `name: value` header, in log order.
+    #[allow(clippy::ptr_arg)] // a `Cow`, so that what was borrowed stays so
+    fn offer(&mut self, name: &Cow<'a, str>, value: &Cow<'a, str>);
+}
+
+impl<'a> Extra<'a> for () {
+    #[inline]
+    fn offer(&mut self, _: &Cow<'a, str>, _: &Cow<'a, str>) {}
+}
+
+/// Every request header with a string name and value, in log order.
+#[derive(Default)]
+struct AllHeaders<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'a> Extra<'a> for AllHeaders<'a> {
+    fn offer(&mut self, name: &Cow<'a, str>, value: &Cow<'a, str>) {
+        self.0.push((name.clone(), value.clone()));
+    }
+}
+
+impl<'a> AllHeaders<'a> {
+    /// The values of the headers called `want` (in any case), in order.
+    fn named<'s>(&'s self, want: &'s str) -> impl Iterator<Item = &'s Cow<'a, str>> + 's {
+        self.0
+            .iter()
+            .filter(move |(name, _)| name.eq_ignore_ascii_case(want))
+            .map(|(_, value)| value)
+    }
+
+    /// The user `source` names: the first header of its name, else the
+    /// first cookie of its name; `None` for an empty or `-` value.
+    fn user(&self, source: &UserSource) -> Option<Cow<'a, str>> {
+        let someone = |v: &Cow<'_, str>| !v.is_empty() && v != "-";
+        let by_header = source
+            .header
+            .as_deref()
+            .and_then(|h| self.named(h).next())
+            .and_then(|v| sub_str(v, |v| Some(v.trim())))
+            .filter(someone);
+        if by_header.is_some() {
+            return by_header;
+        }
+        let cookie = source.cookie.as_deref()?;
+        self.named("cookie")
+            .find_map(|h| sub_str(h, |h| cookie_value(h, cookie)))
+            .filter(someone)
+    }
+}
+
+/// The value of the first cookie called `name` in a `Cookie` header
+/// (`a=1; session=xyz`), spaces around it trimmed.
+fn cookie_value<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    header.split(';').find_map(|pair| {
+        let (n, v) = pair.split_once('=')?;
+        (n.trim() == name).then(|| v.trim())
+    })
+}
+
+/// The part `f` picks of `s`, borrowed from the line when `s` is.
+fn sub_str<'a>(
+    s: &Cow<'a, str>,
+    f: impl for<'x> FnOnce(&'x str) -> Option<&'x str>,
+) -> Option<Cow<'a, str>> {
+    match s {
+        Cow::Borrowed(s) => f(s).map(Cow::Borrowed),
+        Cow::Owned(s) => f(s).map(|part| Cow::Owned(part.to_owned())),
+    }
+}
+
+impl<'de: 'a, 'a, X: Extra<'a>> Deserialize<'de> for Headers<'a, X> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(HeadersVisitor(PhantomData))
     }
 }
 
-struct HeadersVisitor<'a>(PhantomData<&'a ()>);
+struct HeadersVisitor<'a, X>(PhantomData<(&'a (), X)>);
 
-impl<'de: 'a, 'a> Visitor<'de> for HeadersVisitor<'a> {
-    type Value = Headers<'a>;
+impl<'de: 'a, 'a, X: Extra<'a>> Visitor<'de> for HeadersVisitor<'a, X> {
+    type Value = Headers<'a, X>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of {name, value} headers")
@@ -349,7 +459,7 @@ impl<'de: 'a, 'a> Visitor<'de> for HeadersVisitor<'a> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Headers::default();
+        let mut out = Headers::<'a, X>::default();
         while let Some(h) = seq.next_element::<Option<NameValue<'a>>>()? {
             let Some(NameValue {
                 name: Loose::Str(name),
@@ -358,6 +468,7 @@ impl<'de: 'a, 'a> Visitor<'de> for HeadersVisitor<'a> {
             else {
                 continue;
             };
+            out.extra.offer(&name, &value);
             if name.eq_ignore_ascii_case("x-forwarded-for") {
                 out.forwarded_for = Some(match out.forwarded_for.take() {
                     None => value,
@@ -837,6 +948,183 @@ mod tests {
         assert_eq!(WafParser::hit(ok).time_ms, 1_576_280_412_771);
     }
 
+    /// A WAF record of an allowed request with these `headers[]` entries.
+    fn with_headers(headers: &str) -> String {
+        format!(
+            r#"{{"timestamp":1,"action":"ALLOW","httpRequest":{{"clientIp":"192.0.2.1","headers":[{headers}],"uri":"/"}}}}"#
+        )
+    }
+
+    fn by_header(name: &str) -> UserSource {
+        UserSource {
+            header: Some(name.into()),
+            cookie: None,
+        }
+    }
+
+    fn by_cookie(name: &str) -> UserSource {
+        UserSource {
+            header: None,
+            cookie: Some(name.into()),
+        }
+    }
+
+    /// The user a parser with `source` reads from `line`.
+    fn user_of(source: &UserSource, line: &str) -> Option<String> {
+        let mut p = WafParser::default();
+        p.set_user_source(source);
+        let hit = p.parse(line.as_bytes()).unwrap().unwrap();
+        hit.user.map(Cow::into_owned)
+    }
+
+    #[test]
+    fn user_from_a_header() {
+        let src = by_header("X-Api-Key");
+        let key = |v: &str| format!(r#"{{"name":"x-api-key","value":"{v}"}}"#);
+        let ua = r#"{"name":"User-Agent","value":"curl/8"}"#;
+        let line = with_headers(&format!("{ua},{}", key("k-123")));
+        assert_eq!(user_of(&src, &line).as_deref(), Some("k-123"));
+        // The name in any case, in the source or in the log.
+        assert_eq!(
+            user_of(&by_header("X-API-KEY"), &line).as_deref(),
+            Some("k-123")
+        );
+        let upper = line.replace("x-api-key", "X-Api-KEY");
+        assert_eq!(user_of(&src, &upper).as_deref(), Some("k-123"));
+        // Absent, or another header: nobody.
+        assert_eq!(user_of(&src, &with_headers(ua)), None);
+        assert_eq!(user_of(&by_header("X-Api-Key-2"), &line), None);
+        assert_eq!(user_of(&src, &with_headers("")), None);
+        let no_headers =
+            r#"{"timestamp":1,"action":"ALLOW","httpRequest":{"clientIp":"192.0.2.1"}}"#;
+        assert_eq!(user_of(&src, no_headers), None);
+        // The first of two; an empty or `-` value is nobody.
+        let two = with_headers(&format!("{},{}", key("first"), key("second")));
+        assert_eq!(user_of(&src, &two).as_deref(), Some("first"));
+        assert_eq!(user_of(&src, &with_headers(&key(""))), None);
+        assert_eq!(user_of(&src, &with_headers(&key("-"))), None);
+        // A header fail2waf reads anyway can be the source too, and stays read.
+        let mut p = WafParser::default();
+        p.set_user_source(&by_header("user-agent"));
+        let hit = p.parse(line.as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            (hit.user.as_deref(), &*hit.user_agent),
+            (Some("curl/8"), "curl/8")
+        );
+        // Borrowed from the line; unescaped (and so owned) where it must be.
+        let hit = p.parse(line.as_bytes()).unwrap().unwrap();
+        assert!(matches!(hit.user, Some(Cow::Borrowed(_))));
+        let escaped = with_headers(&key(r"a\u00e9\\b"));
+        assert_eq!(user_of(&src, &escaped).as_deref(), Some("a\u{e9}\\b"));
+    }
+
+    #[test]
+    fn user_from_a_cookie() {
+        let src = by_cookie("session");
+        let cookie = |v: &str| format!(r#"{{"name":"cookie","value":"{v}"}}"#);
+        let line = with_headers(&cookie("a=1; session=xyz; b=2"));
+        assert_eq!(user_of(&src, &line).as_deref(), Some("xyz"));
+        // Spaces trimmed; a name that only ends in the cookie's is another.
+        let line = with_headers(&cookie("xsession=no;session = s 1 ;b=2"));
+        assert_eq!(user_of(&src, &line).as_deref(), Some("s 1"));
+        // The cookie name is exact; the header name is not.
+        assert_eq!(user_of(&by_cookie("Session"), &line), None);
+        let line = with_headers(r#"{"name":"COOKIE","value":"session=up"}"#);
+        assert_eq!(user_of(&src, &line).as_deref(), Some("up"));
+        // Several Cookie headers (HTTP/2 sends one per cookie): the first
+        // cookie of the name wins.
+        let line = with_headers(&format!(
+            "{},{},{}",
+            cookie("a=1"),
+            cookie("session=s2"),
+            cookie("session=s3")
+        ));
+        assert_eq!(user_of(&src, &line).as_deref(), Some("s2"));
+        // Not there, or no Cookie header at all: nobody.
+        assert_eq!(user_of(&src, &with_headers(&cookie("a=1; b=2"))), None);
+        assert_eq!(user_of(&src, &with_headers(&cookie("session"))), None);
+        assert_eq!(user_of(&src, &with_headers(&cookie("session=; a=1"))), None);
+        let other = r#"{"name":"session","value":"not a cookie"}"#;
+        assert_eq!(user_of(&src, &with_headers(other)), None);
+        // AWS's own sample: the CAPTCHA token cookie, `=` padding and all.
+        let data = fixture(
+            "waf/awsdocs/05_log_output_for_a_captcha_rule_against_a_web_request_with_a_v.json",
+        );
+        let line = String::from_utf8(lines(&data)[0].to_vec()).unwrap();
+        let token = user_of(&by_cookie("aws-waf-token"), &line).unwrap();
+        assert!(
+            token.starts_with("51c71352-41f5-4f6d-b676-c24907bdf819:"),
+            "{token}"
+        );
+        assert!(
+            token.ends_with("PsQyoQuDCrtoY/TvQyMTXIXzGPDC/rKBbg=="),
+            "{token}"
+        );
+    }
+
+    #[test]
+    fn header_wins_over_cookie_and_sources_can_be_unset() {
+        let both = UserSource {
+            header: Some("x-user".into()),
+            cookie: Some("session".into()),
+        };
+        let user = r#"{"name":"X-User","value":"alice"}"#;
+        let cookie = r#"{"name":"Cookie","value":"session=bob"}"#;
+        let line = with_headers(&format!("{cookie},{user}"));
+        assert_eq!(user_of(&both, &line).as_deref(), Some("alice"));
+        assert_eq!(
+            user_of(&both, &with_headers(cookie)).as_deref(),
+            Some("bob")
+        );
+        // No source, or one naming nothing: no user, whatever the headers.
+        assert_eq!(user_of(&UserSource::default(), &line), None);
+        let empty = UserSource {
+            header: Some(String::new()),
+            cookie: Some(String::new()),
+        };
+        assert_eq!(user_of(&empty, &line), None);
+        let mut p = WafParser::default();
+        p.set_user_source(&both);
+        p.set_user_source(&UserSource::default());
+        assert_eq!(p.parse(line.as_bytes()).unwrap().unwrap().user, None);
+    }
+
+    /// A header WAF's logging configuration redacts is logged as
+    /// `REDACTED`. The parser hands it on unchanged (the engine counts no
+    /// user for it); a redacted Cookie header holds no cookie.
+    #[test]
+    fn redacted_user_is_handed_on_unchanged() {
+        let line = with_headers(r#"{"name":"x-api-key","value":"REDACTED"}"#);
+        assert_eq!(
+            user_of(&by_header("x-api-key"), &line).as_deref(),
+            Some("REDACTED")
+        );
+        let line = with_headers(r#"{"name":"cookie","value":"REDACTED"}"#);
+        assert_eq!(user_of(&by_cookie("session"), &line), None);
+    }
+
+    /// With a user source set, every other field is read as before.
+    #[test]
+    fn user_source_changes_nothing_else() {
+        let mut p = WafParser::default();
+        p.set_user_source(&UserSource {
+            header: Some("x-api-key".into()),
+            cookie: Some("aws-waf-token".into()),
+        });
+        for w in doc_samples() {
+            let data = fixture(w.file);
+            let mut hit = p.parse(lines(&data)[0]).unwrap().unwrap();
+            assert_eq!(hit.user.is_some(), w.file.contains("/05_"), "{}", w.file);
+            hit.user = None;
+            check(&hit, &w);
+            assert_eq!(hit, WafParser::hit(lines(&data)[0]), "{}", w.file);
+        }
+        let mut field = |line: &[u8]| p.parse(line).unwrap_err().field;
+        assert_eq!(field(b"not json"), "json");
+        assert_eq!(field(b"{}"), "timestamp");
+        assert_eq!(p.parse(b" "), Ok(None));
+    }
+
     #[test]
     fn blank_lines_are_skipped() {
         assert_eq!(WafParser::parse_line(b""), Ok(None));
@@ -877,13 +1165,20 @@ mod tests {
             .count();
         assert_eq!(whole, 1, "only the first object alone is a record");
         samples.push(concatenated);
+        // With a user source too: the headers are then kept and searched.
+        let mut with_user = WafParser::default();
+        with_user.set_user_source(&UserSource {
+            header: Some("x-forwarded-proto".into()),
+            cookie: Some("aws-waf-token".into()),
+        });
         for line in &samples {
             let mut m = line.clone();
             for i in 0..m.len() {
-                for b in [0u8, 0xff, 0xc3, b'"', b'\\', b'{', b'9'] {
+                for b in [0u8, 0xff, 0xc3, b'"', b'\\', b'{', b'9', b';', b'='] {
                     let orig = m[i];
                     m[i] = b;
                     let _ = WafParser::parse_line(&m);
+                    let _ = with_user.parse(&m);
                     m[i] = orig;
                 }
             }

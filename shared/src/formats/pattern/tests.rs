@@ -31,6 +31,7 @@ struct Got {
     host: String,
     ua: String,
     xff: Option<String>,
+    user: Option<String>,
 }
 
 fn run(p: &mut PatternParser, line: &[u8]) -> Result<Option<Got>, &'static str> {
@@ -45,6 +46,7 @@ fn run(p: &mut PatternParser, line: &[u8]) -> Result<Option<Got>, &'static str> 
             host: h.host.into_owned(),
             ua: h.user_agent.into_owned(),
             xff: h.forwarded_for.map(Cow::into_owned),
+            user: h.user.map(Cow::into_owned),
         })),
         Err(e) => {
             assert!(!e.reason.is_empty());
@@ -75,6 +77,7 @@ fn want(ip: &str, time: &str, status: u16, method: &str, path: &str, ua: &str) -
         host: String::new(),
         ua: ua.into(),
         xff: None,
+        user: None,
     }
 }
 
@@ -210,19 +213,22 @@ fn nginx_main_user_regex_xff() {
     let spec = PatternSpec::new("nginx-main", NGINX_MAIN_RE, "clf").unwrap();
     let mut p = PatternParser::new(spec);
     let t1 = "31/Dec/2024:17:32:06 +0000";
-    let w = |ip: &str, t: &str, xff: Option<&str>| {
+    let w = |ip: &str, t: &str, xff: Option<&str>, user: Option<&str>| {
         let mut g = want(ip, t, 200, "GET", "/", "curl/8.11.1");
         g.xff = xff.map(str::to_string);
+        g.user = user.map(str::to_string);
         Ok(g)
     };
     let expect = [
-        w("172.24.0.3", t1, None), // "-" → None
-        w("172.24.0.3", t1, Some("172.24.0.1")),
-        w("172.24.0.3", t1, Some("1.2.3.4, 10.10.1.1")),
+        w("172.24.0.3", t1, None, None), // "-" → None
+        w("172.24.0.3", t1, Some("172.24.0.1"), None),
+        w("172.24.0.3", t1, Some("1.2.3.4, 10.10.1.1"), None),
+        // The regex captures `$remote_user` as `user` (the presets do not).
         w(
             "172.24.0.2",
             "03/Jan/2025:16:42:58 +0000",
             Some("1.2.3.4, 10.10.1.1"),
+            Some("alice"),
         ),
     ];
     check_file("applog/nginx_main_vrl.log", &mut p, &expect, (4, 0));
@@ -525,6 +531,47 @@ fn vrl_expected_outputs() {
     assert_eq!((parsed, rejected), (18, 23));
     let count = |f: &str| rejected_fields.iter().filter(|&&x| x == f).count();
     assert_eq!((count("line"), count("ip")), (20, 3), "{rejected_fields:?}");
+}
+
+#[test]
+fn user_capture_and_presets_ignore_remote_user() {
+    // `%u` is `frank` on both lines; the presets leave the user out (on a
+    // 401 it is the login tried, not the one who tried it).
+    let lines = fixture_lines("applog/apache_httpd_docs_examples.log");
+    assert!(lines[0].starts_with(b"127.0.0.1 - frank ["));
+    for name in PRESET_NAMES {
+        for line in &lines {
+            if let Ok(Some(g)) = run(&mut preset(name), line) {
+                assert_eq!(g.user, None, "{name}");
+            }
+        }
+    }
+    assert!(matches!(run(&mut preset("common"), &lines[0]), Ok(Some(_))));
+
+    // A format of the application's own, with the user it logs.
+    let re = r"^(?P<ip>\S+) (?P<user>\S*) (?P<time>\d+) (?P<status>\d{3})$";
+    let mut p = PatternParser::new(PatternSpec::new("app", re, "epoch").unwrap());
+    let user = |p: &mut PatternParser, line: &[u8]| run(p, line).unwrap().unwrap().user;
+    assert_eq!(
+        user(&mut p, b"192.0.2.1 frank 1700000000 401").as_deref(),
+        Some("frank")
+    );
+    // Unescaped like the other text fields.
+    assert_eq!(
+        user(&mut p, br"192.0.2.1 caf\xC3\xA9\x22 1700000000 401").as_deref(),
+        Some("café\"")
+    );
+    // `-` and empty name nobody.
+    assert_eq!(user(&mut p, b"192.0.2.1 - 1700000000 401"), None);
+    assert_eq!(user(&mut p, b"192.0.2.1  1700000000 401"), None);
+    // The capture is optional: a group that did not take part is None.
+    let re = r"^(?P<ip>\S+)(?: u=(?P<user>\S+))? (?P<time>\d+) (?P<status>\d{3})$";
+    let mut p = PatternParser::new(PatternSpec::new("app", re, "epoch").unwrap());
+    assert_eq!(user(&mut p, b"192.0.2.1 1700000000 200"), None);
+    assert_eq!(
+        user(&mut p, b"192.0.2.1 u=key-42 1700000000 200").as_deref(),
+        Some("key-42")
+    );
 }
 
 #[test]
