@@ -384,7 +384,7 @@ time_format = "iso8601"
     let run = |extra: &[&str]| {
         let a = args(
             &[
-                &extra[..],
+                extra,
                 &[
                     "--state",
                     state.to_str().unwrap(),
