@@ -344,7 +344,10 @@ impl Aws {
         let settings = Settings::from_lookup(|k| match k {
             "FAIL2WAF_STATE" => Some(state.to_string()),
             "FAIL2WAF_DRY_RUN" => Some((!sets).to_string()),
-            "FAIL2WAF_IPSET_V4_ARN" | "FAIL2WAF_IPSET_V6_ARN" => env(k),
+            "FAIL2WAF_IPSET_V4_ARN"
+            | "FAIL2WAF_IPSET_V6_ARN"
+            | "FAIL2WAF_USER_PATTERN_SET_ARN"
+            | "FAIL2WAF_EVENT_BUS" => env(k),
             _ => None,
         })
         .map_err(|e| InputError(e.to_string()))?;

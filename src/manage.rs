@@ -5,6 +5,7 @@
 use crate::output::{reason, rfc3339};
 use crate::InputError;
 use anyhow::Result;
+use fail2waf_core::aws::notify::Action;
 use fail2waf_core::aws::service::Service;
 use fail2waf_core::client::{widen, ClientResolver};
 use fail2waf_core::clock::wall_ms;
@@ -12,7 +13,7 @@ use fail2waf_core::config::Config;
 use fail2waf_core::duration::Secs;
 use fail2waf_core::engine::{Engine, StoredState};
 use fail2waf_core::key::{Key, User};
-use fail2waf_core::ledger::{Ledger, Policy};
+use fail2waf_core::ledger::{Block, Ledger, Manual, Policy};
 use fail2waf_core::rules::KeyKind;
 use fail2waf_core::state::DirState;
 use fail2waf_core::window::window_start;
@@ -46,7 +47,7 @@ enum State {
     Dir(
         DirState,
         StoredState,
-        Ledger,
+        Box<Ledger>,
         fail2waf_core::state::Absorbed,
     ),
     S3(Box<Service>, tokio::runtime::Runtime),
@@ -81,7 +82,7 @@ fn open(a: &StateArgs) -> Result<Ctx> {
             return Err(InputError(format!("{}: no such state directory", a.state)).into());
         }
         let (st, l, abs) = dir.load().map_err(|e| InputError(format!("state: {e}")))?;
-        State::Dir(dir, st, l, abs)
+        State::Dir(dir, st, Box::new(l), abs)
     };
     Ok(Ctx {
         policy: Policy::new(&config),
@@ -95,7 +96,7 @@ fn open(a: &StateArgs) -> Result<Ctx> {
 impl Ctx {
     fn ledger(&self) -> Result<Ledger> {
         Ok(match &self.state {
-            State::Dir(_, _, l, _) => l.clone(),
+            State::Dir(_, _, l, _) => (**l).clone(),
             State::S3(svc, rt) => {
                 rt.block_on(svc.store.ledger())
                     .map_err(|e| anyhow::anyhow!(e))?
@@ -111,11 +112,19 @@ impl Ctx {
                 if f(l) {
                     dir.save(st, l, abs)?;
                 }
-                Ok(l.clone())
+                Ok((**l).clone())
             }
             State::S3(svc, rt) => Ok(rt
                 .block_on(svc.update_ledger(f))
                 .map_err(|e| anyhow::anyhow!(e))?),
+        }
+    }
+
+    /// Announce a manual action on the event bus (S3 state with
+    /// `FAIL2WAF_EVENT_BUS` set).
+    fn announce(&self, action: Action, key: &Key, block: Option<&Block>) {
+        if let (State::S3(svc, rt), Some(b)) = (&self.state, block) {
+            rt.block_on(svc.announce(action, &[(key.clone(), b.clone())]));
         }
     }
 
@@ -205,6 +214,7 @@ pub fn block(net: &Key, ttl: Secs, why: &str, a: &StateArgs) -> Result<ExitCode>
         return Err(InputError(format!("{net} cannot be blocked: {r}")).into());
     }
     let b = &ledger.blocks[net];
+    ctx.announce(Action::Block, net, Some(b));
     let sync = ctx.sync()?;
     print(
         &ctx,
@@ -227,6 +237,15 @@ pub fn unblock(net: &Key, why: &str, a: &StateArgs) -> Result<ExitCode> {
         removed = l.unblock(net.clone(), &by, why, now);
         true // the audit entry is recorded either way
     })?;
+    // The removed block, with who removed it and why.
+    let ended = removed.clone().map(|b| Block {
+        manual: Some(Manual {
+            by: by.clone(),
+            reason: why.to_string(),
+        }),
+        ..b
+    });
+    ctx.announce(Action::Unblock, net, ended.as_ref());
     let sync = ctx.sync()?;
     let was = removed.as_ref().map(|b| b.rule.clone());
     print(

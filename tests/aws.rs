@@ -119,17 +119,23 @@ impl Account {
             .build()
             .unwrap();
         rt.block_on(async {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(&moto().endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    "testing", "testing", None, None, "test",
-                ))
-                .load()
-                .await;
-            Service::with_sdk(settings, &sdk).await.unwrap()
+            Service::with_sdk(settings, &moto_sdk().await)
+                .await
+                .unwrap()
         })
     }
+}
+
+/// An SDK configuration for moto (to be used on the runtime it was made on).
+pub async fn moto_sdk() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto().endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
 }
 
 /// An ALB key for node `node` (as ALB names its objects).
@@ -634,7 +640,7 @@ fn a_bad_configuration_is_a_clear_error_at_start() {
 }
 
 /// Run the CLI against moto.
-fn cli(acct: &Account, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+pub fn cli(acct: &Account, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fail2waf"));
     cmd.args(args).stdin(std::process::Stdio::null());
     for (k, v) in acct.env(extra) {

@@ -214,8 +214,9 @@ impl Moto {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> HttpResponse {
+        let auth = fake_auth("s3");
         let mut h = vec![
-            ("Authorization", fake_auth("s3")),
+            ("Authorization", auth.as_str()),
             ("Content-Type", "application/octet-stream"),
         ];
         h.extend_from_slice(headers);
@@ -225,19 +226,43 @@ impl Moto {
     /// One WAFv2 JSON call (`action`, e.g. `"GetIPSet"`): the status and
     /// the parsed body.
     pub fn wafv2(&self, action: &str, input: &serde_json::Value) -> (u16, serde_json::Value) {
-        let target = format!("AWSWAF_20190729.{action}");
+        self.json_call("wafv2", "1.1", &format!("AWSWAF_20190729.{action}"), input)
+    }
+
+    /// One EventBridge call (`action`, e.g. `"PutRule"`).
+    pub fn events(&self, action: &str, input: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.json_call("events", "1.1", &format!("AWSEvents.{action}"), input)
+    }
+
+    /// One SQS call (`action`, e.g. `"ReceiveMessage"`), JSON protocol.
+    pub fn sqs(&self, action: &str, input: &serde_json::Value) -> (u16, serde_json::Value) {
+        self.json_call("sqs", "1.0", &format!("AmazonSQS.{action}"), input)
+    }
+
+    /// One call of an AWS JSON protocol (`version` 1.0 or 1.1) to `target`.
+    fn json_call(
+        &self,
+        service: &str,
+        version: &str,
+        target: &str,
+        input: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         let r = http(
             "POST",
             &self.url("/"),
             &[
-                ("Authorization", fake_auth("wafv2")),
-                ("Content-Type", "application/x-amz-json-1.1"),
-                ("X-Amz-Target", &target),
+                ("Authorization", &fake_auth(service)),
+                ("Content-Type", &format!("application/x-amz-json-{version}")),
+                ("X-Amz-Target", target),
             ],
             input.to_string().as_bytes(),
         );
-        let v = serde_json::from_slice(&r.body)
-            .unwrap_or_else(|e| panic!("WAFv2 {action}: not JSON ({e}): {}", r.text()));
+        let v = if r.body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&r.body)
+                .unwrap_or_else(|e| panic!("{target}: not JSON ({e}): {}", r.text()))
+        };
         (r.status, v)
     }
 
@@ -269,12 +294,8 @@ impl Drop for Moto {
 }
 
 /// A SigV4-shaped `Authorization` header; moto checks no signature.
-fn fake_auth(service: &str) -> &'static str {
-    match service {
-        "s3" => "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
-        "wafv2" => "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/wafv2/aws4_request, SignedHeaders=host, Signature=00",
-        _ => panic!("no fake Authorization for {service}"),
-    }
+fn fake_auth(service: &str) -> String {
+    format!("AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=00")
 }
 
 /// Read `from` line by line into `log`, in a thread; the first line goes

@@ -11,4 +11,5 @@ mod manage;
 mod moto;
 mod quality;
 mod report;
+mod users;
 mod util;

@@ -60,6 +60,9 @@ pub struct ConfigFile {
     /// Application users: where WAF logs name them, and who is never blocked.
     #[serde(default)]
     pub users: UsersConfig,
+    /// GuardDuty findings (through the alarm function): which block, how long.
+    #[serde(default)]
+    pub guardduty: GuardDutyConfig,
     /// User-defined log formats (regex or JSON), by name.
     #[serde(default)]
     pub formats: BTreeMap<String, FormatConfig>,
@@ -156,6 +159,102 @@ pub struct UsersConfig {
     /// WAF logs: the cookie whose value is the user (`session`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cookie: Option<String>,
+}
+
+/// Which GuardDuty findings block their remote address, and for how long.
+/// A finding blocks as the rule `guardduty:TYPE`, through the same ledger
+/// (allow-list, trusted proxies, escalation, capacity) as any rule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardDutyConfig {
+    /// Findings below this severity (1.0–10.0) block nobody. GuardDuty's
+    /// bands: low 1.0–3.9, medium 4.0–6.9, high 7.0–8.9, critical 9.0–10.0.
+    #[serde(default = "default_gd_min_severity")]
+    pub min_severity: f64,
+    /// Finding type prefixes that block (`Recon:EC2/PortProbe`,
+    /// `UnauthorizedAccess:`); empty: every type.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Act on sample findings (`CreateSampleFindings`; off: they are only
+    /// logged).
+    #[serde(default)]
+    pub samples: bool,
+    /// First ban for a low-severity finding.
+    #[serde(default = "default_gd_low")]
+    pub ban_low: Secs,
+    /// First ban for a medium-severity finding.
+    #[serde(default = "default_gd_medium")]
+    pub ban_medium: Secs,
+    /// First ban for a high-severity finding.
+    #[serde(default = "default_gd_high")]
+    pub ban_high: Secs,
+    /// First ban for a critical finding.
+    #[serde(default = "default_gd_critical")]
+    pub ban_critical: Secs,
+    /// Each repeat offense multiplies the ban by this...
+    #[serde(default = "default_gd_factor")]
+    pub ban_factor: f64,
+    /// ...up to this.
+    #[serde(default = "default_gd_max")]
+    pub ban_max: Secs,
+}
+
+impl Default for GuardDutyConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+impl GuardDutyConfig {
+    /// The first ban, factor and longest ban for a finding of `severity`.
+    pub fn ban_for(&self, severity: f64) -> (Secs, f64, Secs) {
+        let first = match severity {
+            s if s >= 9.0 => self.ban_critical,
+            s if s >= 7.0 => self.ban_high,
+            s if s >= 4.0 => self.ban_medium,
+            _ => self.ban_low,
+        };
+        (first.min(self.ban_max), self.ban_factor, self.ban_max)
+    }
+
+    /// Why a finding of `kind` and `severity` blocks nobody, if it does not.
+    pub fn refuses(&self, kind: &str, severity: f64, sample: bool) -> Option<String> {
+        if sample && !self.samples {
+            return Some("a sample finding (set guardduty.samples to act on them)".into());
+        }
+        if severity < self.min_severity {
+            return Some(format!(
+                "severity {severity} is under guardduty.min_severity {}",
+                self.min_severity
+            ));
+        }
+        if !self.types.is_empty() && !self.types.iter().any(|t| kind.starts_with(t.as_str())) {
+            return Some(format!("type {kind} is not in guardduty.types"));
+        }
+        None
+    }
+}
+
+fn default_gd_min_severity() -> f64 {
+    4.0
+}
+fn default_gd_low() -> Secs {
+    Secs(3600)
+}
+fn default_gd_medium() -> Secs {
+    Secs(6 * 3600)
+}
+fn default_gd_high() -> Secs {
+    Secs(86_400)
+}
+fn default_gd_critical() -> Secs {
+    Secs(7 * 86_400)
+}
+fn default_gd_factor() -> f64 {
+    2.0
+}
+fn default_gd_max() -> Secs {
+    Secs(30 * 86_400)
 }
 
 /// A user-defined format: a regex of named captures, or the fields of a
@@ -329,6 +428,17 @@ fn check_settings(f: &ConfigFile) -> Result<(), ConfigError> {
                 format!("`{net}`: a /0 in `allow` or `trusted_proxies` would disable fail2waf"),
             ));
         }
+    }
+    let gd = &f.guardduty;
+    if !(1.0..=10.0).contains(&gd.min_severity) {
+        return Err(at(None, "`guardduty.min_severity` must be 1.0–10.0".into()));
+    }
+    if gd.ban_factor.is_nan() || gd.ban_factor < 1.0 {
+        return Err(at(None, "`guardduty.ban_factor` must be at least 1".into()));
+    }
+    let bans = [gd.ban_low, gd.ban_medium, gd.ban_high, gd.ban_critical];
+    if bans.iter().any(|b| b.0 == 0) || gd.ban_max.0 == 0 {
+        return Err(at(None, "`guardduty` bans must be positive".into()));
     }
     if f.users.header.is_some() && f.users.cookie.is_some() {
         return Err(at(

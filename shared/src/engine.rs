@@ -54,6 +54,29 @@ pub struct Evidence {
     /// Decided in incident mode.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub incident: bool,
+    /// The GuardDuty finding that decided it (`guardduty:` rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Box<FindingRef>>,
+}
+
+/// A GuardDuty finding, as evidence of a block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingRef {
+    /// The finding's id (the same across its recurrences).
+    pub id: String,
+    /// Its type (`Recon:EC2/PortProbeUnprotectedPort`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Severity, 1.0–10.0.
+    pub severity: f64,
+    /// Occurrences GuardDuty counted so far.
+    pub count: u64,
+    /// The action type it saw (`PORT_PROBE`, `NETWORK_CONNECTION`, …).
+    pub action: String,
+    /// Account and region of the finding.
+    pub account: String,
+    /// Region of the finding.
+    pub region: String,
 }
 
 /// A key crossed a rule.
@@ -1302,6 +1325,7 @@ impl Engine {
             samples: rs.samples.clone(),
             user_agent: rs.user_agent.clone(),
             incident: self.threshold_factor < 1.0,
+            finding: None,
         })
     }
 

@@ -50,6 +50,12 @@ impl Block {
         let Some(e) = &self.evidence else {
             return self.rule.clone();
         };
+        if let Some(f) = &e.finding {
+            return format!(
+                "GuardDuty finding {} (severity {:.1}, {} on {} in {}, seen {} times), id {}",
+                f.kind, f.severity, f.action, f.account, f.region, f.count, f.id
+            );
+        }
         let mut s = format!(
             "{} of {} requests in {} matched `{}` (threshold {})",
             e.matched, e.requests, e.window, self.rule, e.threshold
@@ -130,6 +136,10 @@ pub struct Ledger {
     /// Incident mode is on until this wall-clock time (epoch ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident_until_ms: Option<i64>,
+    /// GuardDuty finding occurrences acted on (`id#count` → when), so a
+    /// re-delivered finding changes nothing; forgotten as offenses are.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub findings: BTreeMap<String, i64>,
 }
 
 impl Default for Ledger {
@@ -140,6 +150,7 @@ impl Default for Ledger {
             history: BTreeMap::new(),
             audit: Vec::new(),
             incident_until_ms: None,
+            findings: BTreeMap::new(),
         }
     }
 }
@@ -180,6 +191,7 @@ pub struct Policy {
     /// Capacity of the IPv4 and IPv6 sets.
     pub capacity: (usize, usize),
     bans: HashMap<String, (Secs, f64, Secs)>,
+    guardduty: crate::config::GuardDutyConfig,
 }
 
 impl Policy {
@@ -194,6 +206,7 @@ impl Policy {
             max_v6: f.max_prefix_v6,
             forget_ms: f.forget_after.ms(),
             capacity: (f.capacity_v4, f.capacity_v6),
+            guardduty: f.guardduty.clone(),
             bans: config
                 .rules
                 .iter()
@@ -248,12 +261,18 @@ impl Policy {
         Ok(())
     }
 
-    fn ban_ms(&self, rule: &str, offense: u32) -> i64 {
-        let (ban, factor, max) =
-            self.bans
-                .get(rule)
-                .copied()
-                .unwrap_or((Secs(3600), 2.0, Secs(7 * 86_400)));
+    /// The ban for the `offense`th offense like `off`: its rule's, or for
+    /// a GuardDuty finding its severity band's.
+    fn ban_ms(&self, off: &Offense, offense: u32) -> i64 {
+        let (ban, factor, max) = match &off.evidence.finding {
+            Some(f) => self.guardduty.ban_for(f.severity),
+            None => {
+                self.bans
+                    .get(&off.rule)
+                    .copied()
+                    .unwrap_or((Secs(3600), 2.0, Secs(7 * 86_400)))
+            }
+        };
         let exp = i32::try_from(offense.saturating_sub(1))
             .unwrap_or(i32::MAX)
             .min(64);
@@ -296,9 +315,7 @@ impl Ledger {
             }
             _ => 1,
         };
-        let until_ms = off
-            .time_ms
-            .saturating_add(policy.ban_ms(&off.rule, offense));
+        let until_ms = off.time_ms.saturating_add(policy.ban_ms(off, offense));
         self.history.insert(
             net.clone(),
             History {
@@ -411,6 +428,8 @@ impl Ledger {
             .collect();
         self.history
             .retain(|_, h| now_ms.saturating_sub(h.last_ms.max(h.until_ms)) < policy.forget_ms);
+        self.findings
+            .retain(|_, at| now_ms.saturating_sub(*at) < policy.forget_ms);
         ended
             .into_iter()
             .filter_map(|n| self.blocks.remove(&n).map(|b| (n, b)))
@@ -479,6 +498,7 @@ mod tests {
                 samples: vec![],
                 user_agent: String::new(),
                 incident: false,
+                finding: None,
             },
         }
     }
@@ -711,12 +731,13 @@ mod tests {
                     0 => {
                         let prior = l.history.get(&masked).copied();
                         let covered = l.covering(&masked, t);
-                        match l.apply(&offense(NETS[n], rule, t), &p) {
+                        let off = offense(NETS[n], rule, t);
+                        match l.apply(&off, &p) {
                             Outcome::Blocked(b) => {
                                 check!(p.check(&masked).is_ok() && covered.is_none());
                                 proptest::prop_assert_eq!(b.offense, prior.map_or(1, |h| h.offenses + 1));
-                                proptest::prop_assert_eq!(b.until_ms - b.since_ms, p.ban_ms(rule, b.offense));
-                                check!(b.offense == 1 || b.until_ms - b.since_ms >= p.ban_ms(rule, b.offense - 1));
+                                proptest::prop_assert_eq!(b.until_ms - b.since_ms, p.ban_ms(&off, b.offense));
+                                check!(b.offense == 1 || b.until_ms - b.since_ms >= p.ban_ms(&off, b.offense - 1));
                             }
                             Outcome::Refused(Refusal::AlreadyBlocked(c)) => {
                                 check!(p.check(&masked).is_ok());

@@ -567,6 +567,15 @@ pub fn default_rules() -> Vec<RuleConfig> {
         "user-auth",
         "One user (account, API key, session) failing logins: credential stuffing through rotating addresses.",
     );
+    let waf_blocks = RuleConfig {
+        waf_action: vec!["BLOCK".into()],
+        ..base(
+            "waf-blocks",
+            "Clients that AWS WAF keeps blocking (WAF logs): promote them from per-request blocks to an IP-set ban.",
+            10 * 60,
+            50,
+        )
+    };
     vec![
         scan_burst,
         RuleConfig {
@@ -619,17 +628,14 @@ pub fn default_rules() -> Vec<RuleConfig> {
                 10,
             )
         },
-        RuleConfig {
-            waf_action: vec!["BLOCK".into()],
-            ..base(
-                "waf-blocks",
-                "Clients that AWS WAF keeps blocking (WAF logs): promote them from per-request blocks to an IP-set ban.",
-                10 * 60,
-                50,
-            )
-        },
+        waf_blocks.clone(),
         user_scan,
         user_auth,
+        per_user(
+            &waf_blocks,
+            "user-waf-blocks",
+            "One user (API key, session) that AWS WAF keeps blocking, whatever address it comes from (WAF logs with `users.header` or `users.cookie`).",
+        ),
     ]
 }
 

@@ -5,7 +5,8 @@
 //! the `lambda` feature).
 
 use super::events::{
-    decode_alarm, decode_ingest, decode_s3_key, AlarmState, IngestEvent, ObjectRef,
+    decode_alarm, decode_finding, decode_ingest, decode_s3_key, is_guardduty_finding, AlarmState,
+    IngestEvent, ObjectRef,
 };
 use super::metrics::{Metrics, Unit};
 use super::service::{Deadline, EnforceReport, IngestReport, Service, ServiceError};
@@ -100,7 +101,9 @@ fn count_enforce(m: &mut Metrics, e: &EnforceReport) {
     );
     m.set("BlockedV4", e.v4 as f64, Unit::Count);
     m.set("BlockedV6", e.v6 as f64, Unit::Count);
+    m.set("BlockedUsers", e.users as f64, Unit::Count);
     m.set("CapacityOverflow", e.overflow as f64, Unit::Count);
+    m.set("UserPatternOverflow", e.users_overflow as f64, Unit::Count);
     m.add("InvalidAddresses", e.invalid.len() as f64, Unit::Count);
 }
 
@@ -119,6 +122,16 @@ fn count_store(m: &mut Metrics, svc: &Service) {
     m.set(
         "CasRetries",
         s.cas_retries.load(Ordering::Relaxed) as f64,
+        Unit::Count,
+    );
+    m.set(
+        "EventsSent",
+        svc.events.sent.load(Ordering::Relaxed) as f64,
+        Unit::Count,
+    );
+    m.set(
+        "EventsFailed",
+        svc.events.failed.load(Ordering::Relaxed) as f64,
         Unit::Count,
     );
 }
@@ -163,8 +176,8 @@ fn log_ingest(r: &IngestReport) {
     if let Some(e) = &r.file.error {
         tracing::warn!(object = %r.object, error = %e, "object damaged: every line before the damage was counted");
     }
-    for (net, b) in &r.blocks {
-        tracing::info!(ip = %net, rule = %b.rule, since_ms = b.since_ms, until_ms = b.until_ms, offense = b.offense, "blocked");
+    for (key, b) in &r.blocks {
+        tracing::info!(key = %key, rule = %b.rule, since_ms = b.since_ms, until_ms = b.until_ms, offense = b.offense, "blocked");
     }
 }
 
@@ -251,8 +264,8 @@ pub async fn expire(
 ) -> Result<(Value, Metrics), HandlerError> {
     let mut m = metrics("expire");
     let (removed, rep) = svc.expire(now_ms, request_id).await?;
-    for (net, b) in &removed {
-        tracing::info!(ip = %net, rule = %b.rule, "block expired");
+    for (key, b) in &removed {
+        tracing::info!(key = %key, rule = %b.rule, "block expired");
     }
     m.add("BlocksRemoved", removed.len() as f64, Unit::Count);
     count_enforce(&mut m, &rep);
@@ -263,10 +276,51 @@ pub async fn expire(
     ))
 }
 
+/// A GuardDuty finding (delivered to the alarm function by EventBridge):
+/// its remote addresses are blocked as the rule `guardduty:TYPE`, or it is
+/// skipped with a reason (no remote address, below the severity, not a
+/// configured type, a sample, already acted on) and counted.
+pub async fn guardduty(
+    svc: &Service,
+    event: &Value,
+    request_id: &str,
+    now_ms: i64,
+) -> Result<(Value, Metrics), HandlerError> {
+    let mut m = metrics("alarm");
+    let f = decode_finding(event).map_err(|e| HandlerError {
+        message: e.to_string(),
+        retryable: false,
+    })?;
+    let r = svc.guardduty(&f, now_ms, request_id).await?;
+    match &r.skipped {
+        Some(why) => {
+            tracing::info!(finding = %f.id, kind = %f.kind, severity = f.severity, skipped = %why, "finding skipped");
+            m.add("FindingsSkipped", 1.0, Unit::Count);
+        }
+        None => {
+            m.add("FindingsActedOn", 1.0, Unit::Count);
+            for (key, b) in &r.blocks {
+                tracing::info!(key = %key, rule = %b.rule, until_ms = b.until_ms, offense = b.offense, finding = %f.id, "blocked");
+            }
+        }
+    }
+    m.add("BlocksAdded", r.blocks.len() as f64, Unit::Count);
+    m.add("BlocksRefused", r.refused as f64, Unit::Count);
+    if let Some(e) = &r.enforce {
+        count_enforce(&mut m, e);
+    }
+    count_store(&mut m, svc);
+    let v = serde_json::to_value(&r).map_err(|e| HandlerError {
+        message: e.to_string(),
+        retryable: false,
+    })?;
+    Ok((v, m))
+}
+
 /// The alarm function: ALARM enters incident mode (stricter thresholds)
 /// for the configured time, re-scans the log objects delivered during the
 /// alarm's evaluation window and judges everything counted again; OK ends
-/// incident mode.
+/// incident mode. A GuardDuty finding goes to [`guardduty`].
 pub async fn alarm(
     svc: &Service,
     event: &Value,
@@ -274,6 +328,9 @@ pub async fn alarm(
     now_ms: i64,
     deadline_ms: Option<i64>,
 ) -> Result<(Value, Metrics), HandlerError> {
+    if is_guardduty_finding(event) {
+        return guardduty(svc, event, request_id, now_ms).await;
+    }
     let mut m = metrics("alarm");
     let deadline = deadline_ms.map(|d| Deadline::from_epoch_ms(d, now_ms));
     let change = decode_alarm(event).map_err(|e| HandlerError {
@@ -298,8 +355,8 @@ pub async fn alarm(
                 blocks += r.blocks.len();
             }
             let rejudged = svc.rejudge(now_ms, request_id).await?;
-            for (net, b) in &rejudged {
-                tracing::info!(ip = %net, rule = %b.rule, "blocked in incident mode");
+            for (key, b) in &rejudged {
+                tracing::info!(key = %key, rule = %b.rule, "blocked in incident mode");
             }
             blocks += rejudged.len();
             m.add("IncidentsStarted", 1.0, Unit::Count);

@@ -73,6 +73,10 @@ pub struct Decision {
 /// match on, and its evidence.
 pub fn detail(d: &Decision, dry_run: bool) -> Value {
     let b = &d.block;
+    let reason = match (d.action, &b.manual) {
+        (Action::Unblock, Some(m)) => format!("unblocked by hand by {}: {}", m.by, m.reason),
+        _ => b.reason(),
+    };
     json!({
         "schema": DETAIL_SCHEMA,
         "action": d.action.name(),
@@ -84,7 +88,7 @@ pub fn detail(d: &Decision, dry_run: bool) -> Value {
         "since": rfc3339(b.since_ms),
         "until": rfc3339(b.until_ms),
         "offense": b.offense,
-        "reason": b.reason(),
+        "reason": reason,
         "evidence": b.evidence,
         "manual": b.manual,
         "dry_run": dry_run,

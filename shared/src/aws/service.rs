@@ -12,15 +12,18 @@
 
 mod deadline;
 mod enforce;
+mod guardduty;
 mod incident;
 mod ingest;
 mod settings;
 
 pub use deadline::Deadline;
 pub use enforce::EnforceReport;
+pub use guardduty::{rule_of, FindingReport};
 pub use ingest::{IngestReport, LogObject};
 pub use settings::{Settings, SettingsError};
 
+use super::notify::{Action, Decision, Notifier};
 use super::s3::{client_from_env, S3Error, S3Loc};
 use super::store::{S3Store, Shard};
 use super::waf::WafError;
@@ -28,7 +31,9 @@ use crate::config::Config;
 use crate::engine::{Engine, StoredState};
 use crate::formats::Format;
 use crate::key::Key;
+use crate::ledger::Block;
 use crate::ledger::{Ledger, Policy};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counts older than this before now (beyond the longest window) are
 /// pruned from stored state: logs arrive minutes to hours late.
@@ -84,6 +89,18 @@ pub struct Service {
     pub config: Config,
     policy: Policy,
     format: Option<Format>,
+    notifier: Option<Notifier>,
+    /// Decision events sent and given up on.
+    pub events: EventStats,
+}
+
+/// Decision events sent (and given up on) by a service.
+#[derive(Debug, Default)]
+pub struct EventStats {
+    /// Events EventBridge accepted.
+    pub sent: AtomicU64,
+    /// Events given up on.
+    pub failed: AtomicU64,
 }
 
 impl Service {
@@ -148,7 +165,13 @@ impl Service {
             })?),
         };
         let waf = (!settings.dry_run).then(|| super::waf::client_from_env(sdk));
-        Ok(Service::from_parts(s3, waf, settings, config, format))
+        let notifier = settings
+            .event_bus
+            .as_deref()
+            .map(|bus| Notifier::new(sdk, bus, settings.dry_run));
+        let mut svc = Service::from_parts(s3, waf, settings, config, format);
+        svc.notifier = notifier;
+        Ok(svc)
     }
 
     /// A service over given clients (tests inject faults this way).
@@ -166,7 +189,39 @@ impl Service {
             config,
             settings,
             format,
+            notifier: None,
+            events: EventStats::default(),
         }
+    }
+
+    /// Send decision events through `notifier` (tests; [`Service::with_sdk`]
+    /// makes one when `FAIL2WAF_EVENT_BUS` is set).
+    pub fn set_notifier(&mut self, notifier: Option<Notifier>) {
+        self.notifier = notifier;
+    }
+
+    /// Announce decisions on the event bus, if one is set. Never fails:
+    /// what could not be sent is logged and counted.
+    pub async fn announce(&self, action: Action, blocks: &[(Key, Block)]) {
+        let Some(n) = &self.notifier else { return };
+        if blocks.is_empty() {
+            return;
+        }
+        let decisions: Vec<Decision> = blocks
+            .iter()
+            .map(|(key, block)| Decision {
+                action,
+                key: key.clone(),
+                block: block.clone(),
+            })
+            .collect();
+        let rep = n.send(&decisions).await;
+        self.events
+            .sent
+            .fetch_add(rep.sent as u64, Ordering::Relaxed);
+        self.events
+            .failed
+            .fetch_add(rep.failed as u64, Ordering::Relaxed);
     }
 
     /// The safety policy in force.

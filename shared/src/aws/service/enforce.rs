@@ -1,8 +1,11 @@
-//! Enforcement: offenses become blocks in the ledger, both IP sets are
-//! made to hold the ledger's active blocks (one writer at a time, under a
-//! lease in S3), and ended blocks expire.
+//! Enforcement: offenses become blocks in the ledger (announced as
+//! events), both IP sets and the users' regex pattern set are made to hold
+//! the ledger's active blocks (one writer at a time, under a lease in S3),
+//! and ended blocks expire (announced too).
 
 use super::{Service, ServiceError, StatePart};
+use crate::aws::notify::Action;
+use crate::aws::patterns::{pack, sync_patterns};
 use crate::aws::store::{Lease, Shard};
 use crate::aws::waf::{sync_set, validate, IpVersion, SyncOutcome, WafSetRef};
 use crate::clock::wall_ms;
@@ -45,6 +48,10 @@ pub struct EnforceReport {
     pub throttled: u32,
     /// Networks refused by validation (should be none).
     pub invalid: Vec<String>,
+    /// Blocked users in the regex pattern set after the sync.
+    pub users: usize,
+    /// Blocked users left out of it (no room, or too long a value).
+    pub users_overflow: usize,
 }
 
 impl EnforceReport {
@@ -80,6 +87,7 @@ impl Service {
                 !added.is_empty()
             })
             .await?;
+        self.announce(Action::Block, &added).await;
         Ok(added)
     }
 
@@ -99,6 +107,8 @@ impl Service {
             let d = ledger.value.desired(now_ms, &self.policy);
             (rep.v4, rep.v6, rep.overflow) =
                 (d.v4.len(), d.v6.len(), d.overflow_v4 + d.overflow_v6);
+            let users = pack(&d.users);
+            (rep.users, rep.users_overflow) = (users.users, users.overflow);
             return Ok(rep);
         };
         let lease_key = self.store.lease_key();
@@ -170,6 +180,13 @@ impl Service {
             rep.v6 = self
                 .sync_one(waf, v6, &d.v6, IpVersion::V6, last_write, rep)
                 .await?;
+            let users = pack(&d.users);
+            (rep.users, rep.users_overflow) = (users.users, users.overflow);
+            if let Some(set) = &self.settings.user_patterns {
+                let lw = last_write.clone();
+                let out = sync_patterns(waf, set, &users.regexes, move || pace(lw.clone())).await?;
+                rep.add(&out);
+            }
             let again = self.store.ledger().await?;
             if again.etag == ledger.etag {
                 return Ok(ledger.etag);
@@ -226,6 +243,7 @@ impl Service {
                 !removed.is_empty() || incident_over
             })
             .await?;
+        self.announce(Action::Expiry, &removed).await;
         let shards =
             (0..self.store.shards()).map(|n| (self.store.shard_key(n), StatePart::Shard(n)));
         for (key, part) in shards.chain([(self.store.site_key(), StatePart::Site)]) {

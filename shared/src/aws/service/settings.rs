@@ -23,6 +23,12 @@ pub struct Settings {
     pub config: Option<String>,
     /// `FAIL2WAF_FORMAT`: force a log format instead of detecting it.
     pub format: Option<String>,
+    /// `FAIL2WAF_EVENT_BUS`: the EventBridge bus (name or ARN) that gets an
+    /// event for every block, unblock and expiry; unset: no events.
+    pub event_bus: Option<String>,
+    /// `FAIL2WAF_USER_PATTERN_SET_ARN`: the WAF regex pattern set blocked
+    /// users go into; unset: users are blocked only through events.
+    pub user_patterns: Option<WafSetRef>,
 }
 
 /// A setting of a deployed function that is missing or wrong.
@@ -34,7 +40,7 @@ pub enum SettingsError {
     /// `FAIL2WAF_STATE` is not an `s3://` location.
     #[error("FAIL2WAF_STATE: {0}")]
     State(S3LocError),
-    /// An IP set variable does not hold an IP set ARN.
+    /// An IP set (or regex pattern set) variable does not hold its ARN.
     #[error("{var}: {error}")]
     IpSetArn {
         /// The variable.
@@ -110,6 +116,17 @@ impl Settings {
                 .unwrap_or_default(),
             config: get("FAIL2WAF_CONFIG"),
             format: get("FAIL2WAF_FORMAT"),
+            event_bus: get("FAIL2WAF_EVENT_BUS"),
+            user_patterns: get("FAIL2WAF_USER_PATTERN_SET_ARN")
+                .map(|a| {
+                    WafSetRef::parse(&a, "regexpatternset").map_err(|error| {
+                        SettingsError::IpSetArn {
+                            var: "FAIL2WAF_USER_PATTERN_SET_ARN",
+                            error,
+                        }
+                    })
+                })
+                .transpose()?,
         };
         if !settings.dry_run && (settings.ipset_v4.is_none() || settings.ipset_v6.is_none()) {
             return Err(SettingsError::NoIpSets);
