@@ -158,6 +158,11 @@ impl Service {
                     .map_err(|e| ServiceError::Invalid(format!("FAIL2WAF_CONFIG {src}: {e}")))?
             }
         };
+        let mut config = config;
+        let users = &mut config.file.users;
+        if users.header.is_none() && users.cookie.is_none() {
+            (users.header, users.cookie) = settings.user_source.clone();
+        }
         let format = match &settings.format {
             None => None,
             Some(name) => Some(config.format(name).ok_or_else(|| {

@@ -29,6 +29,10 @@ pub struct Settings {
     /// `FAIL2WAF_USER_PATTERN_SET_ARN`: the WAF regex pattern set blocked
     /// users go into; unset: users are blocked only through events.
     pub user_patterns: Option<WafSetRef>,
+    /// `FAIL2WAF_USER_HEADER` / `FAIL2WAF_USER_COOKIE`: where WAF logs name
+    /// the user, when the rules file's `[users]` does not say (the stack
+    /// sets them from the header or cookie its web ACL rule matches).
+    pub user_source: (Option<String>, Option<String>),
 }
 
 /// A setting of a deployed function that is missing or wrong.
@@ -117,6 +121,7 @@ impl Settings {
             config: get("FAIL2WAF_CONFIG"),
             format: get("FAIL2WAF_FORMAT"),
             event_bus: get("FAIL2WAF_EVENT_BUS"),
+            user_source: (get("FAIL2WAF_USER_HEADER"), get("FAIL2WAF_USER_COOKIE")),
             user_patterns: get("FAIL2WAF_USER_PATTERN_SET_ARN")
                 .map(|a| {
                     WafSetRef::parse(&a, "regexpatternset").map_err(|error| {
