@@ -39,8 +39,8 @@ fuzz_target!(|data: &[u8]| {
             let _policy = Policy::new(&cfg);
             let _engine = Engine::new(&cfg);
             let _ = cfg.longest_window_buckets();
-            for spec in cfg.formats.values() {
-                let mut p = fail2waf_core::formats::Format::Pattern(spec.clone()).parser();
+            for format in cfg.formats.values() {
+                let mut p = format.parser();
                 for l in LINES {
                     if let Err(e) = p.parse(l) {
                         assert!(!e.field.is_empty() && !e.reason.is_empty());

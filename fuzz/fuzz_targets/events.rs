@@ -1,8 +1,10 @@
-//! Lambda trigger events: any JSON value through the ingest and alarm
-//! decoders (they promise never to panic), and S3 key decoding.
+//! Lambda trigger events: any JSON value through the ingest, alarm and
+//! GuardDuty decoders (they promise never to panic), and S3 key decoding.
 #![no_main]
 
-use fail2waf_core::aws::events::{decode_alarm, decode_ingest, decode_s3_key, is_schedule};
+use fail2waf_core::aws::events::{
+    decode_alarm, decode_finding, decode_ingest, decode_s3_key, is_schedule,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = format!("{change:?}");
         }
         Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    if let Ok(f) = decode_finding(&value) {
+        // Addresses to block exactly when there is no reason to skip.
+        assert_eq!(f.remote.is_empty(), f.skip.is_some(), "{f:?}");
     }
     let _ = is_schedule(&value);
 });

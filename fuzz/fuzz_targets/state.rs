@@ -59,8 +59,13 @@ fuzz_target!(|data: &[u8]| {
         let want = ledger.desired(now, &policy);
         assert!(want.v4.len() <= policy.capacity.0 && want.v6.len() <= policy.capacity.1);
         for net in want.v4.iter().chain(&want.v6) {
-            assert!(policy.check(net).is_ok(), "{net} would reach WAF");
+            let key = fail2waf_core::key::Key::Net(*net);
+            assert!(policy.check(&key).is_ok(), "{net} would reach WAF");
             assert_eq!(*net, net.trunc());
+        }
+        for user in &want.users {
+            let key = fail2waf_core::key::Key::User(user.clone());
+            assert!(policy.check(&key).is_ok(), "{key} would reach WAF");
         }
     }
     ledger.expire(1_767_225_600_000, &policy);
