@@ -396,7 +396,10 @@ pub struct Engine {
     bucket_ms: i64,
     longest: u32,
     threshold_factor: f64,
-    keys: HashMap<Key, KeyState, ahash::RandomState>,
+    /// Addresses and networks: the map every request visits.
+    keys: HashMap<IpNet, KeyState, ahash::RandomState>,
+    /// Users (only with user rules, for hits that name one).
+    users: HashMap<User, KeyState, ahash::RandomState>,
     site_total: Series,
     /// Requests of the site but 4xx, per bucket (outage awareness).
     site_answered: Series,
@@ -463,6 +466,7 @@ impl Engine {
             longest: config.longest_window_buckets(),
             threshold_factor: 1.0,
             keys: HashMap::default(),
+            users: HashMap::default(),
             site_total: Series::default(),
             site_answered: Series::default(),
             site_matched: vec![Series::default(); config.rules.len()],
@@ -551,26 +555,66 @@ impl Engine {
     /// so a flood of addresses cannot make every request cost a full scan.
     #[inline]
     fn room_for(&mut self, key: &Key, matched: bool) -> bool {
-        self.keys.len() < self.max_keys || self.make_room_for(key, matched)
+        self.key_count() < self.max_keys || self.make_room_for(key, matched)
+    }
+
+    /// [`Engine::room_for`] a network (the key made only when needed).
+    #[inline]
+    fn room_for_net(&mut self, net: IpNet, matched: bool) -> bool {
+        self.key_count() < self.max_keys || self.make_room_for(&Key::Net(net), matched)
     }
 
     #[inline(never)]
     fn make_room_for(&mut self, key: &Key, matched: bool) -> bool {
-        if self.keys.contains_key(key) {
+        if self.state(key).is_some() {
             return true;
         }
         if !matched || self.newest < self.full_until {
             return false;
         }
         self.prune();
-        if self.keys.len() >= self.max_keys {
+        if self.key_count() >= self.max_keys {
             self.keys.retain(|_, ks| !ks.rules.is_empty());
+            self.users.retain(|_, ks| !ks.rules.is_empty());
         }
-        if self.keys.len() >= self.max_keys {
+        if self.key_count() >= self.max_keys {
             self.full_until = self.newest.saturating_add(6);
             return false;
         }
         true
+    }
+
+    /// The state of `key`, if held.
+    #[inline]
+    fn state(&self, key: &Key) -> Option<&KeyState> {
+        match key {
+            Key::Net(n) => self.keys.get(n),
+            Key::User(u) => self.users.get(u),
+        }
+    }
+
+    /// The state of `key`, if held.
+    #[inline]
+    fn state_mut(&mut self, key: &Key) -> Option<&mut KeyState> {
+        match key {
+            Key::Net(n) => self.keys.get_mut(n),
+            Key::User(u) => self.users.get_mut(u),
+        }
+    }
+
+    /// The state of `key`, held from now on.
+    #[inline]
+    fn state_entry(&mut self, key: &Key) -> &mut KeyState {
+        match key {
+            Key::Net(n) => self.keys.entry(*n).or_default(),
+            Key::User(u) => self.users.entry(u.clone()).or_default(),
+        }
+    }
+
+    /// Every key held, with its state.
+    fn states(&self) -> impl Iterator<Item = (Key, &KeyState)> {
+        let nets = self.keys.iter().map(|(n, ks)| (Key::Net(*n), ks));
+        nets.chain(self.users.iter().map(|(u, ks)| (Key::User(u.clone()), ks)))
     }
 
     /// Multiply every threshold by `factor` (incident mode: < 1).
@@ -609,7 +653,7 @@ impl Engine {
 
     /// Number of keys held (addresses, networks and users).
     pub fn key_count(&self) -> usize {
-        self.keys.len()
+        self.keys.len() + self.users.len()
     }
 
     /// Count one request. Returns the key it counted for and the rules it
@@ -654,9 +698,8 @@ impl Engine {
         }
         let mut untracked = false;
         let by_address = matched & !self.user_rules;
-        let k = Key::Net(key);
-        if self.room_for(&k, !by_address.is_empty()) {
-            self.count_request(k, b, by_address, gateway, route);
+        if self.room_for_net(key, !by_address.is_empty()) {
+            self.count_request(key, b, by_address, gateway, route);
             for r in by_address.iter() {
                 self.count_match(hit, key, None, r, b, route);
             }
@@ -667,7 +710,7 @@ impl Engine {
             let by_user = matched & self.user_rules;
             let k = Key::User(u);
             if self.room_for(&k, !by_user.is_empty()) {
-                self.count_request(k.clone(), b, by_user, gateway, route);
+                self.count_user_request(&k, b, by_user, gateway, route);
                 for r in by_user.iter() {
                     self.count_match(hit, key, Some(&k), r, b, route);
                 }
@@ -725,34 +768,24 @@ impl Engine {
     #[inline]
     fn count_request(
         &mut self,
-        key: Key,
+        key: IpNet,
         b: Bucket,
         matched: RuleSet,
         gateway: bool,
         route: Option<(u64, u64)>,
     ) {
-        let ks = self.keys.entry(key.clone()).or_default();
-        ks.count(b);
-        if gateway {
-            ks.add_gateway(b, 1);
-        }
-        let asking = ks.failed_routes & self.outage_rules & !matched;
-        if let Some(h) = route.filter(|_| !asking.is_empty()) {
-            // A request on a route where the key failed before counts
-            // towards its share there (failures are counted in
-            // `count_match`).
-            for (r, rs) in &mut ks.rules {
-                if asking.contains(usize::from(*r)) && rs.routes.failed_on(h) {
-                    rs.routes.add(b, h, 0, 1);
-                }
-            }
-        }
-        let Key::Net(addr) = key else { return };
+        let outage = self.outage_rules;
+        count_in(
+            self.keys.entry(key).or_default(),
+            b,
+            (matched, outage),
+            gateway,
+            route,
+        );
         for i in 0..self.prefix_lens.len() {
             let (l4, l6) = self.prefix_lens[i];
-            let net = widen(addr, l4, l6);
-            let net = Key::Net(net);
-            if net != key && self.room_for(&net, !matched.is_empty()) {
+            let net = widen(key, l4, l6);
+            if net != key && self.room_for_net(net, !matched.is_empty()) {
                 let ns = self.keys.entry(net).or_default();
                 ns.count(b);
                 if gateway {
@@ -760,6 +793,20 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Count a request of user `key` (held) in its totals, and on the
+    /// routes where it failed before.
+    fn count_user_request(
+        &mut self,
+        key: &Key,
+        b: Bucket,
+        matched: RuleSet,
+        gateway: bool,
+        route: Option<(u64, u64)>,
+    ) {
+        let outage = self.outage_rules;
+        count_in(self.state_entry(key), b, (matched, outage), gateway, route);
     }
 
     /// Count a request of address `key` that matched rule `r` (for its
@@ -788,7 +835,11 @@ impl Engine {
             (KeyKind::User, None) => return,
         };
         let (pcap, mcap) = caps(rule);
-        let Some(ks) = self.keys.get_mut(&k) else {
+        let ks = match &k {
+            Key::Net(n) => self.keys.get_mut(n),
+            Key::User(u) => self.users.get_mut(u),
+        };
+        let Some(ks) = ks else {
             return;
         };
         if route.is_some() && rule.outage_aware {
@@ -1170,7 +1221,7 @@ impl Engine {
         if !rule.outage_aware {
             return None;
         }
-        let ks = self.keys.get(key)?;
+        let ks = self.state(key)?;
         let rs = ks.rule(r as u16)?;
         let lo = window_start(end, rule.window_buckets);
         let matched = rs.matched.sum(lo, end);
@@ -1198,7 +1249,7 @@ impl Engine {
         let lo = window_start(b, rule.window_buckets);
         let threshold = f64::from(rule.config.threshold) * self.threshold_factor;
         let min_ratio = rule.config.min_ratio.unwrap_or(0.0);
-        let ks = self.keys.entry(Key::Net(key)).or_default();
+        let ks = self.keys.entry(key).or_default();
         let total = ks.asked_sum(lo, b);
         let own = &mut ks.rule_mut(r as u16).matched;
         own.add(b, 1);
@@ -1210,7 +1261,7 @@ impl Engine {
     fn evaluate(&mut self, key: &Key, r: usize, b: Bucket, time_ms: i64) {
         let rule = &self.rules[r];
         let n = rule.window_buckets;
-        let Some(ks) = self.keys.get(key) else {
+        let Some(ks) = self.state(key) else {
             return;
         };
         let Some(rs) = ks.rule(r as u16) else { return };
@@ -1251,7 +1302,7 @@ impl Engine {
         };
         let quiet = e.saturating_add(n - 1);
         let name = rule.config.name.clone();
-        if let Some(rs) = self.keys.get_mut(key).map(|k| k.rule_mut(r as u16)) {
+        if let Some(rs) = self.state_mut(key).map(|k| k.rule_mut(r as u16)) {
             rs.quiet_until = quiet;
         }
         self.offenses.push(Offense {
@@ -1339,7 +1390,7 @@ impl Engine {
             s.prune_before(horizon);
         }
         self.prune_routes(horizon);
-        self.keys.retain(|_, ks| {
+        let keep = |ks: &mut KeyState| {
             ks.flush();
             ks.total.prune_before(horizon);
             if let Some(g) = &mut ks.gateway {
@@ -1357,7 +1408,9 @@ impl Engine {
             });
             ks.failed_routes = ks.rules_with_routes();
             !ks.total.is_empty() || !ks.rules.is_empty()
-        });
+        };
+        self.keys.retain(|_, ks| keep(ks));
+        self.users.retain(|_, ks| keep(ks));
     }
 
     /// The state worth keeping: keys with matched requests inside the
@@ -1378,8 +1431,8 @@ impl Engine {
     /// in several objects).
     pub fn export_with(&self, keep: impl Fn(&Key) -> bool, which: ExportKeys) -> StoredState {
         let mut keys = BTreeMap::new();
-        for (k, ks) in &self.keys {
-            if (ks.rules.is_empty() && which == ExportKeys::Matched) || !keep(k) {
+        for (k, ks) in self.states() {
+            if (ks.rules.is_empty() && which == ExportKeys::Matched) || !keep(&k) {
                 continue;
             }
             let rules = ks
@@ -1388,7 +1441,7 @@ impl Engine {
                 .map(|(r, rs)| (self.rules[*r as usize].config.name.clone(), rs.clone()))
                 .collect();
             keys.insert(
-                k.clone(),
+                k,
                 StoredKey {
                     total: {
                         let mut t = ks.total.clone();
@@ -1457,7 +1510,10 @@ impl Engine {
                 .iter()
                 .filter_map(|(n, rs)| self.rule_index(n).map(|r| (r, rs)))
                 .collect();
-            let ks = self.keys.entry(k.clone()).or_default();
+            let ks = match k {
+                Key::Net(n) => self.keys.entry(*n).or_default(),
+                Key::User(u) => self.users.entry(u.clone()).or_default(),
+            };
             ks.flush();
             ks.total.merge(&sk.total);
             if !sk.gateway.is_empty() {
@@ -1490,16 +1546,17 @@ impl Engine {
 
     fn evaluate_keys_now(&mut self, only: Option<&std::collections::BTreeSet<Key>>) {
         let mut todo: Vec<(Key, usize)> = Vec::new();
-        for (k, ks) in &self.keys {
-            if only.is_some_and(|o| !o.contains(k)) {
+        for (k, ks) in self.states() {
+            if only.is_some_and(|o| !o.contains(&k)) {
                 continue;
             }
             todo.extend(ks.rules.iter().map(|(r, _)| (k.clone(), *r as usize)));
         }
         todo.sort_unstable();
         for (k, r) in todo {
-            let buckets: Vec<Bucket> = self.keys[&k]
-                .rule(r as u16)
+            let buckets: Vec<Bucket> = self
+                .state(&k)
+                .and_then(|ks| ks.rule(r as u16))
                 .map(|rs| rs.matched.iter().map(|(b, _)| b).collect())
                 .unwrap_or_default();
             for b in buckets {
@@ -1516,6 +1573,34 @@ impl Engine {
         self.newest = b.saturating_add(self.longest).max(newest);
         self.prune();
         self.newest = newest;
+    }
+}
+
+/// Count one request in `ks` (totals, gateway errors), and on the routes
+/// where the key failed before, for the outage-aware rules there that it
+/// did not match now.
+#[inline(always)]
+fn count_in(
+    ks: &mut KeyState,
+    b: Bucket,
+    (matched, outage_rules): (RuleSet, RuleSet),
+    gateway: bool,
+    route: Option<(u64, u64)>,
+) {
+    ks.count(b);
+    if gateway {
+        ks.add_gateway(b, 1);
+    }
+    let asking = ks.failed_routes & outage_rules & !matched;
+    if let Some(h) = route.filter(|_| !asking.is_empty()) {
+        // A request on a route where the key failed before counts
+        // towards its share there (failures are counted in
+        // `count_match`).
+        for (r, rs) in &mut ks.rules {
+            if asking.contains(usize::from(*r)) && rs.routes.failed_on(h) {
+                rs.routes.add(b, h, 0, 1);
+            }
+        }
     }
 }
 
@@ -1668,7 +1753,7 @@ mod tests {
                 .collect();
             assert!(run(&mut e, &hits).is_empty(), "{user:?}");
         }
-        assert!(e.keys.keys().all(|k| k.user().is_none()));
+        assert!(e.users.is_empty());
     }
 
     #[test]
