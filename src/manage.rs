@@ -6,6 +6,7 @@ use crate::output::{reason, rfc3339};
 use crate::InputError;
 use anyhow::Result;
 use fail2waf_core::aws::notify::Action;
+use fail2waf_core::aws::patterns::pack;
 use fail2waf_core::aws::service::Service;
 use fail2waf_core::client::{widen, ClientResolver};
 use fail2waf_core::clock::wall_ms;
@@ -14,6 +15,7 @@ use fail2waf_core::duration::Secs;
 use fail2waf_core::engine::{Engine, StoredState};
 use fail2waf_core::key::{Key, User};
 use fail2waf_core::ledger::{Block, Ledger, Manual, Policy};
+use fail2waf_core::printable::clip;
 use fail2waf_core::rules::KeyKind;
 use fail2waf_core::state::DirState;
 use fail2waf_core::window::window_start;
@@ -137,15 +139,18 @@ impl Ctx {
                     svc.enforce(self.now, &format!("fail2waf-cli-{}", std::process::id())),
                 )?;
                 Ok(
-                    json!({"synced": !r.deferred, "deferred": r.deferred, "v4": r.v4, "v6": r.v6, "writes": r.writes, "overflow": r.overflow}),
+                    json!({"synced": !r.deferred, "deferred": r.deferred, "v4": r.v4, "v6": r.v6, "writes": r.writes, "overflow": r.overflow,
+                          "users": r.users, "users_overflow": r.users_overflow}),
                 )
             }
             _ => {
                 let d = self.ledger()?.desired(self.now, &self.policy);
+                let users = pack(&d.users);
                 Ok(
                     json!({"synced": false, "v4": d.v4.iter().map(ToString::to_string).collect::<Vec<_>>(),
                           "v6": d.v6.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                          "overflow": d.overflow_v4 + d.overflow_v6}),
+                          "overflow": d.overflow_v4 + d.overflow_v6,
+                          "user_patterns": users.regexes, "users_overflow": users.overflow}),
                 )
             }
         }
@@ -205,7 +210,7 @@ pub fn block(net: &Key, ttl: Secs, why: &str, a: &StateArgs) -> Result<ExitCode>
             |l| match l.block_manual(net.clone(), ttl, &by, why, now, &policy) {
                 Ok(_) => true,
                 Err(r) => {
-                    refused = Some(format!("{r:?}"));
+                    refused = Some(r.to_string());
                     false
                 }
             },
@@ -240,8 +245,8 @@ pub fn unblock(net: &Key, why: &str, a: &StateArgs) -> Result<ExitCode> {
     // The removed block, with who removed it and why.
     let ended = removed.clone().map(|b| Block {
         manual: Some(Manual {
-            by: by.clone(),
-            reason: why.to_string(),
+            by: clip(&by, 100),
+            reason: clip(why, 500),
         }),
         ..b
     });
@@ -271,6 +276,7 @@ pub fn status(a: &StateArgs) -> Result<ExitCode> {
     let v6 = count(|k| matches!(k, Key::Net(IpNet::V6(_))));
     let users = count(|k| matches!(k, Key::User(_)));
     let d = ledger.desired(ctx.now, &ctx.policy);
+    let users_overflow = pack(&d.users).overflow;
     let since: Vec<i64> = active.iter().map(|(_, b)| b.since_ms).collect();
     let incident = ledger.incident_until_ms.filter(|t| *t > ctx.now);
     let v = json!({
@@ -279,6 +285,7 @@ pub fn status(a: &StateArgs) -> Result<ExitCode> {
         "active_v4": v4, "active_v6": v6, "active_users": users,
         "capacity_v4": ctx.policy.capacity.0, "capacity_v6": ctx.policy.capacity.1,
         "overflow": d.overflow_v4 + d.overflow_v6,
+        "users_overflow": users_overflow,
         "oldest": since.iter().min().map(|t| rfc3339(*t)),
         "newest": since.iter().max().map(|t| rfc3339(*t)),
         "incident_until": incident.map(rfc3339),
@@ -286,12 +293,17 @@ pub fn status(a: &StateArgs) -> Result<ExitCode> {
         "blocks": active.iter().map(|(n, b)| json!({"key": n.to_string(), "ip": n.net().map(|n| n.to_string()), "user": n.user().map(User::as_str), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})).collect::<Vec<_>>(),
     });
     let mut text = format!(
-        "active blocks: {} IPv4 of {}, {} IPv6 of {}, {} users{}\n",
+        "active blocks: {} IPv4 of {}, {} IPv6 of {}, {} users{}{}\n",
         v4,
         ctx.policy.capacity.0,
         v6,
         ctx.policy.capacity.1,
         users,
+        if users_overflow > 0 {
+            format!(" ({users_overflow} beyond the regex pattern set's limits)")
+        } else {
+            String::new()
+        },
         if d.overflow_v4 + d.overflow_v6 > 0 {
             format!(
                 " ({} over capacity, not enforced)",

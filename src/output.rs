@@ -4,7 +4,8 @@
 //! - `file`: one per input: `name`, `format`, `lines_read`, `lines_parsed`,
 //!   `lines_skipped`, `skip_reasons`, `bytes`, and `skipped` / `error` when
 //!   the file was skipped or damaged.
-//! - `decision`: one per new block: `ip` (CIDR), `rule`, `first_blocked`
+//! - `decision`: one per new block: `key` (a CIDR or `user:VALUE`), `ip`
+//!   (the CIDR, or null for a user), `user` (or null), `rule`, `first_blocked`
 //!   and `expires` (RFC 3339), `offense`, `ban_seconds`, `reason` (one
 //!   sentence) and `evidence`.
 //! - `summary`: last: `files`, `files_skipped`, `files_already_counted`,

@@ -663,13 +663,13 @@ const RULE_FIELDS: &[(&str, &str)] = &[
     ("waf_label", "WAF label prefixes that match"),
     (
         "key",
-        "\"ip\": count per address (IPv6 per /64); \"prefix\": per network",
+        "\"ip\": count per address (IPv6 per /64); \"prefix\": per network; \"user\": per application user ([users])",
     ),
     ("prefix_v4", "network size for key = \"prefix\" (IPv4)"),
     ("prefix_v6", "network size for key = \"prefix\" (IPv6)"),
     (
         "min_members",
-        "key = \"prefix\": distinct quiet member addresses needed",
+        "key = \"prefix\": distinct quiet member addresses needed; key = \"user\": distinct addresses",
     ),
     ("window", "sliding window, a multiple of `bucket`"),
     (
@@ -771,6 +771,21 @@ pub fn default_toml() -> String {
          # cookie = \"session\"\n\
          # Users never blocked (service accounts, internal keys); `prefix*` allowed.\n\
          allow = []\n\n\
+         [guardduty]\n\
+         # GuardDuty findings (template parameter GuardDutyFindings) block their remote\n\
+         # address as the rule guardduty:TYPE. Findings under this severity (1-10) do not...\n\
+         min_severity = {:?}\n\
+         # ...nor types outside these prefixes (empty: every type), nor sample findings.\n\
+         types = []\n\
+         samples = false\n\
+         # First ban per severity band (low < 4, medium < 7, high < 9, critical), then\n\
+         # times ban_factor per repeat offense, up to ban_max.\n\
+         ban_low = \"{}\"\n\
+         ban_medium = \"{}\"\n\
+         ban_high = \"{}\"\n\
+         ban_critical = \"{}\"\n\
+         ban_factor = {:?}\n\
+         ban_max = \"{}\"\n\n\
          # User-defined formats, used with `--format NAME`:\n\
          # [formats.myapp]\n\
          # regex = '^(?P<ip>\\S+) \\[(?P<time>[^\\]]+)\\] \"(?P<request>[^\"]*)\" (?P<status>\\d{{3}})'\n\
@@ -801,6 +816,13 @@ pub fn default_toml() -> String {
         f.outage.victim_ratio,
         f.incident.threshold_factor,
         f.incident.duration,
+        f.guardduty.min_severity,
+        f.guardduty.ban_low,
+        f.guardduty.ban_medium,
+        f.guardduty.ban_high,
+        f.guardduty.ban_critical,
+        f.guardduty.ban_factor,
+        f.guardduty.ban_max,
     );
     // The first rule shows every field with its meaning; the others only
     // the fields that are set.

@@ -179,6 +179,18 @@ pub enum Refusal {
     AllowlistedUser(String),
 }
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::AlreadyBlocked(k) => write!(f, "already blocked as {k}"),
+            Refusal::Allowlisted(n) => write!(f, "on the allow-list ({n})"),
+            Refusal::TrustedProxy(n) => write!(f, "a trusted proxy ({n})"),
+            Refusal::TooWide => write!(f, "wider than the widest prefix allowed"),
+            Refusal::AllowlistedUser(a) => write!(f, "on the users' allow-list ({a})"),
+        }
+    }
+}
+
 /// The safety rules and ban lengths the ledger applies.
 #[derive(Debug, Clone)]
 pub struct Policy {

@@ -107,33 +107,20 @@ fn count_enforce(m: &mut Metrics, e: &EnforceReport) {
     m.add("InvalidAddresses", e.invalid.len() as f64, Unit::Count);
 }
 
+/// The service's counters since the last invocation reported them: the
+/// service lives as long as the execution environment, the metrics are per
+/// invocation.
 fn count_store(m: &mut Metrics, svc: &Service) {
     let s = &svc.store.stats;
-    m.set(
-        "StateGets",
-        s.gets.load(Ordering::Relaxed) as f64,
-        Unit::Count,
-    );
-    m.set(
-        "StatePuts",
-        s.puts.load(Ordering::Relaxed) as f64,
-        Unit::Count,
-    );
-    m.set(
-        "CasRetries",
-        s.cas_retries.load(Ordering::Relaxed) as f64,
-        Unit::Count,
-    );
-    m.set(
-        "EventsSent",
-        svc.events.sent.load(Ordering::Relaxed) as f64,
-        Unit::Count,
-    );
-    m.set(
-        "EventsFailed",
-        svc.events.failed.load(Ordering::Relaxed) as f64,
-        Unit::Count,
-    );
+    for (name, counter) in [
+        ("StateGets", &s.gets),
+        ("StatePuts", &s.puts),
+        ("CasRetries", &s.cas_retries),
+        ("EventsSent", &svc.events.sent),
+        ("EventsFailed", &svc.events.failed),
+    ] {
+        m.add(name, counter.swap(0, Ordering::Relaxed) as f64, Unit::Count);
+    }
 }
 
 async fn ingest_one(
