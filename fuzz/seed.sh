@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 F=tests/fixtures
 S=fuzz/seeds
 rm -rf "$S"
-for t in alb waf cloudfront pattern config events pipeline state; do mkdir -p "$S/$t"; done
+for t in alb waf cloudfront pattern json config events pipeline state; do mkdir -p "$S/$t"; done
 
 # put TARGET FILE: copy FILE (gunzipped when it is gzip) as a seed named
 # after its path.
@@ -49,6 +49,14 @@ for f in $(find $F/cloudfront -type f | sort); do
     head -n 6 "$S/pipeline/$name" > "$S/cloudfront/$name"
 done
 for f in $(find $F/events -type f -name '*.json' | sort); do put events "$f"; done
+for f in tests/data/guardduty/*.json; do put events "$f"; done
+# json: application log lines (Fluent Bit, Firehose, ECS shapes), one seed
+# per line and the file whole.
+n=0
+while IFS= read -r line; do
+    n=$((n + 1)); printf '%s\n' "$line" > "$S/json/line-$n.log"
+done < tests/data/json/app-lines.log
+cp tests/data/json/app-lines.log "$S/json/app-lines.log"
 put config examples/fail2waf.toml
 
 # Configs that exercise user formats and rules (from docs/configuration.md
