@@ -426,3 +426,31 @@ fn report_outage_sections_from_logs_are_escaped() {
     assert_eq!(bands[0]["data-section"], "/&lt;script&gt;/*");
     assert!(html.contains("outage on /&lt;script&gt;/*"));
 }
+
+/// A user offender has its lane beside the networks: the stuffer's key
+/// is drawn as blocked, with its decision; no address of it is.
+#[test]
+fn report_shows_a_blocked_user_beside_networks() {
+    let dir = TempDir::new("report-users");
+    let config = stuffer_app_logs(&dir);
+    let out = dir.join("r.html");
+    let (c, log) = (config.to_str().unwrap(), dir.join("app.log"));
+    let html = report(
+        &[log.to_str().unwrap()],
+        &out,
+        &["--config", c, "--format", "app"],
+    );
+    // One blocked lane, the user's; alice (404s on one path) and the
+    // stuffer's addresses have lanes of their own, unblocked.
+    let lane = r#"<g class="lane blocked" data-key=""#;
+    let blocked: Vec<&str> = html
+        .match_indices(lane)
+        .map(|(i, _)| {
+            let rest = &html[i + lane.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(blocked, ["user:ak_live_stuffer"]);
+    assert!(html.contains(r#"<g class="lane" data-key="user:ak_live_alice""#));
+    assert!(html.contains(r#"<g class="lane" data-key="203.0.100.1/32""#));
+}

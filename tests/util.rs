@@ -204,3 +204,47 @@ pub fn try_http(
     }
     Ok(resp)
 }
+
+/// Application logs as Fluent Bit ships them (the app's JSON line in
+/// `log`), into `dir/app.log`: a credential stuffer with the API key
+/// `ak_live_stuffer` failing a login every 100 ms from 500 addresses, and
+/// `ak_live_alice`, whose avatar keeps answering 404, for 50 s. Returns
+/// the configuration that reads them (`--format app`).
+pub fn stuffer_app_logs(dir: &TempDir) -> PathBuf {
+    let line = |t: u32, ip: &str, method: &str, path: &str, status: u16, key: &str| {
+        let app = format!(
+            r#"{{"remote_addr":"{ip}","time":"2026-01-01T00:00:{:02}.{:03}Z","method":"{method}","path":"{path}","status":{status},"auth":{{"api_key":"{key}"}}}}"#,
+            t / 1000,
+            t % 1000
+        );
+        let record = serde_json::json!({"date": 1767225600.0, "log": app, "kubernetes": {"pod_name": "api-7d9f"}});
+        format!("{record}\n")
+    };
+    let mut log = String::new();
+    for i in 0..500u32 {
+        let t = i * 100;
+        let ip = format!("203.0.{}.{}", 100 + i / 250, i % 250 + 1);
+        log += &line(t, &ip, "POST", "/api/login", 401, "ak_live_stuffer");
+        let status = if i % 2 == 0 { 404 } else { 200 };
+        log += &line(
+            t,
+            "192.0.2.50",
+            "GET",
+            "/account/avatar.png",
+            status,
+            "ak_live_alice",
+        );
+    }
+    std::fs::write(dir.join("app.log"), log).unwrap();
+    let config = dir.join("fail2waf.toml");
+    std::fs::write(
+        &config,
+        r#"
+[formats.app]
+json = { ip = "log.remote_addr", time = "log.time", status = "log.status", method = "log.method", path = "log.path", user = "log.auth.api_key" }
+time_format = "iso8601"
+"#,
+    )
+    .unwrap();
+    config
+}
