@@ -715,6 +715,9 @@ fn manual_block_unblock_and_status_on_the_deployed_state() {
     let sets = [
         ("FAIL2WAF_IPSET_V4_ARN", acct.v4.2.as_str()),
         ("FAIL2WAF_IPSET_V6_ARN", acct.v6.2.as_str()),
+        // The shell's default region is not the sets' (us-east-1): the
+        // CLI talks to WAF in the region of the sets' ARNs.
+        ("AWS_REGION", "eu-west-1"),
     ];
     let out = cli(
         &acct,
@@ -765,4 +768,47 @@ fn manual_block_unblock_and_status_on_the_deployed_state() {
     let ledger = acct.state_object("ledger.json").unwrap();
     assert_eq!(ledger["audit"].as_array().unwrap().len(), 2);
     assert_eq!(ledger["audit"][1]["reason"], "false positive");
+}
+
+/// The alarm's re-scan on a bucket holding months of logs: a `{date}`
+/// prefix lists only the days of the alarm's window, so today's objects
+/// are found however many older keys sort before them (a plain prefix
+/// lists from the oldest and stops at 50,000 keys).
+#[test]
+fn the_rescan_finds_todays_objects_among_months_of_keys() {
+    let acct = Account::new();
+    let base = "AWSLogs/123456789012/elasticloadbalancing/us-east-1";
+    let now = wall_ms();
+    let day = |ago: i64| {
+        chrono::DateTime::from_timestamp_millis(now - ago * 86_400_000)
+            .unwrap()
+            .format("%Y/%m/%d")
+            .to_string()
+    };
+    for ago in (0..90).rev() {
+        acct.put_log(
+            &format!("{base}/{}/node-{ago}.log.gz", day(ago)),
+            &[line_at(now - ago * 86_400_000, "192.0.2.5", "/", 200)],
+        );
+    }
+    let prefixes = format!("s3://{}/{base}/{{date}}/", acct.logs);
+    let svc = acct.service(&[("FAIL2WAF_LOG_PREFIXES", &prefixes)]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let found = rt
+        .block_on(svc.recent_objects(now - 20 * 60_000, now))
+        .unwrap();
+    let keys: Vec<&str> = found.iter().map(|(_, k)| k.as_str()).collect();
+    // Twenty minutes back may reach into yesterday (UTC): at most those two days.
+    assert!(
+        keys.contains(&format!("{base}/{}/node-0.log.gz", day(0)).as_str()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .all(|k| k.contains(&day(0)) || k.contains(&day(1))),
+        "{keys:?}"
+    );
 }

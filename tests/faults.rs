@@ -523,6 +523,52 @@ fn get_ip_set_rule() -> Rule {
     })
 }
 
+/// UpdateIPSet replaces the set's description too (moto keeps it when
+/// none is sent, AWS does not): the sync sends back what it read.
+#[test]
+fn the_ip_set_sync_sends_its_description_back() {
+    use aws_sdk_wafv2::operation::get_ip_set::GetIpSetOutput;
+    use aws_sdk_wafv2::operation::update_ip_set::UpdateIpSetOutput;
+    use aws_sdk_wafv2::types::{IpAddressVersion, IpSet};
+    const DESCRIPTION: &str =
+        "IPv4 addresses blocked by fail2waf - managed by its functions, do not edit";
+    let get = mock!(aws_sdk_wafv2::Client::get_ip_set).then_output(|| {
+        GetIpSetOutput::builder()
+            .ip_set(
+                IpSet::builder()
+                    .name("mock-v4")
+                    .id("id4")
+                    .arn("arn:aws:wafv2:us-east-1:123456789012:regional/ipset/mock-v4/id4")
+                    .description(DESCRIPTION)
+                    .ip_address_version(IpAddressVersion::Ipv4)
+                    .set_addresses(Some(vec![]))
+                    .build()
+                    .unwrap(),
+            )
+            .lock_token("token-1")
+            .build()
+    });
+    let update = mock!(aws_sdk_wafv2::Client::update_ip_set)
+        .match_requests(|r| {
+            r.description() == Some(DESCRIPTION) && r.lock_token() == Some("token-1")
+        })
+        .then_output(|| UpdateIpSetOutput::builder().next_lock_token("t2").build());
+    let waf = mock_waf(&[&get, &update]);
+    let set: WafSetRef = "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/mock-v4/id4"
+        .parse()
+        .unwrap();
+    let desired: BTreeSet<IpNet> = ["192.0.2.1/32".parse().unwrap()].into();
+    let out = runtime()
+        .block_on(sync_set(&waf, &set, &desired, || std::future::ready(())))
+        .unwrap();
+    assert!(out.written);
+    assert_eq!(
+        update.num_calls(),
+        1,
+        "an update without the description would match no rule"
+    );
+}
+
 #[test]
 fn waf_throttling_limits_and_lock_storms_are_retried_with_backoff_then_give_up() {
     use aws_sdk_wafv2::operation::update_ip_set::UpdateIpSetOutput;

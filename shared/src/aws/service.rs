@@ -169,7 +169,11 @@ impl Service {
                 ServiceError::Invalid(format!("FAIL2WAF_FORMAT: unknown format `{name}`"))
             })?),
         };
-        let waf = (!settings.dry_run).then(|| super::waf::client_from_env(sdk));
+        // The sets of one deployment share a region: the IPv4 set's.
+        let waf = match (&settings.ipset_v4, settings.dry_run) {
+            (Some(set), false) => Some(super::waf::client_for(sdk, set)),
+            _ => None,
+        };
         let notifier = settings
             .event_bus
             .as_deref()

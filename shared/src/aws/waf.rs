@@ -31,6 +31,9 @@ pub struct WafSetRef {
     pub id: String,
     /// REGIONAL or CLOUDFRONT.
     pub scope: Scope,
+    /// The region of its ARN (`us-east-1` for CLOUDFRONT), where it is
+    /// read and written whatever the caller's default region.
+    pub region: String,
 }
 
 /// A text that is not a WAFv2 IP set ARN.
@@ -67,7 +70,7 @@ impl WafSetRef {
             "global" => Scope::Cloudfront,
             _ => return Err(bad()),
         };
-        if name.is_empty() || id.is_empty() {
+        if name.is_empty() || id.is_empty() || parts[3].is_empty() {
             return Err(bad());
         }
         Ok(WafSetRef {
@@ -75,6 +78,7 @@ impl WafSetRef {
             name: (*name).into(),
             id: (*id).into(),
             scope,
+            region: parts[3].into(),
         })
     }
 }
@@ -226,6 +230,11 @@ where
             }
         };
         let token = got.lock_token().unwrap_or_default().to_string();
+        // UpdateIPSet replaces the description too: send it back.
+        let description = got
+            .ip_set()
+            .and_then(|s| s.description())
+            .map(str::to_string);
         let current: BTreeSet<IpNet> = got
             .ip_set()
             .map(|s| s.addresses())
@@ -247,6 +256,7 @@ where
             .scope(set.scope.clone())
             .id(&set.id)
             .set_addresses(Some(addresses))
+            .set_description(description)
             .lock_token(token)
             .send()
             .await
@@ -282,9 +292,14 @@ where
     Err(err("UpdateIPSet", None, "gave up".into()))
 }
 
-/// A WAFv2 client from the shared SDK config.
-pub fn client_from_env(config: &aws_config::SdkConfig) -> Client {
-    Client::new(config)
+/// A WAFv2 client for `set`: the shared SDK config, in the region of the
+/// set's ARN (a shell's or function's default region may be another one;
+/// CLOUDFRONT sets live in us-east-1).
+pub fn client_for(config: &aws_config::SdkConfig, set: &WafSetRef) -> Client {
+    let conf = aws_sdk_wafv2::config::Builder::from(config)
+        .region(aws_sdk_wafv2::config::Region::new(set.region.clone()))
+        .build();
+    Client::from_conf(conf)
 }
 
 #[cfg(test)]
@@ -304,11 +319,23 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(g.scope, Scope::Cloudfront);
+        let r: WafSetRef = "arn:aws:wafv2:eu-west-1:123456789012:regional/ipset/a/b"
+            .parse()
+            .unwrap();
+        assert_eq!(r.region, "eu-west-1", "the set's region, not the caller's");
+        let p = WafSetRef::parse(
+            "arn:aws:wafv2:us-east-1:1:regional/regexpatternset/users/id",
+            "regexpatternset",
+        )
+        .unwrap();
+        assert_eq!(p.name, "users");
         for bad in [
             "",
             "arn:aws:s3:::b",
             "arn:aws:wafv2:us-east-1:1:regional/webacl/x/y",
             "arn:aws:wafv2:r:1:regional/ipset//y",
+            "arn:aws:wafv2::1:regional/ipset/x/y",
+            "arn:aws:wafv2:us-east-1:1:regional/regexpatternset/users/id",
         ] {
             assert!(bad.parse::<WafSetRef>().is_err(), "{bad}");
         }
