@@ -284,6 +284,8 @@ def main():
     ap.add_argument("--baseline", metavar="BIN", help="another fail2waf binary (e.g. a build of an earlier commit) timed alternately beside this one")
     ap.add_argument("--only-throughput", action="store_true", help="the throughput tables alone")
     ap.add_argument("--clients", default=None, help="distinct clients per file, comma-separated (default 5000,50000,500000; smoke: 500,5000)")
+    ap.add_argument("--ingest", metavar="BIN", help="the ingest function to measure (cold start, memory), e.g. .aws-sam/build/IngestFunction/bootstrap as `sam build` packages it; default: this build's fail2waf-ingest")
+    ap.add_argument("--only-lambda", action="store_true", help="the ingest function's cold start and memory alone")
     args = ap.parse_args()
     profile = "debug" if args.smoke else "release"
     if not args.no_build:
@@ -292,20 +294,23 @@ def main():
         build = ["cargo", "test", "--workspace", "--no-run"] if args.smoke else ["cargo", "build", "--bins", "--release"]
         subprocess.run(build, cwd=ROOT, check=True)
     bin_ = os.path.join(TARGET, profile, "fail2waf")
-    ingest = os.path.join(TARGET, profile, "fail2waf-ingest")
+    ingest = os.path.abspath(args.ingest) if args.ingest else os.path.join(TARGET, profile, "fail2waf-ingest")
     small, big, huge = (2_000, 20_000, 40_000) if args.smoke else (100_000, 1_000_000, 2_000_000)
     rounds = 1 if args.smoke else args.rounds
     print(f"fail2waf benchmarks ({profile} build, {os.cpu_count()} cores)")
     if not GNU_TIME:
         print("(no /usr/bin/time: peak RSS figures include this script's ~20 MiB)")
-    counts = [int(c) for c in (args.clients or ("500,5000" if args.smoke else "5000,50000,500000")).split(",")]
-    by_clients(bin_, big, counts, rounds, args.baseline)
+    if not args.only_lambda:
+        counts = [int(c) for c in (args.clients or ("500,5000" if args.smoke else "5000,50000,500000")).split(",")]
+        by_clients(bin_, big, counts, rounds, args.baseline)
     if args.only_throughput:
         return
     # The last: a flood of addresses (as many clients as lines) against the
     # engine's key cap.
-    memory(bin_, [generate(bin_, small), generate(bin_, huge), generate(bin_, big, clients=big)])
-    parse_cost(bin_, plain(generate(bin_, small)), small)
+    if not args.only_lambda:
+        memory(bin_, [generate(bin_, small), generate(bin_, huge), generate(bin_, big, clients=big)])
+        parse_cost(bin_, plain(generate(bin_, small)), small)
+    print(f"\n(ingest function: {os.path.relpath(ingest, ROOT)})")
     cold_start(ingest, 3 if args.smoke else 10)
     # A large object: about 200 MB of gzip.
     lambda_memory(ingest, generate(bin_, 40_000 if args.smoke else 2_600_000))

@@ -174,7 +174,20 @@ pub fn s3_event(bucket: &str, keys: &[&str]) -> Value {
     v
 }
 
+/// The function binary: as `cargo test` built it, or, with
+/// `FAIL2WAF_FUNCTIONS_DIR` set (`infra/check-build.sh`: the output of
+/// `sam build`), the bootstrap that would be deployed.
 pub fn function(name: &str) -> &'static Path {
+    if let Some(dir) = std::env::var_os("FAIL2WAF_FUNCTIONS_DIR") {
+        let logical = match name {
+            "ingest" => "IngestFunction",
+            "alarm" => "AlarmFunction",
+            _ => "ExpireFunction",
+        };
+        let path = Path::new(&dir).join(logical).join("bootstrap");
+        assert!(path.is_file(), "{} is not built", path.display());
+        return Box::leak(path.into_boxed_path());
+    }
     match name {
         "ingest" => Path::new(env!("CARGO_BIN_EXE_fail2waf-ingest")),
         "alarm" => Path::new(env!("CARGO_BIN_EXE_fail2waf-alarm")),
