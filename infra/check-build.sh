@@ -53,12 +53,18 @@ for f in ("IngestFunction", "AlarmFunction", "ExpireFunction"):
           f"  ({kind[1].strip()},{kind[-1].strip()})")
 PY
 
+runner=
 if [ "$ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
-  echo "== arm64 bootstraps built; not run on $(uname -m) (see docs/deploy.md for qemu-user)"
-  exit 0
+  # Debian: apt-get install qemu-user libc6-arm64-cross
+  if command -v qemu-aarch64 >/dev/null && [ -d /usr/aarch64-linux-gnu ]; then
+    runner="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+  else
+    echo "== arm64 bootstraps built; to run them here: apt-get install qemu-user libc6-arm64-cross"
+    exit 0
+  fi
 fi
-echo "== the built functions against moto, through the Lambda Runtime API"
-FAIL2WAF_FUNCTIONS_DIR="$PWD/.aws-sam/build" cargo test --test tests -- \
+echo "== the built functions against moto, through the Lambda Runtime API${runner:+ (under $runner)}"
+FAIL2WAF_FUNCTIONS_RUNNER="$runner" FAIL2WAF_FUNCTIONS_DIR="$PWD/.aws-sam/build" cargo test --test tests -- \
   aws::an_attack_spread_over_node_files aws::an_alarm_enters_incident_mode \
   aws::expire_removes_ended_blocks users::guardduty_findings_block \
   users::a_user_waf_keeps_blocking 2>&1 | grep -E '^test |test result'

@@ -558,13 +558,26 @@ pub struct Finished {
 }
 
 /// Start `binary` as a Lambda function served by `api`, with the
-/// variables Lambda sets plus `env` (which wins).
+/// variables Lambda sets plus `env` (which wins). With
+/// `FAIL2WAF_FUNCTIONS_RUNNER` set (a command and its arguments, e.g.
+/// `qemu-aarch64 -L /usr/aarch64-linux-gnu`), the binary runs under it:
+/// `infra/check-build.sh` so runs arm64 bootstraps on an x86_64 machine.
 pub fn spawn_function(
     binary: &Path,
     api: &RuntimeApi,
     env: &[(String, String)],
 ) -> FunctionProcess {
-    spawn_command(Command::new(binary), api, env)
+    let runner = std::env::var("FAIL2WAF_FUNCTIONS_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let cmd = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    spawn_command(cmd, api, env)
 }
 
 /// [`spawn_function`] for a prepared command (an interpreter and its
