@@ -7,6 +7,7 @@ mod detect;
 mod inputs;
 mod manage;
 mod output;
+mod redrive;
 mod report;
 #[cfg(feature = "sim")]
 mod simulate;
@@ -78,6 +79,9 @@ enum Command {
         #[command(flatten)]
         state: manage::StateArgs,
     },
+    /// Replay the ingest function's dead letters (failed events) into the
+    /// deployed state; each counts once, however often it is replayed.
+    Redrive(redrive::RedriveArgs),
     /// Backtest the rules on logs: one self-contained HTML page (timeline,
     /// decisions with evidence, near misses).
     Report(report::ReportArgs),
@@ -132,6 +136,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => manage::unblock(&user.target(target)?, &reason, &state),
         Command::Status { state } => manage::status(&state),
         Command::Sync { state } => manage::sync(&state),
+        Command::Redrive(args) => redrive::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Config(ConfigCommand::Check { file }) => {
             let c = fail2waf_core::config::Config::load(&file)

@@ -825,3 +825,79 @@ fn the_rescan_finds_todays_objects_among_months_of_keys() {
         "{keys:?}"
     );
 }
+
+/// The ingest function's dead letters replayed by `fail2waf redrive`: a
+/// Lambda destination record (on failure) around the EventBridge event of
+/// a log object, in the queue twice (a re-delivery), plus one message that
+/// is not an event. The object counts once; the good messages leave the
+/// queue, the bad one stays and makes the exit code 1.
+#[test]
+fn redriven_dead_letters_count_once() {
+    let acct = Account::new();
+    let t = wall_ms() - 60_000;
+    let key = "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/01/01/dead letter.log.gz";
+    let lines: Vec<String> = (0..25)
+        .map(|i| line_at(t + i * 100, "192.0.2.8", &format!("/p{i}"), 200))
+        .collect();
+    acct.put_log(key, &lines);
+    let m = moto();
+    let (s, v) = m.sqs("CreateQueue", &json!({"QueueName": unique("dlq")}));
+    assert_eq!(s, 200, "{v}");
+    let queue = v["QueueUrl"].as_str().unwrap().to_string();
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("events/awsdocs/eventbridge_s3_object_created.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    event["detail"]["bucket"]["name"] = json!(acct.logs);
+    event["detail"]["object"]["key"] = json!(key);
+    let record = json!({
+        "version": "1.0", "timestamp": "2026-12-04T18:00:00.000Z",
+        "requestContext": {"requestId": "r1", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f-ingest:$LATEST", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": "Fail2waf.Retryable", "errorMessage": "S3: SlowDown"}
+    });
+    for body in [
+        record.to_string(),
+        record.to_string(),
+        "{\"hello\": 1}".to_string(),
+    ] {
+        let (s, v) = m.sqs(
+            "SendMessage",
+            &json!({"QueueUrl": queue, "MessageBody": body}),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let state = format!("s3://{}/fail2waf/", acct.state);
+    let out = cli(&acct, &["redrive", &queue, "--state", &state], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "redrove 2 messages: 2 objects ingested (1 already counted); 1 left in the queue"
+        ),
+        "{stdout}"
+    );
+    assert!(stderr.contains("left in the queue"), "{stderr}");
+    // The object's 25 requests, once.
+    let site = acct.state_object("site.json").unwrap();
+    let total: u64 = site["state"]["site"]["total"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 25, "{site}");
+    let (_, v) = m.sqs(
+        "GetQueueAttributes",
+        &json!({"QueueUrl": queue, "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]}),
+    );
+    let n = |k: &str| v["Attributes"][k].as_str().unwrap().parse::<u32>().unwrap();
+    assert_eq!(
+        n("ApproximateNumberOfMessages") + n("ApproximateNumberOfMessagesNotVisible"),
+        1,
+        "{v}"
+    );
+}
