@@ -901,3 +901,67 @@ fn redriven_dead_letters_count_once() {
         "{v}"
     );
 }
+
+/// A warm function picks up an uploaded rules file: with the check
+/// interval at 0 (`FAIL2WAF_CONFIG_CHECK_SECS`; 60 s by default) the next
+/// invocation reads the new ETag and uses the new threshold; a broken
+/// upload keeps the rules in use.
+#[test]
+fn a_warm_function_reads_a_changed_rules_file() {
+    let acct = Account::new();
+    let put_rules = |threshold: &str| {
+        let text = format!(
+            "[[rules]]\nname = \"probe\"\nstatus = [\"404\"]\nwindow = \"1m\"\nthreshold = {threshold}\n"
+        );
+        let r = moto().s3(
+            "PUT",
+            &format!("/{}/config/rules.toml", acct.state),
+            &[],
+            text.as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+    };
+    put_rules("1000");
+    let config = format!("s3://{}/config/rules.toml", acct.state);
+    let env = acct.env(&[
+        ("FAIL2WAF_CONFIG", &config),
+        ("FAIL2WAF_CONFIG_CHECK_SECS", "0"),
+    ]);
+    let t = wall_ms() - 120_000;
+    let object = |n: u8, ip: &str| {
+        let key = format!("AWSLogs/x/elasticloadbalancing/us-east-1/2026/01/01/reload-{n}.log.gz");
+        let lines: Vec<String> = (0..20)
+            .map(|i| line_at(t + i * 500, ip, &format!("/x{i}"), 404))
+            .collect();
+        acct.put_log(&key, &lines);
+        s3_event(&acct.logs, &[&key])
+    };
+    let api = RuntimeApi::start();
+    let f = spawn_function(function("ingest"), &api, &env);
+    let first = api.invoke(&object(1, "198.51.100.31"));
+    assert!(response(&first)["objects"].is_array());
+    assert!(acct.ip_set(&acct.v4).is_empty(), "threshold 1000: no block");
+    put_rules("10");
+    api.invoke(&object(2, "198.51.100.32"));
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from(["198.51.100.32/32".to_string()])
+    );
+    put_rules("not a number");
+    let third = api.invoke(&object(3, "198.51.100.33"));
+    response(&third);
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from([
+            "198.51.100.32/32".to_string(),
+            "198.51.100.33/32".to_string()
+        ]),
+        "a broken upload keeps the rules in use"
+    );
+    let done = f.finish();
+    assert!(
+        done.stdout.contains("rules file changed: now in use")
+            || done.stderr.contains("rules file changed: now in use")
+    );
+    assert!(done.stdout.contains("cannot be used") || done.stderr.contains("cannot be used"));
+}

@@ -15,12 +15,14 @@ mod enforce;
 mod guardduty;
 mod incident;
 mod ingest;
+mod reload;
 mod settings;
 
 pub use deadline::Deadline;
 pub use enforce::EnforceReport;
 pub use guardduty::{rule_of, FindingReport};
 pub use ingest::{IngestReport, LogObject};
+pub use reload::Current;
 pub use settings::{Settings, SettingsError};
 
 use super::notify::{Action, Decision, Notifier};
@@ -92,6 +94,8 @@ pub struct Service {
     notifier: Option<Notifier>,
     /// Decision events sent and given up on.
     pub events: EventStats,
+    /// The ETag of the rules file read from S3 (`FAIL2WAF_CONFIG=s3://…`).
+    pub config_etag: Option<String>,
 }
 
 /// Decision events sent (and given up on) by a service.
@@ -125,6 +129,7 @@ impl Service {
         sdk: &aws_config::SdkConfig,
     ) -> Result<Service, ServiceError> {
         let s3 = client_from_env(sdk).await;
+        let mut config_etag = None;
         let config = match &settings.config {
             None => Config::default(),
             Some(src) => {
@@ -142,6 +147,7 @@ impl Service {
                                     aws_sdk_s3::error::DisplayErrorContext(&e)
                                 ))
                             })?;
+                        config_etag = out.e_tag().map(str::to_string);
                         let bytes = out
                             .body
                             .collect()
@@ -180,6 +186,7 @@ impl Service {
             .map(|bus| Notifier::new(sdk, bus, settings.dry_run));
         let mut svc = Service::from_parts(s3, waf, settings, config, format);
         svc.notifier = notifier;
+        svc.config_etag = config_etag;
         Ok(svc)
     }
 
@@ -200,6 +207,7 @@ impl Service {
             format,
             notifier: None,
             events: EventStats::default(),
+            config_etag: None,
         }
     }
 

@@ -33,6 +33,9 @@ pub struct Settings {
     /// the user, when the rules file's `[users]` does not say (the stack
     /// sets them from the header or cookie its web ACL rule matches).
     pub user_source: (Option<String>, Option<String>),
+    /// `FAIL2WAF_CONFIG_CHECK_SECS` (default 60): how often a warm function
+    /// looks whether an `s3://` rules file changed.
+    pub config_check_ms: i64,
 }
 
 /// A setting of a deployed function that is missing or wrong.
@@ -55,6 +58,9 @@ pub enum SettingsError {
     /// `FAIL2WAF_DRY_RUN` is neither true nor false.
     #[error("FAIL2WAF_DRY_RUN: `{0}` is not true or false")]
     DryRun(String),
+    /// `FAIL2WAF_CONFIG_CHECK_SECS` is not a number of seconds.
+    #[error("FAIL2WAF_CONFIG_CHECK_SECS: `{0}` is not a number of seconds")]
+    ConfigCheck(String),
     /// `FAIL2WAF_SHARDS` is not a number from 1 to 256.
     #[error("FAIL2WAF_SHARDS: 1–256")]
     Shards,
@@ -122,6 +128,13 @@ impl Settings {
             format: get("FAIL2WAF_FORMAT"),
             event_bus: get("FAIL2WAF_EVENT_BUS"),
             user_source: (get("FAIL2WAF_USER_HEADER"), get("FAIL2WAF_USER_COOKIE")),
+            config_check_ms: match get("FAIL2WAF_CONFIG_CHECK_SECS") {
+                None => 60_000,
+                Some(s) => s
+                    .parse::<u32>()
+                    .map(|n| i64::from(n) * 1000)
+                    .map_err(|_| SettingsError::ConfigCheck(s))?,
+            },
             user_patterns: get("FAIL2WAF_USER_PATTERN_SET_ARN")
                 .map(|a| {
                     WafSetRef::parse(&a, "regexpatternset").map_err(|error| {
