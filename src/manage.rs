@@ -2,7 +2,7 @@
 //! `unblock`, `status`, `sync`. The state is a local directory (as written
 //! by `detect --state DIR`) or the deployed functions' `s3://` state.
 
-use crate::output::{reason, rfc3339};
+use crate::output::rfc3339;
 use crate::InputError;
 use anyhow::Result;
 use fail2waf_core::aws::notify::Action;
@@ -227,7 +227,7 @@ pub fn block(net: &Key, ttl: Secs, why: &str, a: &StateArgs) -> Result<ExitCode>
         &format!(
             "blocked {net} until {} ({}); WAF: {sync}",
             rfc3339(b.until_ms),
-            reason(b)
+            b.reason()
         ),
     );
     Ok(ExitCode::SUCCESS)
@@ -290,7 +290,7 @@ pub fn status(a: &StateArgs) -> Result<ExitCode> {
         "newest": since.iter().max().map(|t| rfc3339(*t)),
         "incident_until": incident.map(rfc3339),
         "manual_actions": ledger.audit.len(),
-        "blocks": active.iter().map(|(n, b)| json!({"key": n.to_string(), "ip": n.net().map(|n| n.to_string()), "user": n.user().map(User::as_str), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})).collect::<Vec<_>>(),
+        "blocks": active.iter().map(|(n, b)| json!({"key": n.to_string(), "ip": n.net().map(|n| n.to_string()), "user": n.user().map(User::as_str), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": b.reason()})).collect::<Vec<_>>(),
     });
     let mut text = format!(
         "active blocks: {} IPv4 of {}, {} IPv6 of {}, {} users{}{}\n",
@@ -330,7 +330,7 @@ pub fn status(a: &StateArgs) -> Result<ExitCode> {
             n.to_string(),
             b.rule,
             rfc3339(b.until_ms),
-            reason(b)
+            b.reason()
         );
     }
     for e in ledger.audit.iter().rev().take(5) {
@@ -441,7 +441,7 @@ pub fn explain(target: &Key, a: &StateArgs) -> Result<ExitCode> {
                 "blocked as {n} by {} until {}: {}\n",
                 b.rule,
                 rfc3339(b.until_ms),
-                reason(b)
+                b.reason()
             )
         }
         None => text += "not blocked\n",
@@ -475,7 +475,7 @@ pub fn explain(target: &Key, a: &StateArgs) -> Result<ExitCode> {
         "type": "explain", "ip": target.net().map(|_| &addr), "user": key.user().map(User::as_str), "key": key.to_string(),
         "windows_as_of": rfc3339((i64::from(newest) + 1) * ctx.config.bucket_ms() - 1),
         "rules": rules,
-        "block": block.map(|(n, b)| json!({"key": n.to_string(), "ip": n.net().map(|n| n.to_string()), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": reason(b)})),
+        "block": block.map(|(n, b)| json!({"key": n.to_string(), "ip": n.net().map(|n| n.to_string()), "rule": b.rule, "since": rfc3339(b.since_ms), "until": rfc3339(b.until_ms), "offense": b.offense, "reason": b.reason()})),
         "offenses": history.map(|h| h.offenses),
         "audit": audit.iter().map(|e| json!({"at": rfc3339(e.at_ms), "action": e.action, "by": e.by, "reason": e.reason})).collect::<Vec<_>>(),
     });

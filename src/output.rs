@@ -17,7 +17,6 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use fail2waf_core::engine::Evidence;
-use fail2waf_core::ledger::Block;
 use fail2waf_core::pipeline::{Decision, FileReport};
 use serde::Serialize;
 use serde_json::json;
@@ -30,11 +29,6 @@ pub fn rfc3339(ms: i64) -> String {
         || ms.to_string(),
         |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
     )
-}
-
-/// One sentence an operator can read: why this block.
-pub fn reason(b: &Block) -> String {
-    b.reason()
 }
 
 #[derive(Serialize)]
@@ -141,7 +135,7 @@ impl Output {
                 "expires": rfc3339(b.until_ms),
                 "offense": b.offense,
                 "ban_seconds": (b.until_ms - b.since_ms) / 1000,
-                "reason": reason(b),
+                "reason": b.reason(),
                 "evidence": b.evidence.as_ref().map(evidence),
             }));
         }
@@ -160,7 +154,7 @@ impl Output {
             b.rule,
             rfc3339(b.since_ms),
             rfc3339(b.until_ms),
-            reason(b)
+            b.reason()
         )
     }
 

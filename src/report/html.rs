@@ -3,7 +3,7 @@
 
 use super::collect::{MAX_KEYS, MAX_QUIET_KEYS};
 use super::model::{Model, NearMiss};
-use crate::output::{reason, rfc3339};
+use crate::output::rfc3339;
 use fail2waf_core::rules::KeyKind;
 use std::fmt::Write as _;
 
@@ -231,7 +231,7 @@ impl Model {
                 since = rfc3339(b.since_ms),
                 until = rfc3339(b.until_ms),
                 off = b.offense,
-                reason = esc(&reason(b)),
+                reason = esc(&b.reason()),
             );
         }
         h.push_str("</tbody></table></section>\n");
@@ -385,7 +385,7 @@ impl Model {
                     h,
                     "<p class=\"evidence\"><b>{}</b> {}</p>",
                     esc(&b.rule),
-                    esc(&reason(b))
+                    esc(&b.reason())
                 );
             }
             h.push_str("</div>");
