@@ -503,36 +503,14 @@ fn mock_waf(rules: &[&Rule]) -> aws_sdk_wafv2::Client {
         .retry_config(aws_sdk_wafv2::config::retry::RetryConfig::disabled()))
 }
 
+/// The IPv4 set's description, as the stack writes it.
+const DESCRIPTION: &str =
+    "IPv4 addresses blocked by fail2waf - managed by its functions, do not edit";
+
 fn get_ip_set_rule() -> Rule {
     use aws_sdk_wafv2::operation::get_ip_set::GetIpSetOutput;
     use aws_sdk_wafv2::types::{IpAddressVersion, IpSet};
     mock!(aws_sdk_wafv2::Client::get_ip_set).then_output(|| {
-        GetIpSetOutput::builder()
-            .ip_set(
-                IpSet::builder()
-                    .name("mock-v4")
-                    .id("id4")
-                    .arn("arn:aws:wafv2:us-east-1:123456789012:regional/ipset/mock-v4/id4")
-                    .ip_address_version(IpAddressVersion::Ipv4)
-                    .set_addresses(Some(vec![]))
-                    .build()
-                    .unwrap(),
-            )
-            .lock_token("token-1")
-            .build()
-    })
-}
-
-/// UpdateIPSet replaces the set's description too (moto keeps it when
-/// none is sent, AWS does not): the sync sends back what it read.
-#[test]
-fn the_ip_set_sync_sends_its_description_back() {
-    use aws_sdk_wafv2::operation::get_ip_set::GetIpSetOutput;
-    use aws_sdk_wafv2::operation::update_ip_set::UpdateIpSetOutput;
-    use aws_sdk_wafv2::types::{IpAddressVersion, IpSet};
-    const DESCRIPTION: &str =
-        "IPv4 addresses blocked by fail2waf - managed by its functions, do not edit";
-    let get = mock!(aws_sdk_wafv2::Client::get_ip_set).then_output(|| {
         GetIpSetOutput::builder()
             .ip_set(
                 IpSet::builder()
@@ -547,7 +525,15 @@ fn the_ip_set_sync_sends_its_description_back() {
             )
             .lock_token("token-1")
             .build()
-    });
+    })
+}
+
+/// UpdateIPSet replaces the set's description too (moto keeps it when
+/// none is sent, AWS does not): the sync sends back what it read.
+#[test]
+fn the_ip_set_sync_sends_its_description_back() {
+    use aws_sdk_wafv2::operation::update_ip_set::UpdateIpSetOutput;
+    let get = get_ip_set_rule();
     let update = mock!(aws_sdk_wafv2::Client::update_ip_set)
         .match_requests(|r| {
             r.description() == Some(DESCRIPTION) && r.lock_token() == Some("token-1")

@@ -181,17 +181,7 @@ where
             }
             Err(e) => {
                 let code = e.code().map(str::to_string);
-                let retry = match code.as_deref() {
-                    Some("WAFOptimisticLockException") => {
-                        out.lock_retries += 1;
-                        true
-                    }
-                    c if super::waf::is_throttle(c) => {
-                        out.throttled += 1;
-                        true
-                    }
-                    _ => false,
-                };
+                let retry = super::waf::count_retry(code.as_deref(), &mut out);
                 if !retry || attempt + 1 == MAX_ATTEMPTS {
                     return Err(err(
                         "UpdateRegexPatternSet",

@@ -186,6 +186,23 @@ pub(crate) fn is_throttle(code: Option<&str>) -> bool {
     )
 }
 
+/// After a failed update call with error `code`: whether another attempt
+/// may succeed (someone else wrote the set: a fresh lock token; throttling),
+/// counted in `out`.
+pub(crate) fn count_retry(code: Option<&str>, out: &mut SyncOutcome) -> bool {
+    match code {
+        Some("WAFOptimisticLockException") => {
+            out.lock_retries += 1;
+            true
+        }
+        c if is_throttle(c) => {
+            out.throttled += 1;
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Make `set` hold exactly `desired` (already validated for its version).
 /// `before_write` is awaited right before each UpdateIPSet (pacing to one
 /// write per second across writers).
@@ -267,17 +284,7 @@ where
             }
             Err(e) => {
                 let code = e.code().map(str::to_string);
-                let retry = match code.as_deref() {
-                    Some("WAFOptimisticLockException") => {
-                        out.lock_retries += 1;
-                        true
-                    }
-                    c if is_throttle(c) => {
-                        out.throttled += 1;
-                        true
-                    }
-                    _ => false,
-                };
+                let retry = count_retry(code.as_deref(), &mut out);
                 if !retry || attempt + 1 == MAX_ATTEMPTS {
                     return Err(err(
                         "UpdateIPSet",
