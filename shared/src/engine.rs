@@ -169,10 +169,18 @@ struct KeyState {
     /// next to the key, spares a visit to the series' heap memory, which on
     /// a site with many clients is a cache miss per request.
     pending: (Bucket, u32),
-    /// Gateway errors (502/503/504) of outage-aware rules among `total`;
-    /// boxed, as few keys have any and every key's size weighs on the
-    /// cache: this is the structure every request visits.
-    gateway: Option<Box<Series>>,
+    /// What only some keys have, boxed: this is the structure every
+    /// request visits, and a busy site holds hundreds of thousands of
+    /// them, most with nothing but their totals.
+    more: Option<Box<MoreState>>,
+}
+
+/// The part of a [`KeyState`] that only keys with matched requests or
+/// gateway errors have.
+#[derive(Debug, Clone, Default)]
+struct MoreState {
+    /// Gateway errors (502/503/504) of outage-aware rules among `total`.
+    gateway: Series,
     /// The rules (bit i: rule i) whose state may hold a failed route: a
     /// request on a failing route looks into no other rule's state.
     failed_routes: RuleSet,
@@ -220,39 +228,67 @@ impl KeyState {
 
     /// Gateway errors in buckets `lo ..= hi`.
     fn gateway_sum(&self, lo: Bucket, hi: Bucket) -> u64 {
-        self.gateway.as_ref().map_or(0, |g| g.sum(lo, hi))
+        self.more.as_ref().map_or(0, |m| m.gateway.sum(lo, hi))
     }
 
     /// Count a gateway error in bucket `b`.
     fn add_gateway(&mut self, b: Bucket, n: u32) {
-        self.gateway.get_or_insert_default().add(b, n);
+        self.more_mut().gateway.add(b, n);
     }
 
-    /// The rules whose state holds a route ([`KeyState::failed_routes`]).
-    fn rules_with_routes(&self) -> RuleSet {
-        self.rules
-            .iter()
-            .filter(|(_, rs)| !rs.routes.is_empty())
-            .map(|(r, _)| usize::from(*r))
-            .collect()
+    fn more_mut(&mut self) -> &mut MoreState {
+        self.more.get_or_insert_default()
+    }
+
+    /// The key's rule states, by rule index.
+    fn rules(&self) -> &[(u16, RuleState)] {
+        self.more.as_ref().map_or(&[], |m| &m.rules)
+    }
+
+    /// The rules whose state may hold a failed route.
+    fn failed_routes(&self) -> RuleSet {
+        self.more
+            .as_ref()
+            .map_or(RuleSet::EMPTY, |m| m.failed_routes)
     }
 
     fn rule_mut(&mut self, r: u16) -> &mut RuleState {
-        let i = match self.rules.binary_search_by_key(&r, |e| e.0) {
+        let rules = &mut self.more_mut().rules;
+        let i = match rules.binary_search_by_key(&r, |e| e.0) {
             Ok(i) => i,
             Err(i) => {
-                self.rules.insert(i, (r, RuleState::default()));
+                // Most keys match one rule or two: grow one at a time (a
+                // `RuleState` is large, and `Vec` would make room for four).
+                rules.reserve_exact(1);
+                rules.insert(i, (r, RuleState::default()));
                 i
             }
         };
-        &mut self.rules[i].1
+        &mut rules[i].1
     }
 
     fn rule(&self, r: u16) -> Option<&RuleState> {
-        self.rules
+        let rules = self.rules();
+        rules
             .binary_search_by_key(&r, |e| e.0)
             .ok()
-            .map(|i| &self.rules[i].1)
+            .map(|i| &rules[i].1)
+    }
+}
+
+impl MoreState {
+    /// Set [`MoreState::failed_routes`] from the rules' states.
+    fn index_routes(&mut self) {
+        self.failed_routes = self
+            .rules
+            .iter()
+            .filter(|(_, rs)| !rs.routes.is_empty())
+            .map(|(r, _)| usize::from(*r))
+            .collect();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.gateway.is_empty() && self.rules.is_empty()
     }
 }
 
@@ -572,11 +608,8 @@ impl Engine {
         if !matched || self.newest < self.full_until {
             return false;
         }
-        self.prune();
-        if self.key_count() >= self.max_keys {
-            self.keys.retain(|_, ks| !ks.rules.is_empty());
-            self.users.retain(|_, ks| !ks.rules.is_empty());
-        }
+        // One pass: prune, and drop the clients without matched requests.
+        self.prune_keys(true);
         if self.key_count() >= self.max_keys {
             self.full_until = self.newest.saturating_add(6);
             return false;
@@ -843,7 +876,7 @@ impl Engine {
             return;
         };
         if route.is_some() && rule.outage_aware {
-            ks.failed_routes.insert(r);
+            ks.more_mut().failed_routes.insert(r);
         }
         let rs = ks.rule_mut(r as u16);
         rs.matched.add(b, 1);
@@ -1382,6 +1415,12 @@ impl Engine {
 
     /// Drop counts older than the longest window before the newest bucket.
     pub fn prune(&mut self) {
+        self.prune_keys(false);
+    }
+
+    /// [`Engine::prune`], and with `evict` drop the keys without matched
+    /// requests too (the key cap is reached).
+    fn prune_keys(&mut self, evict: bool) {
         self.last_prune = self.newest;
         let horizon = self.newest.saturating_sub(self.longest);
         self.site_total.prune_before(horizon);
@@ -1391,23 +1430,41 @@ impl Engine {
         }
         self.prune_routes(horizon);
         let keep = |ks: &mut KeyState| {
-            ks.flush();
+            if evict && ks.rules().is_empty() {
+                return false;
+            }
+            // Nothing in a key is older than its oldest request: a key
+            // whose oldest request is inside the horizon is kept as it is,
+            // without a visit to its rules' memory.
+            let pending = (ks.pending.1 > 0).then_some(ks.pending.0);
+            let oldest = match (ks.total.oldest(), pending) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if oldest.is_some_and(|o| o >= horizon) {
+                return true;
+            }
+            // Not `flush`: a key's newest bucket stays beside it, and
+            // moving it would allocate for most keys of a busy site.
+            if ks.pending.0 < horizon {
+                ks.pending.1 = 0;
+            }
             ks.total.prune_before(horizon);
-            if let Some(g) = &mut ks.gateway {
-                g.prune_before(horizon);
-                if g.is_empty() {
-                    ks.gateway = None;
+            if let Some(m) = &mut ks.more {
+                m.gateway.prune_before(horizon);
+                m.rules.retain_mut(|(_, rs)| {
+                    rs.matched.prune_before(horizon);
+                    rs.paths.prune_before(horizon);
+                    rs.members.prune_before(horizon);
+                    rs.routes.prune_before(horizon);
+                    !rs.matched.is_empty() || rs.quiet_until >= horizon
+                });
+                m.index_routes();
+                if m.is_empty() {
+                    ks.more = None;
                 }
             }
-            ks.rules.retain_mut(|(_, rs)| {
-                rs.matched.prune_before(horizon);
-                rs.paths.prune_before(horizon);
-                rs.members.prune_before(horizon);
-                rs.routes.prune_before(horizon);
-                !rs.matched.is_empty() || rs.quiet_until >= horizon
-            });
-            ks.failed_routes = ks.rules_with_routes();
-            !ks.total.is_empty() || !ks.rules.is_empty()
+            ks.pending.1 > 0 || !ks.total.is_empty() || ks.more.is_some()
         };
         self.keys.retain(|_, ks| keep(ks));
         self.users.retain(|_, ks| keep(ks));
@@ -1432,11 +1489,11 @@ impl Engine {
     pub fn export_with(&self, keep: impl Fn(&Key) -> bool, which: ExportKeys) -> StoredState {
         let mut keys = BTreeMap::new();
         for (k, ks) in self.states() {
-            if (ks.rules.is_empty() && which == ExportKeys::Matched) || !keep(&k) {
+            if (ks.rules().is_empty() && which == ExportKeys::Matched) || !keep(&k) {
                 continue;
             }
             let rules = ks
-                .rules
+                .rules()
                 .iter()
                 .map(|(r, rs)| (self.rules[*r as usize].config.name.clone(), rs.clone()))
                 .collect();
@@ -1450,7 +1507,11 @@ impl Engine {
                         }
                         t
                     },
-                    gateway: ks.gateway.as_deref().cloned().unwrap_or_default(),
+                    gateway: ks
+                        .more
+                        .as_ref()
+                        .map(|m| m.gateway.clone())
+                        .unwrap_or_default(),
                     rules,
                 },
             );
@@ -1517,12 +1578,14 @@ impl Engine {
             ks.flush();
             ks.total.merge(&sk.total);
             if !sk.gateway.is_empty() {
-                ks.gateway.get_or_insert_default().merge(&sk.gateway);
+                ks.more_mut().gateway.merge(&sk.gateway);
             }
             for (r, rs) in idx {
                 ks.rule_mut(r as u16).merge(rs, &self.rules[r]);
             }
-            ks.failed_routes = ks.rules_with_routes();
+            if let Some(m) = &mut ks.more {
+                m.index_routes();
+            }
         }
     }
 
@@ -1550,7 +1613,7 @@ impl Engine {
             if only.is_some_and(|o| !o.contains(&k)) {
                 continue;
             }
-            todo.extend(ks.rules.iter().map(|(r, _)| (k.clone(), *r as usize)));
+            todo.extend(ks.rules().iter().map(|(r, _)| (k.clone(), *r as usize)));
         }
         todo.sort_unstable();
         for (k, r) in todo {
@@ -1591,12 +1654,13 @@ fn count_in(
     if gateway {
         ks.add_gateway(b, 1);
     }
-    let asking = ks.failed_routes & outage_rules & !matched;
-    if let Some(h) = route.filter(|_| !asking.is_empty()) {
+    let Some(h) = route else { return };
+    let asking = ks.failed_routes() & outage_rules & !matched;
+    if let Some(m) = ks.more.as_mut().filter(|_| !asking.is_empty()) {
         // A request on a route where the key failed before counts
         // towards its share there (failures are counted in
         // `count_match`).
-        for (r, rs) in &mut ks.rules {
+        for (r, rs) in &mut m.rules {
             if asking.contains(usize::from(*r)) && rs.routes.failed_on(h) {
                 rs.routes.add(b, h, 0, 1);
             }

@@ -18,16 +18,107 @@ use serde::{Deserialize, Serialize};
 pub type Bucket = u32;
 
 /// Sparse, sorted per-bucket counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Series(Vec<(Bucket, u32)>);
+///
+/// Most clients of a busy site make a few requests in a window: up to
+/// [`INLINE`] buckets are held in the value itself, without a heap
+/// allocation (and without the cache miss of visiting one). Stored and
+/// compared as the list of `(bucket, count)` pairs either way.
+#[derive(Clone, Default)]
+pub struct Series(Buckets);
+
+/// Buckets a [`Series`] holds without allocating.
+pub const INLINE: usize = 3;
+
+#[derive(Clone)]
+enum Buckets {
+    Inline(u8, [(Bucket, u32); INLINE]),
+    Heap(Vec<(Bucket, u32)>),
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets::Inline(0, [(0, 0); INLINE])
+    }
+}
+
+impl PartialEq for Series {
+    fn eq(&self, other: &Series) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Series {}
+
+impl std::fmt::Debug for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl Serialize for Series {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Series {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::deserialize(d).map(Series::from_vec)
+    }
+}
 
 impl Series {
+    /// A series of these `(bucket, count)` pairs, sorted by bucket.
+    fn from_vec(v: Vec<(Bucket, u32)>) -> Series {
+        if v.len() <= INLINE {
+            let mut buf = [(0, 0); INLINE];
+            buf[..v.len()].copy_from_slice(&v);
+            Series(Buckets::Inline(v.len() as u8, buf))
+        } else {
+            Series(Buckets::Heap(v))
+        }
+    }
+
+    fn as_slice(&self) -> &[(Bucket, u32)] {
+        match &self.0 {
+            Buckets::Inline(n, buf) => &buf[..usize::from(*n)],
+            Buckets::Heap(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [(Bucket, u32)] {
+        match &mut self.0 {
+            Buckets::Inline(n, buf) => &mut buf[..usize::from(*n)],
+            Buckets::Heap(v) => v,
+        }
+    }
+
+    /// Insert `e` at `i` (the order stays sorted: callers see to it).
+    fn insert(&mut self, i: usize, e: (Bucket, u32)) {
+        match &mut self.0 {
+            Buckets::Inline(n, buf) if usize::from(*n) < INLINE => {
+                let len = usize::from(*n);
+                buf.copy_within(i..len, i + 1);
+                buf[i] = e;
+                *n += 1;
+            }
+            Buckets::Inline(_, buf) => {
+                // Full: spill, with room to grow.
+                let mut v = Vec::with_capacity(2 * INLINE);
+                v.extend_from_slice(&buf[..i]);
+                v.push(e);
+                v.extend_from_slice(&buf[i..]);
+                self.0 = Buckets::Heap(v);
+            }
+            Buckets::Heap(v) => v.insert(i, e),
+        }
+    }
+
     /// Add `n` to bucket `b`.
     #[inline]
     pub fn add(&mut self, b: Bucket, n: u32) {
         // Most counts land in the newest bucket: that much is inlined.
-        match self.0.last_mut() {
+        match self.as_mut_slice().last_mut() {
             Some((last, c)) if *last == b => *c = c.saturating_add(n),
             _ => self.add_cold(b, n),
         }
@@ -35,18 +126,10 @@ impl Series {
 
     #[inline(never)]
     fn add_cold(&mut self, b: Bucket, n: u32) {
-        match self.0.last_mut() {
-            Some((last, _)) if *last > b => match self.0.binary_search_by_key(&b, |e| e.0) {
-                Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(n),
-                Err(i) => self.0.insert(i, (b, n)),
-            },
-            None => {
-                // Most keys see a few buckets: start with room for eight
-                // rather than growing 1 → 4 → 8.
-                self.0.reserve_exact(8);
-                self.0.push((b, n));
-            }
-            _ => self.0.push((b, n)),
+        let s = self.as_mut_slice();
+        match s.binary_search_by_key(&b, |e| e.0) {
+            Ok(i) => s[i].1 = s[i].1.saturating_add(n),
+            Err(i) => self.insert(i, (b, n)),
         }
     }
 
@@ -55,8 +138,9 @@ impl Series {
         if lo > hi {
             return 0;
         }
-        let start = self.0.partition_point(|e| e.0 < lo);
-        self.0[start..]
+        let s = self.as_slice();
+        let start = s.partition_point(|e| e.0 < lo);
+        s[start..]
             .iter()
             .take_while(|e| e.0 <= hi)
             .map(|e| u64::from(e.1))
@@ -70,21 +154,22 @@ impl Series {
 
     /// The newest non-empty bucket.
     pub fn newest(&self) -> Option<Bucket> {
-        self.0.last().map(|e| e.0)
+        self.as_slice().last().map(|e| e.0)
     }
 
     /// The oldest non-empty bucket.
     pub fn oldest(&self) -> Option<Bucket> {
-        self.0.first().map(|e| e.0)
+        self.as_slice().first().map(|e| e.0)
     }
 
     /// Add every bucket of `other`.
     pub fn merge(&mut self, other: &Series) {
-        if other.0.is_empty() {
+        if other.is_empty() {
             return;
         }
-        let mut out = Vec::with_capacity(self.0.len() + other.0.len());
-        let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
+        let (mine, theirs) = (self.as_slice(), other.as_slice());
+        let mut out = Vec::with_capacity(mine.len() + theirs.len());
+        let (mut a, mut b) = (mine.iter().peekable(), theirs.iter().peekable());
         loop {
             match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x.0 == y.0 => {
@@ -107,24 +192,40 @@ impl Series {
                 (None, None) => break,
             }
         }
-        self.0 = out;
+        *self = Series::from_vec(out);
     }
 
-    /// Drop buckets older than `b`.
+    /// Drop buckets older than `b` (a series left with few buckets gives
+    /// its heap memory back).
     pub fn prune_before(&mut self, b: Bucket) {
-        let n = self.0.partition_point(|e| e.0 < b);
-        self.0.drain(..n);
+        let n = self.as_slice().partition_point(|e| e.0 < b);
+        if n == 0 {
+            return;
+        }
+        match &mut self.0 {
+            Buckets::Inline(len, buf) => {
+                buf.copy_within(n..usize::from(*len), 0);
+                *len -= n as u8;
+            }
+            Buckets::Heap(v) => {
+                v.drain(..n);
+                if v.len() <= INLINE {
+                    *self = Series::from_vec(std::mem::take(v));
+                }
+            }
+        }
     }
 
     /// No bucket has a count.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_slice().is_empty()
     }
 
     /// The non-empty buckets in `lo ..= hi`, oldest first.
     pub fn buckets_in(&self, lo: Bucket, hi: Bucket) -> impl Iterator<Item = Bucket> + '_ {
-        let start = self.0.partition_point(|e| e.0 < lo);
-        self.0[start..]
+        let s = self.as_slice();
+        let start = s.partition_point(|e| e.0 < lo);
+        s[start..]
             .iter()
             .take_while(move |e| e.0 <= hi)
             .map(|e| e.0)
@@ -132,7 +233,7 @@ impl Series {
 
     /// Iterate `(bucket, count)`, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (Bucket, u32)> + '_ {
-        self.0.iter().copied()
+        self.as_slice().iter().copied()
     }
 }
 
@@ -268,6 +369,31 @@ mod tests {
             // Sorted and without duplicates.
             let v: Vec<_> = s.iter().collect();
             prop_assert!(v.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+
+        #[test]
+        fn inline_and_spilled_series_prune_and_store_alike(
+            events in proptest::collection::vec((0u32..12, 1u32..5), 0..14),
+            cut in 0u32..14,
+            later in proptest::collection::vec((0u32..16, 1u32..5), 0..6),
+        ) {
+            let mut s = Series::default();
+            for &(b, n) in &events {
+                s.add(b, n);
+            }
+            s.prune_before(cut);
+            for &(b, n) in &later {
+                s.add(b, n);
+            }
+            let all: Vec<_> = events.iter().filter(|e| e.0 >= cut).chain(&later).copied().collect();
+            let want: Vec<(u32, u64)> = reference(&all).into_iter().collect();
+            let got: Vec<(u32, u64)> = s.iter().map(|(b, n)| (b, u64::from(n))).collect();
+            prop_assert_eq!(got, want);
+            // Stored as the plain list of pairs, and read back equal.
+            let json = serde_json::to_string(&s).unwrap();
+            prop_assert_eq!(&json, &serde_json::to_string(&s.iter().collect::<Vec<_>>()).unwrap());
+            let back: Series = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(back, s);
         }
 
         #[test]
