@@ -127,10 +127,19 @@ impl Series {
     #[inline(never)]
     fn add_cold(&mut self, b: Bucket, n: u32) {
         let s = self.as_mut_slice();
-        match s.binary_search_by_key(&b, |e| e.0) {
-            Ok(i) => s[i].1 = s[i].1.saturating_add(n),
-            Err(i) => self.insert(i, (b, n)),
-        }
+        let i = match s.last() {
+            // A late record: find its place (the search would visit a
+            // long series' memory, which appending does not).
+            Some(&(last, _)) if last > b => match s.binary_search_by_key(&b, |e| e.0) {
+                Ok(i) => {
+                    s[i].1 = s[i].1.saturating_add(n);
+                    return;
+                }
+                Err(i) => i,
+            },
+            _ => s.len(),
+        };
+        self.insert(i, (b, n));
     }
 
     /// Sum of buckets `lo ..= hi`.
