@@ -220,7 +220,7 @@ def cold_start(ingest, runs):
     print(f"{statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")
 
 
-def lambda_memory(ingest, path):
+def lambda_memory(ingest, path, clients):
     venv = os.path.join(TARGET, "moto-venv")
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):
@@ -272,7 +272,7 @@ def lambda_memory(ingest, path):
     moto.wait()
     if RuntimeApi.done is None or not RuntimeApi.done[0].endswith("/response"):
         sys.exit(f"the ingest function did not answer: {RuntimeApi.done}")
-    print(f"\n## Ingest function on a {os.path.getsize(path) / 1e6:.0f} MB gzip object from moto (S3 body streamed)")
+    print(f"\n## Ingest function on a {os.path.getsize(path) / 1e6:.0f} MB gzip object, {clients} clients, from moto (S3 body streamed)")
     print(f"peak RSS {hwm / 1024:.1f} MiB, {wall:.1f} s including the download from moto")
 
 
@@ -312,8 +312,10 @@ def main():
         parse_cost(bin_, plain(generate(bin_, small)), small)
     print(f"\n(ingest function: {os.path.relpath(ingest, ROOT)})")
     cold_start(ingest, 3 if args.smoke else 10)
-    # A large object: about 200 MB of gzip.
-    lambda_memory(ingest, generate(bin_, 40_000 if args.smoke else 2_600_000))
+    # A large object: about 200 MB of gzip, from a few thousand clients
+    # and from half a million (the Lambda function has 128 MiB).
+    for clients in [5000] if args.smoke else [5000, 500_000]:
+        lambda_memory(ingest, generate(bin_, 40_000 if args.smoke else 2_600_000, clients=clients), clients)
 
 
 if __name__ == "__main__":

@@ -313,9 +313,20 @@ impl Service {
             StatePart::Site => false,
             StatePart::Shard(n) => self.store.shard_of(k) == n,
         };
-        let mut add = add.clone();
-        add.keys
-            .retain(|k, sk| keep(k) && (!sk.rules.is_empty() || base.keys.contains_key(k)));
+        // Only this part's keys are copied (a large object's state holds
+        // every client it saw).
+        let add = StoredState {
+            version: add.version,
+            bucket_secs: add.bucket_secs,
+            newest: add.newest,
+            site: add.site.clone(),
+            keys: add
+                .keys
+                .iter()
+                .filter(|(k, sk)| keep(k) && (!sk.rules.is_empty() || base.keys.contains_key(k)))
+                .map(|(k, sk)| (k.clone(), sk.clone()))
+                .collect(),
+        };
         e.import(&add);
         e.prune_before(
             e.bucket_of(now_ms - LATE_SLACK_MS)

@@ -228,8 +228,11 @@ impl Service {
         now_ms: i64,
     ) -> Result<(StoredState, bool), ServiceError> {
         let site_only = StoredState {
+            version: local.version,
+            bucket_secs: local.bucket_secs,
+            newest: local.newest,
+            site: local.site.clone(),
             keys: BTreeMap::new(),
-            ..local.clone()
         };
         let mut duplicate = true;
         let site = self
