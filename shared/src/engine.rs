@@ -968,6 +968,7 @@ impl Engine {
                 s.push_str(&crate::client::short(key));
             }
             if !rs.samples.contains(&s) {
+                rs.samples.reserve_exact(1);
                 rs.samples.push(s);
             }
         }

@@ -269,7 +269,14 @@ impl DistinctSet {
     pub fn insert(&mut self, hash: u64, b: Bucket, cap: usize) {
         match self.0.binary_search_by_key(&hash, |e| e.0) {
             Ok(i) => self.0[i].1 = self.0[i].1.max(b),
-            Err(i) if self.0.len() < cap => self.0.insert(i, (hash, b)),
+            Err(i) if self.0.len() < cap => {
+                // Most sets hold one entry or two: no room for four
+                // (thousands of keys hold one).
+                if self.0.len() < 4 {
+                    self.0.reserve_exact(1);
+                }
+                self.0.insert(i, (hash, b));
+            }
             Err(_) => {
                 // Full: the new entry replaces the oldest if it is newer.
                 let Some(oldest) = self
