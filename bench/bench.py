@@ -93,6 +93,23 @@ def by_clients(bin_, lines, counts, rounds, baseline=None):
         print(f"{c:>9} " + " ".join(f"{r[n][0]:>19.2f} {r[n][1]:>6.1f} MiB" for n in names))
 
 
+def cpu_rate(bin_, path, lines, clients, rounds):
+    """Lines per CPU-second (user + system) of `detect --threads 1` on plain
+    text: parsing and counting alone, no decompression."""
+    best = None
+    for _ in range(rounds):
+        p = subprocess.Popen([bin_, "detect", "--format", "alb", "--threads", "1", path],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"failed: detect {path}")
+        cpu = ru.ru_utime + ru.ru_stime
+        best = cpu if best is None else min(best, cpu)
+    print(f"\n## Lines per CPU-second, plain ALB text, {clients} clients (best of {rounds}, one thread)")
+    print(f"{lines / best / 1e6:.2f} M lines per CPU-second ({best:.2f} CPU-s for {lines} lines; "
+          "the AWS Security Automations log parser: 0.149 M measured in issue #12)")
+
+
 def memory(bin_, paths):
     print("\n## Peak RSS by input size (2 threads; -cN: N clients)")
     for p in paths:
@@ -310,6 +327,9 @@ def main():
     if not args.only_lambda:
         memory(bin_, [generate(bin_, small), generate(bin_, huge), generate(bin_, big, clients=big)])
         parse_cost(bin_, plain(generate(bin_, small)), small)
+        clients = 5000 if args.smoke else 50_000
+        cpu_rate(bin_, plain(generate(bin_, small if args.smoke else big, clients=clients)),
+                 small if args.smoke else big, clients, rounds)
     print(f"\n(ingest function: {os.path.relpath(ingest, ROOT)})")
     cold_start(ingest, 3 if args.smoke else 10)
     # A large object: about 200 MB of gzip, from a few thousand clients
