@@ -11,7 +11,7 @@ Data comes from the project's own generator (`fail2waf gen-bench`), cached
 under target/bench/. Commands are run alternately, several rounds, and
 medians are compared within the same run.
 """
-import argparse, http.server, json, os, shutil, socketserver, statistics, subprocess, sys, threading, time
+import argparse, http.server, json, os, re, shutil, socketserver, statistics, subprocess, sys, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -237,12 +237,15 @@ def cold_start(ingest, runs):
     print(f"{statistics.median(times) * 1000:.1f} ms (min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f})")
 
 
-def lambda_memory(ingest, path, clients):
-    venv = os.path.join(TARGET, "moto-venv")
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        print("\n## Ingest memory: run `cargo test` once first (it installs moto into target/moto-venv); skipped")
-        return
+def moto_python():
+    """The Python of the moto venv `cargo test` installs (None: not yet)."""
+    py = os.path.join(TARGET, "moto-venv", "bin", "python")
+    return py if os.path.exists(py) else None
+
+
+def start_moto():
+    """moto's server on a free loopback port: (process, port). The process
+    exits when killed or when our end of its stdin closes."""
     wrapper = (
         "import logging, os, sys, threading\n"
         "from werkzeug.serving import make_server\n"
@@ -255,8 +258,16 @@ def lambda_memory(ingest, path, clients):
         "sys.stdin.read()\n"
     )
     # The same wrapper as the tests' (tests/moto.rs): it exits when our stdin pipe closes.
-    moto = subprocess.Popen([py, "-c", wrapper], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    port = int(moto.stdout.readline())
+    moto = subprocess.Popen([moto_python(), "-c", wrapper], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return moto, int(moto.stdout.readline())
+
+
+def lambda_memory(ingest, path, clients):
+    py = moto_python()
+    if not py:
+        print("\n## Ingest memory: run `cargo test` once first (it installs moto into target/moto-venv); skipped")
+        return
+    moto, port = start_moto()
     endpoint = f"http://127.0.0.1:{port}"
     upload = (
         "import boto3, sys\n"
@@ -293,6 +304,20 @@ def lambda_memory(ingest, path, clients):
     print(f"peak RSS {hwm / 1024:.1f} MiB, {wall:.1f} s including the download from moto")
 
 
+def lambda_ingest(build):
+    """The ingest function as deployed: the `lambda` profile (fat LTO,
+    stripped), without the simulator; for this machine's architecture and
+    in a directory of its own (cargo-lambda's `target/lambda/` is not it)."""
+    host = re.search(r"^host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout, re.M)[1]
+    cmd = ["cargo", "build", "--profile", "lambda", "--no-default-features", "--bin", "fail2waf-ingest", "--target", host]
+    if build:
+        subprocess.run(cmd, cwd=ROOT, check=True)
+    path = os.path.join(TARGET, host, "lambda", "fail2waf-ingest")
+    if not os.path.exists(path):
+        sys.exit(f"{path}: build it first ({' '.join(cmd)})")
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one round: checks that every step runs")
@@ -301,7 +326,7 @@ def main():
     ap.add_argument("--baseline", metavar="BIN", help="another fail2waf binary (e.g. a build of an earlier commit) timed alternately beside this one")
     ap.add_argument("--only-throughput", action="store_true", help="the throughput tables alone")
     ap.add_argument("--clients", default=None, help="distinct clients per file, comma-separated (default 5000,50000,500000; smoke: 500,5000)")
-    ap.add_argument("--ingest", metavar="BIN", help="the ingest function to measure (cold start, memory), e.g. .aws-sam/build/IngestFunction/bootstrap as `sam build` packages it; default: this build's fail2waf-ingest")
+    ap.add_argument("--ingest", metavar="BIN", help="the ingest function to measure (cold start, memory), e.g. .aws-sam/build/IngestFunction/bootstrap as `sam build` packages it; default: the `lambda` profile's, built for this machine")
     ap.add_argument("--only-lambda", action="store_true", help="the ingest function's cold start and memory alone")
     args = ap.parse_args()
     profile = "debug" if args.smoke else "release"
@@ -311,7 +336,12 @@ def main():
         build = ["cargo", "test", "--workspace", "--no-run"] if args.smoke else ["cargo", "build", "--bins", "--release"]
         subprocess.run(build, cwd=ROOT, check=True)
     bin_ = os.path.join(TARGET, profile, "fail2waf")
-    ingest = os.path.abspath(args.ingest) if args.ingest else os.path.join(TARGET, profile, "fail2waf-ingest")
+    if args.ingest:
+        ingest = os.path.abspath(args.ingest)
+    elif args.smoke:
+        ingest = os.path.join(TARGET, profile, "fail2waf-ingest")
+    else:
+        ingest = lambda_ingest(build=not args.no_build and not args.only_throughput)
     small, big, huge = (2_000, 20_000, 40_000) if args.smoke else (100_000, 1_000_000, 2_000_000)
     rounds = 1 if args.smoke else args.rounds
     print(f"fail2waf benchmarks ({profile} build, {os.cpu_count()} cores)")

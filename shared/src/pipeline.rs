@@ -195,6 +195,18 @@ impl Pipeline {
         input: R,
         format: Option<&Format>,
     ) -> FileReport {
+        // Nothing below is generic, so the reading loop is compiled (and
+        // optimised) in this crate, not in each caller's: the CLI crate is
+        // built at opt-level 1 for a quick first build (Cargo.toml).
+        self.process_boxed(name, Box::new(input), format)
+    }
+
+    fn process_boxed(
+        &mut self,
+        name: &str,
+        input: Box<dyn Read + Send>,
+        format: Option<&Format>,
+    ) -> FileReport {
         let mut report = FileReport {
             name: name.to_string(),
             ..FileReport::default()
