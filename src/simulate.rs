@@ -41,6 +41,15 @@ pub struct GenBenchArgs {
     /// Number of clients (a flood of addresses: as many as lines).
     #[arg(long, default_value_t = 5_000)]
     clients: u64,
+    /// Event time of the first line (epoch ms; default 2026-01-01).
+    #[arg(long, default_value_t = 1_767_225_600_000)]
+    start_ms: i64,
+    /// Milliseconds between two lines.
+    #[arg(long, default_value_t = 2)]
+    step_ms: i64,
+    /// Seed (the same seed, the same lines).
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
 }
 
 /// Write a scenario's labeled ALB logs.
@@ -75,8 +84,9 @@ pub fn run(a: &SimulateArgs) -> Result<ExitCode> {
 pub fn gen_bench(a: &GenBenchArgs) -> Result<ExitCode> {
     let file = std::io::BufWriter::new(std::fs::File::create(&a.out)?);
     let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
-    // One request every 2 ms: a busy site, 1M lines in about half an hour.
-    sim::bench::write_alb(&mut gz, a.lines, a.clients, 7, 1_767_225_600_000, 2)?;
+    // One request every 2 ms by default: a busy site, 1M lines in about
+    // half an hour.
+    sim::bench::write_alb(&mut gz, a.lines, a.clients, a.seed, a.start_ms, a.step_ms)?;
     gz.finish()?.into_inner().map_err(|e| e.into_error())?;
     Ok(ExitCode::SUCCESS)
 }
