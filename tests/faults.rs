@@ -31,7 +31,7 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
-use fail2waf_core::aws::service::{Deadline, Service, ServiceError, Settings};
+use fail2waf_core::aws::service::{Deadline, Service, ServiceError, Settings, SHARD_WRITES};
 use fail2waf_core::aws::store::Shard;
 use fail2waf_core::aws::waf::{sync_set, WafSetRef};
 use fail2waf_core::clock::wall_ms;
@@ -776,25 +776,23 @@ fn without_contention_an_object_costs_one_get_and_one_put_per_touched_shard() {
 // The Lambda deadline
 
 #[test]
-fn past_the_deadline_margin_the_ingest_stops_between_shards_and_the_retry_finishes() {
+fn past_the_deadline_margin_the_ingest_starts_no_more_shards_and_the_retry_finishes() {
     let acct = Account::new();
     let rt = runtime();
     let t0 = wall_ms() - 300_000;
-    let addrs = addresses_in_distinct_shards(&acct, 4);
+    // More shards than one ingest writes at once: the first SHARD_WRITES
+    // start together, the rest wait for a free slot.
+    let addrs = addresses_in_distinct_shards(&acct, SHARD_WRITES + 3);
     let key = alb_key(8, 1);
     let lines = quiet_object(&acct, &key, t0, &addrs, 3);
-    // The first shard write lasts until just past the deadline's cutoff. The
-    // work before it takes milliseconds; the 3 s budget is for a loaded
-    // machine (a fixed 1 s once ran out before the first write in CI).
+    // Every shard write lasts until just past the deadline's cutoff. The
+    // work before the first takes milliseconds; the 3 s budget is for a
+    // loaded machine (a fixed 1 s once ran out before the first write in CI).
     let budget = Duration::from_secs(3);
     let cutoff = Arc::new(std::sync::OnceLock::<Instant>::new());
     let cutoff_at = cutoff.clone();
-    let delayed = Arc::new(AtomicBool::new(false));
     let delay: Delay = Arc::new(move |req: &HttpRequest| {
-        (req.method() == "PUT"
-            && req.uri().contains("/v1/shard-")
-            && !delayed.swap(true, Ordering::SeqCst))
-        .then(|| {
+        (req.method() == "PUT" && req.uri().contains("/v1/shard-")).then(|| {
             let cutoff = *cutoff_at.get().expect("the deadline is set");
             cutoff.saturating_duration_since(Instant::now()) + Duration::from_millis(200)
         })
@@ -806,9 +804,9 @@ fn past_the_deadline_margin_the_ingest_stops_between_shards_and_the_retry_finish
         .block_on(svc.ingest_object(&acct.logs, &key, wall_ms(), "req-1", Some(&deadline)))
         .unwrap_err();
     assert!(e.retryable() && e.to_string().contains("deadline"), "{e}");
-    // One shard written whole, the others untouched; the site counted.
+    // The shards in flight written whole, the others untouched; the site counted.
     let sh = shards(&acct, 16);
-    assert_eq!(absorbed_in(&sh, &key), 1);
+    assert_eq!(absorbed_in(&sh, &key), SHARD_WRITES);
     assert_eq!(site_total(&acct), lines as u64);
     assert!(matched(&sh) < lines as u64);
     // The retry (a fresh invocation) finishes the work, nothing doubled.
@@ -817,7 +815,7 @@ fn past_the_deadline_margin_the_ingest_stops_between_shards_and_the_retry_finish
         .unwrap();
     assert_eq!(r.shards_written, 3, "{r:?}");
     let sh = shards(&acct, 16);
-    assert_eq!(absorbed_in(&sh, &key), 4);
+    assert_eq!(absorbed_in(&sh, &key), SHARD_WRITES + 3);
     assert_eq!(matched(&sh), lines as u64);
     assert_eq!(site_total(&acct), lines as u64);
 }

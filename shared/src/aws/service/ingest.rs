@@ -6,16 +6,23 @@
 use super::{Deadline, EnforceReport, Service, ServiceError, StatePart};
 use crate::aws::s3::{BodyReader, S3Error};
 use crate::aws::store::Shard;
-use crate::engine::{EngineStats, ExportKeys, StoredState};
+use crate::engine::{EngineStats, ExportKeys, Offense, StoredState};
 use crate::formats::{hint_from_name, NameHint};
 use crate::key::Key;
 use crate::ledger::Block;
 use crate::pipeline::{FileReport, Pipeline};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// How many shards one ingest reads, merges and writes at once: an object
+/// from many clients touches every shard, and one after the other they
+/// cost it 16 × 2 S3 round trips (about 1 s); each one in flight holds its
+/// shard's state in memory.
+pub const SHARD_WRITES: usize = 4;
 
 /// A log object to count ([`Service::ingest_reader`]).
 pub struct LogObject<R> {
@@ -166,18 +173,26 @@ impl Service {
         let (site, duplicate) = self.absorb_site(&id, &local, now_ms).await?;
         rep.duplicate = duplicate;
 
-        // Then each touched shard: merge, and judge the keys this object touched.
+        // Then each touched shard, SHARD_WRITES at a time: merge, and judge
+        // the keys this object touched. Past the deadline no shard is
+        // started; those in flight finish (or, dropped with the error, land
+        // or not: the retry finds them absorbed or merges them).
+        let (object, id, local, site) = (&rep.object, &id, &local, &site);
+        let shards: Vec<(Vec<Offense>, bool)> = stream::iter(self.touched_shards(local))
+            .map(|(n, touched)| async move {
+                Deadline::check(deadline, &format!("before merging {object} into shard {n}"))?;
+                let (shard, wrote) = self.absorb_shard(id, local, n, now_ms).await?;
+                let mut engine = self.engine_for(factor, site, &shard);
+                engine.evaluate_keys(Some(&touched));
+                Ok::<_, ServiceError>((engine.take_offenses(), wrote))
+            })
+            .buffered(SHARD_WRITES)
+            .try_collect()
+            .await?;
         let mut offenses = Vec::new();
-        for (n, touched) in self.touched_shards(&local) {
-            Deadline::check(
-                deadline,
-                &format!("before merging {} into shard {n}", rep.object),
-            )?;
-            let (shard, wrote) = self.absorb_shard(&id, &local, n, now_ms).await?;
+        for (found, wrote) in shards {
+            offenses.extend(found);
             rep.shards_written += u32::from(wrote);
-            let mut engine = self.engine_for(factor, &site, &shard);
-            engine.evaluate_keys(Some(&touched));
-            offenses.extend(engine.take_offenses());
         }
         // A block written to the ledger is enforced now (a retry would find
         // it decided already and not enforce it): the margin is for this.
