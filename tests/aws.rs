@@ -516,6 +516,43 @@ fn expire_removes_ended_blocks_from_waf_and_heals_lost_updates() {
 }
 
 #[test]
+fn an_ip_set_a_stack_update_emptied_is_refilled_on_the_update_event() {
+    let acct = Account::new();
+    let now = wall_ms();
+    // An active block in the ledger, and the IP set empty: what a stack
+    // update that changes the set's resource leaves (its `Addresses: []`).
+    let ledger = json!({
+        "version": 1,
+        "blocks": {
+            "198.51.100.9/32": {"rule": "auth-brute", "since_ms": now - 60_000, "until_ms": now + 3_600_000, "offense": 1}
+        },
+        "history": {}
+    });
+    let r = moto().s3(
+        "PUT",
+        &format!("/{}/fail2waf/v1/ledger.json", acct.state),
+        &[],
+        ledger.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert!(acct.ip_set(&acct.v4).is_empty());
+    // The event the template's rule sends when the update completes.
+    let updated: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture(
+            "events/synthesized/eventbridge_cloudformation_ipset_update_complete.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let (out, _) = run_function("expire", &acct.env(&[]), &[updated]);
+    response(&out[0]);
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from(["198.51.100.9/32".to_string()])
+    );
+}
+
+#[test]
 fn an_alarm_enters_incident_mode_and_blocks_what_normal_thresholds_would_not() {
     let acct = Account::new();
     let t0 = wall_ms() - 90_000;
