@@ -195,9 +195,9 @@ impl Pipeline {
         input: R,
         format: Option<&Format>,
     ) -> FileReport {
-        // Nothing below is generic, so the reading loop is compiled (and
-        // optimised) in this crate, not in each caller's: the CLI crate is
-        // built at opt-level 1 for a quick first build (Cargo.toml).
+        // Nothing below is generic, so the reading loop is compiled in this
+        // crate, with its one codegen unit, not in each caller's (the CLI
+        // crate has 16, for a quick first build: Cargo.toml).
         self.process_boxed(name, Box::new(input), format)
     }
 
