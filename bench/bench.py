@@ -336,12 +336,6 @@ def main():
         build = ["cargo", "test", "--workspace", "--no-run"] if args.smoke else ["cargo", "build", "--bins", "--release"]
         subprocess.run(build, cwd=ROOT, check=True)
     bin_ = os.path.join(TARGET, profile, "fail2waf")
-    if args.ingest:
-        ingest = os.path.abspath(args.ingest)
-    elif args.smoke:
-        ingest = os.path.join(TARGET, profile, "fail2waf-ingest")
-    else:
-        ingest = lambda_ingest(build=not args.no_build and not args.only_throughput)
     small, big, huge = (2_000, 20_000, 40_000) if args.smoke else (100_000, 1_000_000, 2_000_000)
     rounds = 1 if args.smoke else args.rounds
     print(f"fail2waf benchmarks ({profile} build, {os.cpu_count()} cores)")
@@ -360,6 +354,12 @@ def main():
         clients = 5000 if args.smoke else 50_000
         cpu_rate(bin_, plain(generate(bin_, small if args.smoke else big, clients=clients)),
                  small if args.smoke else big, clients, rounds)
+    if args.ingest:
+        ingest = os.path.abspath(args.ingest)
+    elif args.smoke:
+        ingest = os.path.join(TARGET, profile, "fail2waf-ingest")
+    else:
+        ingest = lambda_ingest(build=not args.no_build)
     print(f"\n(ingest function: {os.path.relpath(ingest, ROOT)})")
     cold_start(ingest, 3 if args.smoke else 10)
     # A large object: about 200 MB of gzip, from a few thousand clients
