@@ -100,6 +100,12 @@ const FIXTURES: &[(&str, Kind)] = &[
         "synthesized/eventbridge_s3_object_created_key_with_space.json",
         Ingest,
     ),
+    // The template sends it to the expire function, which reconciles on
+    // any event: for the decoders it is unrelated.
+    (
+        "synthesized/eventbridge_cloudformation_ipset_update_complete.json",
+        Unrelated,
+    ),
     (
         "synthesized/eventbridge_scheduler_custom_input.json",
         Schedule,
