@@ -6,24 +6,27 @@ every S3 request takes as long as it does in AWS.
     python3 bench/ceiling.py --latency-ms 30 --concurrency 1,4,16 --clients 1000
     python3 bench/ceiling.py --smoke                # seconds, tiny sizes, the debug build (CI)
 
+    python3 bench/ceiling.py --batch 1,10 --clients 50000 --concurrency 1,4,8
+
 What runs: moto's S3 server (target/moto-venv, installed by `cargo test`),
 in front of it a proxy that delays every request by the latency (each chunk
 a client sends is forwarded that much later, in order, so a request is
-delayed once however large its body), a Lambda Runtime API that hands S3
-"object created" events to whichever function process polls, and as many
+delayed once however large its body), a Lambda Runtime API that hands out
+the EventBridge "Object Created" events as Lambda hands out the stack's
+ingest queue: up to `--batch` messages an invocation (IngestBatchSize),
+again those it reports failed, five receives at most. As many
 `fail2waf-ingest` processes as the concurrency, built as deployed (the
-`lambda` profile): each one is a warm Lambda container taking one event at
-a time. The objects are ALB logs
-of the same five minutes from the same client population (`gen-bench`
-with distinct seeds, like the nodes of one load balancer), dated now.
+`lambda` profile), each a warm Lambda container taking one batch at a
+time. The objects are ALB logs of the same five minutes from the same
+client population (`gen-bench` with distinct seeds, like the nodes of one
+load balancer), dated now.
 
-Per run it prints objects per second (from the first event handed out to
+Per run it prints objects per second (from the first batch handed out to
 the last answer), the CAS retries (conditional writes that lost a race, from
-the functions' metrics), the invocations that failed and were delivered
-again (as Lambda retries an asynchronous event twice), those that failed
-three times (the dead-letter queue's), and whether every request was
-counted exactly once (the site object's totals against the lines
-uploaded). Two cores run moto, the proxy and every function: the
+the functions' metrics), the messages received again after a failure,
+those that failed five times (the dead-letter queue's), and whether every
+request was counted exactly once (the site object's totals against the
+lines uploaded). Two cores run moto, the proxy and every function: the
 figures are a floor for what AWS, with a core per container, would do.
 """
 import argparse, asyncio, http.server, json, os, queue, re, socketserver, subprocess, sys, tempfile, threading, time
@@ -84,13 +87,19 @@ def proxy(upstream_port, latency_s):
 
 
 class Dispatcher(http.server.BaseHTTPRequestHandler):
-    """The Lambda Runtime API for many function processes: each poll takes
-    the next event from `events`; answers are recorded in `answers`."""
+    """The Lambda Runtime API for many function processes, fed as Lambda
+    feeds a function from an SQS queue: each poll takes up to `batch`
+    waiting messages as one SQS event. A message the function names in
+    `batchItemFailures` (or every message of an invocation that errored)
+    is received again, up to five times as the stack's queue does; an
+    answered message is recorded in `answers`."""
     protocol_version = "HTTP/1.1"
+    batch = 10
     events = queue.Queue()
     answers = []
     bodies = {}
     tries = {}
+    invocations = {}
     retried = 0
     first = None
     lock = threading.Lock()
@@ -100,12 +109,26 @@ class Dispatcher(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         try:
-            rid, body = Dispatcher.events.get(timeout=3600)
+            msgs = [Dispatcher.events.get(timeout=3600)]
         except queue.Empty:
             return
+        while len(msgs) < Dispatcher.batch:
+            try:
+                msgs.append(Dispatcher.events.get_nowait())
+            except queue.Empty:
+                break
         with Dispatcher.lock:
             if Dispatcher.first is None:
                 Dispatcher.first = time.perf_counter()
+            rid = f"invocation-{len(Dispatcher.invocations)}"
+            Dispatcher.invocations[rid] = msgs
+        body = json.dumps({"Records": [{
+            "messageId": m, "receiptHandle": m, "body": Dispatcher.bodies[m],
+            "attributes": {"ApproximateReceiveCount": str(Dispatcher.tries[m]), "SentTimestamp": "1",
+                           "SenderId": "x", "ApproximateFirstReceiveTimestamp": "1"},
+            "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ceiling-ingest", "awsRegion": "us-east-1",
+        } for m in msgs]}).encode()
         self.send_response(200)
         self.send_header("Lambda-Runtime-Aws-Request-Id", rid)
         self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 900_000))
@@ -119,13 +142,18 @@ class Dispatcher(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n)
         rid = self.path.split("/")[-2]
         with Dispatcher.lock:
-            if self.path.endswith("/error") and Dispatcher.tries[rid] < 3:
-                # Lambda retries an asynchronous event twice after an error.
-                Dispatcher.tries[rid] += 1
-                Dispatcher.retried += 1
-                Dispatcher.events.put((rid, Dispatcher.bodies[rid]))
+            msgs = Dispatcher.invocations[rid]
+            if self.path.endswith("/error"):
+                again = set(msgs)
             else:
-                Dispatcher.answers.append((time.perf_counter(), self.path, body))
+                again = {f["itemIdentifier"] for f in json.loads(body).get("batchItemFailures", [])}
+            for m in msgs:
+                if m in again and Dispatcher.tries[m] < 5:
+                    Dispatcher.tries[m] += 1
+                    Dispatcher.retried += 1
+                    Dispatcher.events.put(m)
+                else:
+                    Dispatcher.answers.append((time.perf_counter(), m not in again))
         self.send_response(202)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -136,14 +164,14 @@ class ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 def event(key, size):
-    return json.dumps({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-01-01T00:05:00.000Z", "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "x"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "x",
-               "bucket": {"name": LOGS, "ownerIdentity": {"principalId": "x"}, "arn": f"arn:aws:s3:::{LOGS}"},
-               "object": {"key": key, "size": size, "eTag": "x", "sequencer": "1"}}}]}).encode()
+    """The "Object Created" event EventBridge puts into the ingest queue."""
+    return json.dumps({
+        "version": "0", "id": key, "detail-type": "Object Created", "source": "aws.s3",
+        "account": "123456789012", "time": "2026-01-01T00:05:00Z", "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{LOGS}"],
+        "detail": {"version": "0", "bucket": {"name": LOGS},
+                   "object": {"key": key, "size": size, "etag": "x", "sequencer": "1"},
+                   "request-id": "x", "requester": "x", "reason": "PutObject"}})
 
 
 def s3_script(endpoint, body):
@@ -156,10 +184,11 @@ def s3_script(endpoint, body):
     return subprocess.run([bench.moto_python(), "-c", head + body], capture_output=True, text=True, check=True).stdout
 
 
-def run(args, ingest, gen, clients, concurrency, files):
+def run(args, ingest, gen, clients, concurrency, batch, files):
     """One measurement: `concurrency` function processes count `objects`
-    objects (copies of `files` under distinct keys) into a fresh state."""
-    objects = args.objects or min(max(3 * concurrency, 12), args.max_objects)
+    objects (copies of `files` under distinct keys) into a fresh state,
+    taking up to `batch` at a time."""
+    objects = args.objects or min(max(3 * concurrency * batch, 12), args.max_objects)
     moto_proc, moto_port = bench.start_moto()
     endpoint = f"http://127.0.0.1:{moto_port}"
     try:
@@ -175,6 +204,7 @@ def run(args, ingest, gen, clients, concurrency, files):
         port = proxy(moto_port, args.latency_ms / 1000)
         Dispatcher.events, Dispatcher.answers, Dispatcher.first = queue.Queue(), [], None
         Dispatcher.bodies, Dispatcher.tries, Dispatcher.retried = {}, {}, 0
+        Dispatcher.invocations, Dispatcher.batch = {}, batch
         api = ThreadingServer(("127.0.0.1", 0), Dispatcher)
         threading.Thread(target=api.serve_forever, daemon=True).start()
         logs = tempfile.TemporaryDirectory()
@@ -188,9 +218,9 @@ def run(args, ingest, gen, clients, concurrency, files):
             out = open(os.path.join(logs.name, f"{i}.log"), "wb")
             procs.append((subprocess.Popen([ingest], env=env, stdout=out, stderr=subprocess.STDOUT), out))
         for i, (key, (path, _)) in enumerate(zip(keys, uploads)):
-            rid = f"ceiling-{i}"
-            Dispatcher.bodies[rid], Dispatcher.tries[rid] = event(key, os.path.getsize(path)), 1
-            Dispatcher.events.put((rid, Dispatcher.bodies[rid]))
+            m = f"message-{i}"
+            Dispatcher.bodies[m], Dispatcher.tries[m] = event(key, os.path.getsize(path)), 1
+            Dispatcher.events.put(m)
         moto_cpu = cpu_seconds(moto_proc.pid)
         deadline = time.perf_counter() + args.timeout
         while len(Dispatcher.answers) < objects and time.perf_counter() < deadline:
@@ -199,7 +229,7 @@ def run(args, ingest, gen, clients, concurrency, files):
         fn_cpu = sum(cpu_seconds(p.pid) for p, _ in procs)
         done = len(Dispatcher.answers)
         elapsed = (max(a[0] for a in Dispatcher.answers) - Dispatcher.first) if done else float("nan")
-        failed = sum(1 for a in Dispatcher.answers if not a[1].endswith("/response"))
+        failed = sum(1 for a in Dispatcher.answers if not a[1])
         for p, out in procs:
             p.kill()
             p.wait()
@@ -221,7 +251,7 @@ def run(args, ingest, gen, clients, concurrency, files):
         moto_proc.kill()
         moto_proc.wait()
     return {
-        "clients": clients, "concurrency": concurrency, "objects": objects, "done": done,
+        "clients": clients, "concurrency": concurrency, "batch": batch, "objects": objects, "done": done,
         "failed": failed, "seconds": elapsed, "per_second": done / elapsed if done else 0.0,
         "retries": retries, "lines": lines, "counted": counted, "redelivered": Dispatcher.retried,
         "fn_cpu": fn_cpu / max(done, 1), "moto_cpu": moto_cpu / max(done, 1), "state_mb": state_bytes / 1e6,
@@ -240,14 +270,15 @@ def main():
     ap.add_argument("--latency-ms", type=float, default=30)
     ap.add_argument("--concurrency", default="1,4,16,64,200")
     ap.add_argument("--clients", default="1000,50000", help="distinct clients an object comes from")
-    ap.add_argument("--objects", type=int, default=0, help="objects per run (default: 3 x concurrency, 12 to --max-objects)")
+    ap.add_argument("--batch", default="10", help="most objects an invocation takes (IngestBatchSize)")
+    ap.add_argument("--objects", type=int, default=0, help="objects per run (default: 3 x concurrency x batch, 12 to --max-objects)")
     ap.add_argument("--max-objects", type=int, default=400)
     ap.add_argument("--timeout", type=float, default=900, help="seconds a run may take")
     ap.add_argument("--smoke", action="store_true", help="tiny objects, concurrency 1 and 4")
     ap.add_argument("--no-build", action="store_true", help="use the ingest function already built (the `lambda` profile)")
     args = ap.parse_args()
     if args.smoke:
-        args.concurrency, args.clients, args.max_objects = "1,4", "200", 12
+        args.concurrency, args.clients, args.batch, args.max_objects = "1,4", "200", "1,10", 12
     if args.smoke:
         # What `cargo test` built (CI runs the smoke after the tests).
         gen, ingest = (os.path.join(bench.TARGET, "debug", b) for b in ("fail2waf", "fail2waf-ingest"))
@@ -260,7 +291,7 @@ def main():
         sys.exit("moto: run `cargo test` once first (it installs moto into target/moto-venv)")
     lost = False
     print(f"fail2waf ingest ceiling: S3 latency {args.latency_ms:g} ms a request, {os.cpu_count()} cores, moto")
-    print(f"{'clients':>8} {'concurrent':>10} {'objects':>8} {'seconds':>8} {'objects/s':>10} {'CAS retries':>12} "
+    print(f"{'clients':>8} {'batch':>5} {'concurrent':>10} {'objects':>8} {'seconds':>8} {'objects/s':>10} {'CAS retries':>12} "
           f"{'retried':>8} {'failed':>7} {'fn CPU/obj':>10} {'moto CPU/obj':>12} {'state MB':>8}  counts")
     tmp = tempfile.TemporaryDirectory()
     for clients in [int(c) for c in args.clients.split(",")]:
@@ -274,10 +305,10 @@ def main():
             subprocess.run([gen, "gen-bench", "--lines", str(lines), "--clients", str(clients), "--seed", str(seed + 1),
                             "--start-ms", str(start), "--step-ms", str(max(1, 300_000 // lines)), "--out", path], check=True)
             files.append((path, lines))
-        for c in [int(c) for c in args.concurrency.split(",")]:
-            r = run(args, ingest, gen, clients, c, files)
+        for b, c in [(int(b), int(c)) for b in args.batch.split(",") for c in args.concurrency.split(",")]:
+            r = run(args, ingest, gen, clients, c, b, files)
             ok = "all once" if r["counted"] == r["lines"] and r["done"] == r["objects"] else f"{r['counted']} of {r['lines']}"
-            print(f"{clients:>8} {c:>10} {r['done']:>3}/{r['objects']:<4} {r['seconds']:>8.1f} {r['per_second']:>10.2f} "
+            print(f"{clients:>8} {b:>5} {c:>10} {r['done']:>3}/{r['objects']:<4} {r['seconds']:>8.1f} {r['per_second']:>10.2f} "
                   f"{r['retries']:>12} {r['redelivered']:>8} {r['failed']:>7} {r['fn_cpu']:>9.2f}s {r['moto_cpu']:>11.2f}s "
                   f"{r['state_mb']:>8.1f}  {ok}", flush=True)
             lost |= ok != "all once"

@@ -298,6 +298,120 @@ fn an_attack_spread_over_node_files_is_blocked_and_duplicates_change_nothing() {
     assert!((30..=36).contains(&matched), "{block}");
 }
 
+/// The EventBridge "Object Created" event of `key`, as the stack's rule
+/// puts it into the ingest queue.
+pub fn eventbridge_event(bucket: &str, key: &str) -> Value {
+    let text =
+        std::fs::read_to_string(fixture("events/awsdocs/eventbridge_s3_object_created.json"))
+            .unwrap();
+    let mut ev: Value = serde_json::from_str(&text).unwrap();
+    ev["detail"]["bucket"]["name"] = json!(bucket);
+    ev["detail"]["object"]["key"] = json!(key);
+    ev
+}
+
+/// An SQS event as Lambda hands the ingest queue's messages to the function:
+/// message `m<i>` carries the EventBridge event of `keys[i]`.
+pub fn queue_batch(bucket: &str, keys: &[String]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            json!({"messageId": format!("m{i}"), "receiptHandle": "r",
+                   "body": eventbridge_event(bucket, k).to_string(),
+                   "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                   "md5OfBody": "", "eventSource": "aws:sqs",
+                   "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:stack-ingest",
+                   "awsRegion": "us-east-1"})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// The metrics lines (EMF) a function printed, in order.
+fn emf_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter(|l| l.contains("\"_aws\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_queue_batch_is_merged_once_and_a_partly_counted_batch_counts_each_object_once() {
+    let acct = Account::new();
+    let t0 = wall_ms() - 120_000;
+    let mut keys = attack_objects(&acct, t0, 1);
+    keys.extend(attack_objects(&acct, t0, 2));
+    let env = acct.env(&[]);
+    let (out, stdout) = run_function(
+        "ingest",
+        &env,
+        &[
+            queue_batch(&acct.logs, &keys[..3]),
+            // Delivered again (a visibility timeout ran out): nothing changes.
+            queue_batch(&acct.logs, &keys[..3]),
+            // A batch holding one object counted before and three new ones.
+            queue_batch(&acct.logs, &keys[2..]),
+        ],
+    );
+    for o in &out {
+        assert_eq!(response(o)["batchItemFailures"], json!([]));
+    }
+    let emf = emf_lines(&stdout);
+    assert_eq!(emf.len(), 3, "{stdout}");
+    // The first batch wrote every shard it touched once, for its three
+    // objects together (one object at a time writes each three times).
+    let sh: Vec<Value> = (0..16)
+        .filter_map(|n| acct.state_object(&format!("shard-{n:02}.json")))
+        .collect();
+    let first_batch: Vec<&Value> = sh
+        .iter()
+        .filter(|s| {
+            keys[..3].iter().all(|k| {
+                s["absorbed"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .any(|a| a.contains(k.as_str()))
+            })
+        })
+        .collect();
+    assert!(!first_batch.is_empty());
+    assert_eq!(
+        emf[0]["ShardsWritten"],
+        first_batch.len() as f64,
+        "{}",
+        emf[0]
+    );
+    assert_eq!(emf[0]["ObjectsRead"], 3.0);
+    assert_eq!(
+        emf[0]["BlocksAdded"], 1.0,
+        "the three node files together cross scan-burst"
+    );
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from(["198.51.100.66/32".to_string()])
+    );
+    // The same batch again: all three recognised, nothing written.
+    assert_eq!(emf[1]["DuplicateObjects"], 3.0, "{}", emf[1]);
+    assert_eq!(emf[1]["ShardsWritten"], 0.0);
+    // The mixed batch: the site object had one of its objects and not the
+    // others, so each object was merged on its own; the old one changed
+    // nothing.
+    assert_eq!(emf[2]["ObjectsMergedAlone"], 4.0, "{}", emf[2]);
+    assert_eq!(emf[2]["DuplicateObjects"], 1.0);
+    let site = acct.state_object("site.json").unwrap();
+    let total: u64 = site["state"]["site"]["total"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 6 * 24, "every request of the six objects once");
+    assert_eq!(site["absorbed"].as_object().unwrap().len(), 6);
+}
+
 #[test]
 fn concurrent_ingests_of_the_same_shards_lose_no_count_and_waf_writes_stay_under_one_per_second() {
     let acct = Account::new();

@@ -5,11 +5,10 @@
 //! the `lambda` feature).
 
 use super::events::{
-    decode_alarm, decode_finding, decode_ingest, decode_s3_key, is_guardduty_finding, AlarmState,
-    IngestEvent, ObjectRef,
+    decode_alarm, decode_finding, decode_ingest, is_guardduty_finding, AlarmState, IngestEvent,
 };
 use super::metrics::{Metrics, Unit};
-use super::service::{Deadline, EnforceReport, IngestReport, Service, ServiceError};
+use super::service::{BatchReport, Deadline, EnforceReport, IngestReport, Service, ServiceError};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
@@ -73,11 +72,9 @@ fn count_ingest(m: &mut Metrics, r: &IngestReport, now_ms: i64) {
         f64::from(u8::from(r.file.error.is_some())),
         Unit::Count,
     );
-    m.add("BlocksAdded", r.blocks.len() as f64, Unit::Count);
     // Requests counted for no client: over the key cap, dated ahead.
     m.add("UntrackedRequests", r.counts.untracked as f64, Unit::Count);
     m.add("FutureRequests", r.counts.future as f64, Unit::Count);
-    m.add("ShardsWritten", f64::from(r.shards_written), Unit::Count);
     if let Some(t) = r.newest_event_ms {
         m.set(
             "DecisionLag",
@@ -85,7 +82,18 @@ fn count_ingest(m: &mut Metrics, r: &IngestReport, now_ms: i64) {
             Unit::Milliseconds,
         );
     }
-    if let Some(e) = &r.enforce {
+}
+
+/// What a batch did as one: shards written, blocks, enforcement (logged
+/// here, once).
+fn count_batch(m: &mut Metrics, b: &BatchReport) {
+    m.add("ShardsWritten", f64::from(b.shards_written), Unit::Count);
+    m.add("BlocksAdded", b.blocks.len() as f64, Unit::Count);
+    m.add("ObjectsMergedAlone", b.merged_alone as f64, Unit::Count);
+    for (key, b) in &b.blocks {
+        tracing::info!(key = %key, rule = %b.rule, since_ms = b.since_ms, until_ms = b.until_ms, offense = b.offense, "blocked");
+    }
+    if let Some(e) = &b.enforce {
         count_enforce(m, e);
     }
 }
@@ -123,30 +131,6 @@ fn count_store(m: &mut Metrics, svc: &Service) {
     }
 }
 
-async fn ingest_one(
-    svc: &Service,
-    o: &ObjectRef,
-    now_ms: i64,
-    holder: &str,
-    deadline: Option<&Deadline>,
-) -> Result<IngestReport, ServiceError> {
-    let rep = svc
-        .ingest_object(&o.bucket, &o.key, now_ms, holder, deadline)
-        .await?;
-    // EventBridge keys are passed as they come; if that name does not exist,
-    // try it form-decoded.
-    if rep.skipped.as_deref() == Some("the object no longer exists") {
-        if let Ok(decoded) = decode_s3_key(&o.key) {
-            if decoded != o.key {
-                return svc
-                    .ingest_object(&o.bucket, &decoded, now_ms, holder, deadline)
-                    .await;
-            }
-        }
-    }
-    Ok(rep)
-}
-
 fn log_ingest(r: &IngestReport) {
     match &r.skipped {
         Some(why) => tracing::info!(object = %r.object, skipped = %why, "object skipped"),
@@ -156,15 +140,11 @@ fn log_ingest(r: &IngestReport) {
             lines = r.file.lines_read,
             parsed = r.file.lines_parsed,
             skipped = r.file.lines_skipped,
-            blocks = r.blocks.len(),
             "object ingested"
         ),
     }
     if let Some(e) = &r.file.error {
         tracing::warn!(object = %r.object, error = %e, "object damaged: every line before the damage was counted");
-    }
-    for (key, b) in &r.blocks {
-        tracing::info!(key = %key, rule = %b.rule, since_ms = b.since_ms, until_ms = b.until_ms, offense = b.offense, "blocked");
     }
 }
 
@@ -192,49 +172,76 @@ pub async fn ingest(
     let response = match decoded {
         IngestEvent::Test => json!({"status": "s3:TestEvent: nothing to do"}),
         IngestEvent::Objects(objects) => {
+            let batch = svc
+                .ingest_objects(&objects, now_ms, request_id, deadline)
+                .await;
+            count_batch(&mut m, &batch);
             let mut done = Vec::new();
-            for o in &objects {
-                let r = ingest_one(svc, o, now_ms, request_id, deadline).await?;
-                log_ingest(&r);
-                count_ingest(&mut m, &r, now_ms);
-                done.push(r.object);
+            let mut failed: Option<ServiceError> = None;
+            for r in batch.objects {
+                match r {
+                    Ok(r) => {
+                        log_ingest(&r);
+                        count_ingest(&mut m, &r, now_ms);
+                        done.push(r.object);
+                    }
+                    // The first retryable error fails the invocation
+                    // (Lambda retries it; what was counted stays counted).
+                    Err(e) if failed.as_ref().is_none_or(|f| !f.retryable()) => failed = Some(e),
+                    Err(_) => {}
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e.into());
             }
             json!({"objects": done})
         }
         IngestEvent::Sqs(items) => {
-            let mut failures = Vec::new();
-            for item in items {
-                match item.objects {
+            // One batch for all the messages' objects; a message fails if
+            // one of its objects must be retried.
+            let mut objects = Vec::new();
+            let mut owner = Vec::new();
+            for (n, item) in items.iter().enumerate() {
+                match &item.objects {
                     Err(e) => {
                         // A message that is not an S3 event will never be: drop it.
                         tracing::error!(message_id = %item.message_id, error = %e, "not an S3 event: dropped");
                         m.add("BadMessages", 1.0, Unit::Count);
                     }
-                    Ok(_) if deadline.is_some_and(Deadline::reached) => {
-                        // Out of time: the rest of the batch is retried.
-                        failures.push(json!({"itemIdentifier": item.message_id}));
-                    }
-                    Ok(objects) => {
-                        for o in &objects {
-                            match ingest_one(svc, o, now_ms, request_id, deadline).await {
-                                Ok(r) => {
-                                    log_ingest(&r);
-                                    count_ingest(&mut m, &r, now_ms);
-                                }
-                                Err(e) if e.retryable() => {
-                                    tracing::warn!(message_id = %item.message_id, error = %e, "will be retried");
-                                    failures.push(json!({"itemIdentifier": item.message_id}));
-                                    break;
-                                }
-                                Err(e) => {
-                                    tracing::error!(message_id = %item.message_id, error = %e, "cannot be ingested: dropped");
-                                    m.add("BadMessages", 1.0, Unit::Count);
-                                }
-                            }
-                        }
+                    Ok(o) => {
+                        objects.extend(o.iter().cloned());
+                        owner.extend(std::iter::repeat_n(n, o.len()));
                     }
                 }
             }
+            let batch = svc
+                .ingest_objects(&objects, now_ms, request_id, deadline)
+                .await;
+            count_batch(&mut m, &batch);
+            let mut retry = vec![false; items.len()];
+            for (r, n) in batch.objects.into_iter().zip(owner) {
+                let id = &items[n].message_id;
+                match r {
+                    Ok(r) => {
+                        log_ingest(&r);
+                        count_ingest(&mut m, &r, now_ms);
+                    }
+                    Err(e) if e.retryable() => {
+                        tracing::warn!(message_id = %id, error = %e, "will be retried");
+                        retry[n] = true;
+                    }
+                    Err(e) => {
+                        tracing::error!(message_id = %id, error = %e, "cannot be ingested: dropped");
+                        m.add("BadMessages", 1.0, Unit::Count);
+                    }
+                }
+            }
+            let failures: Vec<Value> = items
+                .iter()
+                .zip(retry)
+                .filter(|(_, r)| *r)
+                .map(|(item, _)| json!({"itemIdentifier": item.message_id}))
+                .collect();
             json!({"batchItemFailures": failures})
         }
     };

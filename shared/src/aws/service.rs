@@ -21,7 +21,7 @@ mod settings;
 pub use deadline::Deadline;
 pub use enforce::EnforceReport;
 pub use guardduty::{rule_of, FindingReport};
-pub use ingest::{IngestReport, LogObject, SHARD_WRITES};
+pub use ingest::{BatchReport, IngestReport, LogObject, SHARD_WRITES};
 pub use reload::Current;
 pub use settings::{Settings, SettingsError};
 

@@ -1,12 +1,20 @@
-//! Counting a log object into the shared state: parse it, merge its
-//! counts into the site object and into the shards it touched (once per
-//! object: a retry or a duplicate event changes nothing), judge the keys it
-//! touched, decide and enforce.
+//! Counting log objects into the shared state: parse them, merge their
+//! counts into the site object and into the shards they touched (once per
+//! object: a retry or a duplicate event changes nothing), judge the keys
+//! they touched, decide and enforce.
+//!
+//! The objects of one invocation (an SQS batch, an S3 event's records) are
+//! merged together: their counts are added up first, and the site object
+//! and each shard are read, merged and written once for the batch, not once
+//! per object. At 50,000 clients an object touches every shard, so this
+//! cycle (the whole state read and written) is what bounds how many
+//! objects a second one stack counts (docs/architecture.md, "Capacity").
 
 use super::{Deadline, EnforceReport, Service, ServiceError, StatePart};
+use crate::aws::events::{decode_s3_key, ObjectRef};
 use crate::aws::s3::{BodyReader, S3Error};
 use crate::aws::store::Shard;
-use crate::engine::{EngineStats, ExportKeys, Offense, StoredState};
+use crate::engine::{Engine, EngineStats, ExportKeys, Offense, StoredState};
 use crate::formats::{hint_from_name, NameHint};
 use crate::key::Key;
 use crate::ledger::Block;
@@ -53,18 +61,84 @@ pub struct IngestReport {
     pub duplicate: bool,
     /// Lines and formats.
     pub file: FileReport,
-    /// Shards written.
+    /// Shards written (for the whole batch: see [`BatchReport`]).
     pub shards_written: u32,
-    /// New blocks.
+    /// New blocks (for the whole batch).
     pub blocks: Vec<(Key, Block)>,
     /// Newest event time seen in the object (epoch ms).
     pub newest_event_ms: Option<i64>,
     /// What the engine counted, and what it could not (`untracked`:
     /// beyond the key cap; `future`: dated over a day ahead).
     pub counts: EngineStats,
-    /// The enforcement that followed new blocks.
+    /// The enforcement that followed new blocks (for the whole batch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enforce: Option<EnforceReport>,
+}
+
+/// What ingesting a batch of objects did ([`Service::ingest_objects`]).
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// Each object's report (its `shards_written`, `blocks` and `enforce`
+    /// left empty: they are the batch's, below), or the error that keeps
+    /// it from being counted, in the order given.
+    pub objects: Vec<Result<IngestReport, ServiceError>>,
+    /// Shards written for the batch.
+    pub shards_written: u32,
+    /// New blocks.
+    pub blocks: Vec<(Key, Block)>,
+    /// The enforcement that followed new blocks.
+    pub enforce: Option<EnforceReport>,
+    /// Objects merged one at a time because a state object had absorbed
+    /// some of the batch but not all (a retry of a batch that got part of
+    /// the way): each was read and parsed again.
+    pub merged_alone: usize,
+}
+
+impl BatchReport {
+    /// The report of a batch of one, the batch's results in it.
+    fn into_single(mut self) -> Result<IngestReport, ServiceError> {
+        let mut rep = self.objects.pop().expect("a batch of one")?;
+        rep.shards_written = self.shards_written;
+        rep.blocks = self.blocks;
+        rep.enforce = self.enforce;
+        Ok(rep)
+    }
+}
+
+/// An object read whole and parsed, waiting to be merged.
+struct Parsed {
+    report: IngestReport,
+    id: String,
+    local: StoredState,
+}
+
+/// Whether a state object took a batch's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Absorbed {
+    /// Merged now.
+    Merged,
+    /// Every object of the batch was in it already.
+    Before,
+    /// Some were, some were not: the batch cannot be merged as one.
+    Partly,
+}
+
+/// What merging a batch's counts into the state did.
+#[derive(Default)]
+struct Merge {
+    duplicate: bool,
+    partly: bool,
+    shards_written: u32,
+    offenses: Vec<Offense>,
+}
+
+/// A copy of an error, for every object of a batch it stopped.
+fn shared(e: &ServiceError) -> ServiceError {
+    if e.retryable() {
+        ServiceError::Retryable(e.to_string())
+    } else {
+        ServiceError::Invalid(e.to_string())
+    }
 }
 
 impl Service {
@@ -79,32 +153,243 @@ impl Service {
         holder: &str,
         deadline: Option<&Deadline>,
     ) -> Result<IngestReport, ServiceError> {
-        let mut rep = IngestReport {
-            object: format!("s3://{bucket}/{key}"),
-            ..IngestReport::default()
+        let o = ObjectRef {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            etag: None,
+            size: None,
+            sequencer: None,
+        };
+        self.ingest_objects(std::slice::from_ref(&o), now_ms, holder, deadline)
+            .await
+            .into_single()
+    }
+
+    /// Count S3 log objects into the shared state as one batch: each is
+    /// read and parsed (one after the other), their counts are added up,
+    /// and the site object and every touched shard are merged once for
+    /// all of them; then decide and enforce once. An object that cannot be
+    /// read (or is reached past `deadline`) gets its error and the others
+    /// are counted; an error while merging is every merged object's.
+    pub async fn ingest_objects(
+        &self,
+        objects: &[ObjectRef],
+        now_ms: i64,
+        holder: &str,
+        deadline: Option<&Deadline>,
+    ) -> BatchReport {
+        let mut out = BatchReport::default();
+        let factor = match self.store.ledger().await {
+            Ok(l) => self.threshold_factor(&l.value, now_ms),
+            Err(e) => {
+                let e = ServiceError::from(e);
+                out.objects = objects.iter().map(|_| Err(shared(&e))).collect();
+                return out;
+            }
+        };
+        let mut results: Vec<Option<Result<IngestReport, ServiceError>>> =
+            objects.iter().map(|_| None).collect();
+        let mut members: Vec<(usize, IngestReport)> = Vec::new();
+        let mut ids: Vec<String> = Vec::new();
+        // The counts of the objects so far: the first one's as parsed, an
+        // engine adding them up once there is a second.
+        let (mut first, mut sum): (Option<StoredState>, Option<Engine>) = (None, None);
+        for (i, o) in objects.iter().enumerate() {
+            let parsed = match self.read_object(o, deadline).await {
+                Ok(Ok(p)) => p,
+                Ok(Err(skipped)) => {
+                    results[i] = Some(Ok(skipped));
+                    continue;
+                }
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            let Parsed {
+                mut report,
+                id,
+                local,
+            } = parsed;
+            if ids.contains(&id) {
+                report.duplicate = true;
+                results[i] = Some(Ok(report));
+                continue;
+            }
+            ids.push(id);
+            members.push((i, report));
+            match (&mut first, &mut sum) {
+                (None, None) => first = Some(local),
+                (_, Some(e)) => e.import(&local),
+                (Some(f), None) => {
+                    let mut e = Engine::new(&self.config);
+                    e.import(f);
+                    e.import(&local);
+                    first = None;
+                    sum = Some(e);
+                }
+            }
+        }
+        let local = match (first, sum) {
+            (_, Some(e)) => e.export_with(|_| true, ExportKeys::AlsoTotalsOnly),
+            (Some(f), None) => f,
+            (None, None) => {
+                out.objects = results.into_iter().map(Option::unwrap).collect();
+                return out;
+            }
+        };
+        let what = match members.as_slice() {
+            [(_, r)] => r.object.clone(),
+            _ => format!("a batch of {} objects", members.len()),
+        };
+        let merged = self
+            .merge_counts(&ids, &local, factor, now_ms, &what, deadline)
+            .await;
+        drop(local);
+        let mut offenses = match merged {
+            Ok(m) if !m.partly => {
+                out.shards_written = m.shards_written;
+                for (i, mut r) in members.drain(..) {
+                    r.duplicate = m.duplicate;
+                    results[i] = Some(Ok(r));
+                }
+                m.offenses
+            }
+            Ok(m) => {
+                // A retry of a batch that got part of the way (or a
+                // duplicate in another batch): each object on its own,
+                // which every state object can tell absorbed or not.
+                out.shards_written = m.shards_written;
+                let mut offenses = m.offenses;
+                for (i, _) in members.drain(..) {
+                    out.merged_alone += 1;
+                    results[i] = Some(
+                        match self
+                            .ingest_alone(&objects[i], factor, now_ms, deadline)
+                            .await
+                        {
+                            Ok((r, m)) => {
+                                out.shards_written += m.shards_written;
+                                offenses.extend(m.offenses);
+                                Ok(r)
+                            }
+                            Err(e) => Err(e),
+                        },
+                    );
+                }
+                offenses
+            }
+            Err(e) => {
+                for (i, _) in members.drain(..) {
+                    results[i] = Some(Err(shared(&e)));
+                }
+                Vec::new()
+            }
+        };
+        if let Err(e) = self
+            .decide_and_enforce(&mut offenses, &mut out, now_ms, holder, &what, deadline)
+            .await
+        {
+            // The counts are in; the blocks are not all decided: retry
+            // (the merge is found absorbed, the offenses found again).
+            for r in results.iter_mut().flatten() {
+                if r.as_ref().is_ok_and(|r| r.skipped.is_none()) {
+                    *r = Err(shared(&e));
+                }
+            }
+        }
+        out.objects = results.into_iter().map(Option::unwrap).collect();
+        out
+    }
+
+    /// Read, parse and merge one object of a batch on its own.
+    async fn ingest_alone(
+        &self,
+        o: &ObjectRef,
+        factor: f64,
+        now_ms: i64,
+        deadline: Option<&Deadline>,
+    ) -> Result<(IngestReport, Merge), ServiceError> {
+        let Parsed {
+            mut report,
+            id,
+            local,
+        } = match self.read_object(o, deadline).await? {
+            Ok(p) => p,
+            Err(skipped) => return Ok((skipped, Merge::default())),
+        };
+        let m = self
+            .merge_counts(&[id], &local, factor, now_ms, &report.object, deadline)
+            .await?;
+        report.duplicate = m.duplicate;
+        Ok((report, m))
+    }
+
+    /// Decide on `offenses` and enforce new blocks, into `out`.
+    async fn decide_and_enforce(
+        &self,
+        offenses: &mut Vec<Offense>,
+        out: &mut BatchReport,
+        now_ms: i64,
+        holder: &str,
+        what: &str,
+        deadline: Option<&Deadline>,
+    ) -> Result<(), ServiceError> {
+        if offenses.is_empty() {
+            return Ok(());
+        }
+        // A block written to the ledger is enforced now (a retry would find
+        // it decided already and not enforce it): the margin is for this.
+        Deadline::check(deadline, &format!("before deciding and enforcing {what}"))?;
+        out.blocks = self.decide(std::mem::take(offenses)).await?;
+        if !out.blocks.is_empty() {
+            out.enforce = Some(self.enforce(now_ms, holder).await?);
+        }
+        Ok(())
+    }
+
+    /// Get an S3 object and parse it: parsed, or passed over (its report
+    /// says why).
+    async fn read_object(
+        &self,
+        o: &ObjectRef,
+        deadline: Option<&Deadline>,
+    ) -> Result<Result<Parsed, IngestReport>, ServiceError> {
+        let (bucket, key) = (o.bucket.as_str(), o.key.as_str());
+        let skip = |why: &str| {
+            Ok(Err(IngestReport {
+                object: format!("s3://{bucket}/{key}"),
+                skipped: Some(why.into()),
+                ..IngestReport::default()
+            }))
         };
         let loc = self.store.location();
         if bucket == loc.bucket && key.starts_with(&loc.prefix) {
-            rep.skipped = Some("fail2waf's own state".into());
-            return Ok(rep);
+            return skip("fail2waf's own state");
         }
         if self.format.is_none() {
             if let NameHint::Skip(why) = hint_from_name(key) {
-                rep.skipped = Some(why.into());
-                return Ok(rep);
+                return skip(why);
             }
         }
-        Deadline::check(deadline, &format!("before reading {}", rep.object))?;
+        Deadline::check(deadline, &format!("before reading s3://{bucket}/{key}"))?;
         let s3 = self.store.client();
-        let obj = match s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(o) => o,
-            Err(e) => {
-                let err = S3Error::from_sdk("GetObject", bucket, key, &e);
-                if err.is_not_found() {
-                    rep.skipped = Some("the object no longer exists".into());
-                    return Ok(rep);
+        // EventBridge keys come as they are; if that name does not exist,
+        // try it form-decoded.
+        let decoded = decode_s3_key(key).ok().filter(|d| d != key);
+        let mut tried = Some(key.to_string()).into_iter().chain(decoded);
+        let (key, obj) = loop {
+            let Some(k) = tried.next() else {
+                return skip("the object no longer exists");
+            };
+            match s3.get_object().bucket(bucket).key(&k).send().await {
+                Ok(obj) => break (k, obj),
+                Err(e) => {
+                    let err = S3Error::from_sdk("GetObject", bucket, &k, &e);
+                    if !err.is_not_found() {
+                        return Err(err.into());
+                    }
                 }
-                return Err(err.into());
             }
         };
         let etag = obj
@@ -114,13 +399,13 @@ impl Service {
             .to_string();
         let reader = BodyReader::spawn(obj.body, 8);
         let input = LogObject {
-            object: rep.object,
-            name: key.to_string(),
+            object: format!("s3://{bucket}/{key}"),
             id: format!("{bucket}/{key}@{etag}"),
+            name: key,
             transport_failed: Some(reader.transport_failed()),
             reader,
         };
-        self.ingest_reader(input, now_ms, holder, deadline).await
+        self.parse_object(input).await
     }
 
     /// Count any reader (an S3 body, a local file) as one log object.
@@ -131,6 +416,37 @@ impl Service {
         holder: &str,
         deadline: Option<&Deadline>,
     ) -> Result<IngestReport, ServiceError> {
+        let ledger = self.store.ledger().await?;
+        let factor = self.threshold_factor(&ledger.value, now_ms);
+        let Parsed {
+            mut report,
+            id,
+            local,
+        } = match self.parse_object(input).await? {
+            Ok(p) => p,
+            Err(skipped) => return Ok(skipped),
+        };
+        let what = report.object.clone();
+        let mut m = self
+            .merge_counts(&[id], &local, factor, now_ms, &what, deadline)
+            .await?;
+        report.duplicate = m.duplicate;
+        let mut out = BatchReport {
+            shards_written: m.shards_written,
+            objects: vec![Ok(report)],
+            ..BatchReport::default()
+        };
+        self.decide_and_enforce(&mut m.offenses, &mut out, now_ms, holder, &what, deadline)
+            .await?;
+        out.into_single()
+    }
+
+    /// Parse a log object on a blocking thread: parsed, or passed over
+    /// (no requests in it, or not a log).
+    async fn parse_object<R: Read + Send + 'static>(
+        &self,
+        input: LogObject<R>,
+    ) -> Result<Result<Parsed, IngestReport>, ServiceError> {
         let LogObject {
             object,
             name,
@@ -138,75 +454,31 @@ impl Service {
             reader,
             transport_failed,
         } = input;
-        let mut rep = IngestReport {
+        let mut report = IngestReport {
             object,
             ..IngestReport::default()
         };
-        let ledger = self.store.ledger().await?;
-        let factor = self.threshold_factor(&ledger.value, now_ms);
         let (file, local, counts) = self.parse(name, reader).await?;
         if transport_failed.is_some_and(|f| f.load(Ordering::SeqCst)) {
             return Err(ServiceError::Retryable(format!(
                 "{}: download failed mid-stream ({}); nothing was counted",
-                rep.object,
+                report.object,
                 file.error.clone().unwrap_or_default()
             )));
         }
-        rep.file = file;
-        rep.counts = counts;
-        if rep.file.skipped.is_some() || rep.file.lines_parsed == 0 {
-            rep.skipped = rep
+        report.file = file;
+        report.counts = counts;
+        if report.file.skipped.is_some() || report.file.lines_parsed == 0 {
+            report.skipped = report
                 .file
                 .skipped
                 .clone()
                 .or_else(|| Some("no requests in it".into()));
-            return Ok(rep);
+            return Ok(Err(report));
         }
-        Deadline::check(
-            deadline,
-            &format!("after parsing {}, before merging it", rep.object),
-        )?;
         let bucket_ms = self.config.bucket_ms();
-        rep.newest_event_ms = Some((i64::from(local.newest) + 1) * bucket_ms - 1);
-
-        // Site-wide counts first: the shards are judged against them.
-        let (site, duplicate) = self.absorb_site(&id, &local, now_ms).await?;
-        rep.duplicate = duplicate;
-
-        // Then each touched shard, SHARD_WRITES at a time: merge, and judge
-        // the keys this object touched. Past the deadline no shard is
-        // started; those in flight finish (or, dropped with the error, land
-        // or not: the retry finds them absorbed or merges them).
-        let (object, id, local, site) = (&rep.object, &id, &local, &site);
-        let shards: Vec<(Vec<Offense>, bool)> = stream::iter(self.touched_shards(local))
-            .map(|(n, touched)| async move {
-                Deadline::check(deadline, &format!("before merging {object} into shard {n}"))?;
-                let (shard, wrote) = self.absorb_shard(id, local, n, now_ms).await?;
-                let mut engine = self.engine_for(factor, site, &shard);
-                engine.evaluate_keys(Some(&touched));
-                Ok::<_, ServiceError>((engine.take_offenses(), wrote))
-            })
-            .buffered(SHARD_WRITES)
-            .try_collect()
-            .await?;
-        let mut offenses = Vec::new();
-        for (found, wrote) in shards {
-            offenses.extend(found);
-            rep.shards_written += u32::from(wrote);
-        }
-        // A block written to the ledger is enforced now (a retry would find
-        // it decided already and not enforce it): the margin is for this.
-        if !offenses.is_empty() {
-            Deadline::check(
-                deadline,
-                &format!("before deciding and enforcing {}", rep.object),
-            )?;
-        }
-        rep.blocks = self.decide(offenses).await?;
-        if !rep.blocks.is_empty() {
-            rep.enforce = Some(self.enforce(now_ms, holder).await?);
-        }
-        Ok(rep)
+        report.newest_event_ms = Some((i64::from(local.newest) + 1) * bucket_ms - 1);
+        Ok(Ok(Parsed { report, id, local }))
     }
 
     /// Parse `reader` on a blocking thread: the file report, the object's
@@ -233,37 +505,103 @@ impl Service {
         .map_err(|e| ServiceError::Retryable(format!("parser task: {e}")))
     }
 
-    /// Merge the site-wide counts of `local` into the site object, unless
-    /// the object `id` is absorbed there already: the site counts after,
-    /// and whether the object was a duplicate.
-    async fn absorb_site(
+    /// Merge the counts `local` of the objects `ids` into the site object
+    /// and into every shard they touched, and judge the keys touched. A
+    /// state object that absorbed some of `ids` but not all is left as it
+    /// is (`partly`: merge the objects one at a time).
+    async fn merge_counts(
         &self,
-        id: &str,
+        ids: &[String],
         local: &StoredState,
+        factor: f64,
         now_ms: i64,
-    ) -> Result<(StoredState, bool), ServiceError> {
-        let site_only = StoredState {
-            version: local.version,
-            bucket_secs: local.bucket_secs,
-            newest: local.newest,
-            site: local.site.clone(),
-            keys: BTreeMap::new(),
-        };
-        let mut duplicate = true;
-        let site = self
+        what: &str,
+        deadline: Option<&Deadline>,
+    ) -> Result<Merge, ServiceError> {
+        Deadline::check(
+            deadline,
+            &format!("after parsing {what}, before merging it"),
+        )?;
+        let mut out = Merge::default();
+        // Site-wide counts first: the shards are judged against them.
+        let key = self.store.site_key();
+        let (site, absorbed) = self
+            .absorb(&key, ids, local, StatePart::Site, now_ms)
+            .await?;
+        match absorbed {
+            Absorbed::Partly => {
+                out.partly = true;
+                return Ok(out);
+            }
+            Absorbed::Before => out.duplicate = true,
+            Absorbed::Merged => {}
+        }
+        // Then each touched shard, SHARD_WRITES at a time: merge, and judge
+        // the keys the batch touched. Past the deadline no shard is
+        // started; those in flight finish (or, dropped with the error, land
+        // or not: the retry finds them absorbed or merges them).
+        let site = &site;
+        let shards: Vec<(Vec<Offense>, Absorbed)> = stream::iter(self.touched_shards(local))
+            .map(|(n, touched)| async move {
+                Deadline::check(deadline, &format!("before merging {what} into shard {n}"))?;
+                let key = self.store.shard_key(n);
+                let (shard, absorbed) = self
+                    .absorb(&key, ids, local, StatePart::Shard(n), now_ms)
+                    .await?;
+                if absorbed == Absorbed::Partly {
+                    return Ok((Vec::new(), absorbed));
+                }
+                let mut engine = self.engine_for(factor, site, &shard);
+                engine.evaluate_keys(Some(&touched));
+                Ok::<_, ServiceError>((engine.take_offenses(), absorbed))
+            })
+            .buffered(SHARD_WRITES)
+            .try_collect()
+            .await?;
+        for (found, absorbed) in shards {
+            out.offenses.extend(found);
+            out.shards_written += u32::from(absorbed == Absorbed::Merged);
+            out.partly |= absorbed == Absorbed::Partly;
+        }
+        Ok(out)
+    }
+
+    /// Merge `local` into the state object `key` (the site object or a
+    /// shard, `part`) unless it absorbed the objects `ids` already: its
+    /// counts after, and whether it took them.
+    async fn absorb(
+        &self,
+        key: &str,
+        ids: &[String],
+        local: &StoredState,
+        part: StatePart,
+        now_ms: i64,
+    ) -> Result<(StoredState, Absorbed), ServiceError> {
+        let mut absorbed = Absorbed::Before;
+        let v = self
             .store
-            .update::<Shard, _>(&self.store.site_key(), |sh| {
-                if sh.absorbed.contains_key(id) {
+            .update::<Shard, _>(key, |sh| {
+                let seen = ids
+                    .iter()
+                    .filter(|id| sh.absorbed.contains_key(*id))
+                    .count();
+                absorbed = match seen {
+                    0 => Absorbed::Merged,
+                    n if n == ids.len() => Absorbed::Before,
+                    _ => Absorbed::Partly,
+                };
+                if absorbed != Absorbed::Merged {
                     return false;
                 }
-                duplicate = false;
-                sh.state = self.merge(&sh.state, &site_only, StatePart::Site, now_ms);
-                sh.absorbed.insert(id.to_string(), now_ms);
+                sh.state = self.merge(&sh.state, local, part, now_ms);
+                for id in ids {
+                    sh.absorbed.insert(id.clone(), now_ms);
+                }
                 sh.prune_absorbed(now_ms);
                 true
             })
             .await?;
-        Ok((site.value.state, duplicate))
+        Ok((v.value.state, absorbed))
     }
 
     /// The shards that hold the keys of `local` with matched requests,
@@ -279,33 +617,5 @@ impl Service {
             }
         }
         parts
-    }
-
-    /// Merge the keys of `local` that live in shard `n` into it, unless the
-    /// object `id` is absorbed there already: the shard's counts after, and
-    /// whether it was written.
-    async fn absorb_shard(
-        &self,
-        id: &str,
-        local: &StoredState,
-        n: u32,
-        now_ms: i64,
-    ) -> Result<(StoredState, bool), ServiceError> {
-        let mut wrote = false;
-        let shard = self
-            .store
-            .update::<Shard, _>(&self.store.shard_key(n), |sh| {
-                wrote = false;
-                if sh.absorbed.contains_key(id) {
-                    return false;
-                }
-                sh.state = self.merge(&sh.state, local, StatePart::Shard(n), now_ms);
-                sh.absorbed.insert(id.to_string(), now_ms);
-                sh.prune_absorbed(now_ms);
-                wrote = true;
-                true
-            })
-            .await?;
-        Ok((shard.value.state, wrote))
     }
 }
