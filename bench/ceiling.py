@@ -162,6 +162,9 @@ class Dispatcher(http.server.BaseHTTPRequestHandler):
 class ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        pass  # a function process killed at the end of a run, mid-poll
+
 
 def event(key, size):
     """The "Object Created" event EventBridge puts into the ingest queue."""

@@ -1,15 +1,15 @@
 //! `fail2waf redrive`: replay the ingest function's dead letters.
 //!
-//! The stack sends an ingest invocation that failed all its retries to an
-//! SQS queue (the function's on-failure destination). Each message is a
-//! Lambda destination record whose `requestPayload` is the original event
-//! (an S3 "Object Created" event from EventBridge, or any shape the ingest
-//! function accepts). This command ingests the objects it names with the
-//! deployed functions' engine and state, exactly as the function would,
-//! and deletes a message once all its objects are in. Ingesting is
-//! idempotent (every state object records the log objects absorbed into
-//! it), so a message redriven twice, or one whose first attempt got part of
-//! the way, counts once.
+//! The stack's ingest queue sends an event whose object failed five
+//! receives to its dead-letter queue: the message is the event as
+//! EventBridge sent it (an S3 "Object Created" event). A stack from before
+//! the queue sent Lambda destination records instead, whose
+//! `requestPayload` is the event; both are read. This command ingests the
+//! objects a message names with the deployed functions' engine and state,
+//! exactly as the function would, and deletes a message once all its
+//! objects are in. Ingesting is idempotent (every state object records the
+//! log objects absorbed into it), so a message redriven twice, or one whose
+//! first attempt got part of the way, counts once.
 
 use crate::detect::Aws;
 use crate::InputError;

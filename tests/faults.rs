@@ -31,6 +31,7 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
+use fail2waf_core::aws::events::ObjectRef;
 use fail2waf_core::aws::service::{Deadline, Service, ServiceError, Settings, SHARD_WRITES};
 use fail2waf_core::aws::store::Shard;
 use fail2waf_core::aws::waf::{sync_set, WafSetRef};
@@ -340,18 +341,9 @@ fn s3_5xx_and_slowdown_on_the_log_object_fail_retryably_and_the_retry_counts_onc
     eprintln!("S3 500/503/SlowDown ×3 on GetObject: retryable, nothing absorbed; retried: {lines} of {lines} counts, once");
 }
 
-#[test]
-fn a_body_broken_mid_stream_fails_retryably_and_merges_nothing() {
-    let acct = Account::new();
-    let rt = runtime();
-    let t0 = wall_ms() - 300_000;
-    // A first object, counted normally, so the state objects exist.
-    let first = alb_key(4, 1);
-    let first_lines = quiet_object(&acct, &first, t0, &["192.0.2.1".to_string()], 3);
-    let key = alb_key(4, 2);
-    let addrs: Vec<String> = (0..50).map(|a| format!("198.51.100.{a}")).collect();
-    let lines = quiet_object(&acct, &key, t0, &addrs, 4);
-    // What moto holds, served in two chunks and then a reset connection.
+/// A GetObject rule for `key`: what moto holds, served once in two chunks
+/// and then a reset connection.
+fn breaking_get(acct: &Account, key: &str) -> Rule {
     let r = moto().s3("GET", &format!("/{}/{}", acct.logs, key), &[], b"");
     let body = r.body.clone();
     let half = body.len() / 2;
@@ -359,8 +351,8 @@ fn a_body_broken_mid_stream_fails_retryably_and_merges_nothing() {
         Bytes::copy_from_slice(&body[..half / 2]),
         Bytes::copy_from_slice(&body[half / 2..half]),
     );
-    let k = key.clone();
-    let broken = mock!(aws_sdk_s3::Client::get_object)
+    let k = key.to_string();
+    mock!(aws_sdk_s3::Client::get_object)
         .match_requests(move |r| r.key() == Some(k.as_str()))
         .sequence()
         .http_response(move || {
@@ -373,7 +365,70 @@ fn a_body_broken_mid_stream_fails_retryably_and_merges_nothing() {
                 .insert("Content-Type", "application/octet-stream");
             resp
         })
-        .build();
+        .build()
+}
+
+#[test]
+fn a_body_broken_mid_stream_in_a_batch_fails_its_object_alone() {
+    let acct = Account::new();
+    let rt = runtime();
+    let t0 = wall_ms() - 300_000;
+    let keys: Vec<String> = (1..=3).map(|n| alb_key(5, n)).collect();
+    let addrs: Vec<String> = (0..50).map(|a| format!("198.51.100.{a}")).collect();
+    let lines: Vec<usize> = keys
+        .iter()
+        .map(|k| quiet_object(&acct, k, t0, &addrs, 4))
+        .collect();
+    // The middle one breaks after the first object was counted into the
+    // batch's engine: the batch starts over without it.
+    let broken = breaking_get(&acct, &keys[1]);
+    let svc = faulty_service(&acct, &rt, &[&broken], &[], None);
+    let objects: Vec<ObjectRef> = keys
+        .iter()
+        .map(|k| ObjectRef {
+            bucket: acct.logs.clone(),
+            key: k.clone(),
+            etag: None,
+            size: None,
+            sequencer: None,
+        })
+        .collect();
+    let b = rt.block_on(svc.ingest_objects(&objects, wall_ms(), "req-1", None));
+    assert_eq!(broken.num_calls(), 1);
+    let [first, middle, last] = &b.objects[..] else {
+        panic!("{b:?}")
+    };
+    assert!(first.is_ok() && last.is_ok(), "{b:?}");
+    let e = middle.as_ref().unwrap_err();
+    assert!(e.retryable() && e.to_string().contains("mid-stream"), "{e}");
+    // The other two counted once, the broken one not at all.
+    assert_eq!(site_total(&acct), (lines[0] + lines[2]) as u64);
+    assert_eq!(matched(&shards(&acct, 16)), (lines[0] + lines[2]) as u64);
+    assert_eq!(absorbed_in(&shards(&acct, 16), &keys[1]), 0);
+    // Its message comes back in the next batch, with one counted before:
+    // each merged on its own, every request once.
+    let b = rt.block_on(svc.ingest_objects(&objects[..2], wall_ms(), "req-2", None));
+    assert!(b.objects.iter().all(Result::is_ok), "{b:?}");
+    assert_eq!(b.merged_alone, 2);
+    assert_eq!(site_total(&acct), lines.iter().sum::<usize>() as u64);
+    assert_eq!(
+        matched(&shards(&acct, 16)),
+        lines.iter().sum::<usize>() as u64
+    );
+}
+
+#[test]
+fn a_body_broken_mid_stream_fails_retryably_and_merges_nothing() {
+    let acct = Account::new();
+    let rt = runtime();
+    let t0 = wall_ms() - 300_000;
+    // A first object, counted normally, so the state objects exist.
+    let first = alb_key(4, 1);
+    let first_lines = quiet_object(&acct, &first, t0, &["192.0.2.1".to_string()], 3);
+    let key = alb_key(4, 2);
+    let addrs: Vec<String> = (0..50).map(|a| format!("198.51.100.{a}")).collect();
+    let lines = quiet_object(&acct, &key, t0, &addrs, 4);
+    let broken = breaking_get(&acct, &key);
     let svc = faulty_service(&acct, &rt, &[&broken], &[], None);
     rt.block_on(svc.ingest_object(&acct.logs, &first, wall_ms(), "req-0", None))
         .unwrap();

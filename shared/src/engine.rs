@@ -467,6 +467,20 @@ pub struct EngineStats {
     pub future: u64,
 }
 
+impl EngineStats {
+    /// What was counted since `before`, an earlier reading of the same
+    /// engine's counters.
+    pub fn since(&self, before: &EngineStats) -> EngineStats {
+        EngineStats {
+            hits: self.hits - before.hits,
+            proxy_only: self.proxy_only - before.proxy_only,
+            matched: self.matched - before.matched,
+            untracked: self.untracked - before.untracked,
+            future: self.future - before.future,
+        }
+    }
+}
+
 /// Most keys (addresses and networks) the engine holds at once. Keys whose
 /// counts are older than the longest window are pruned every quarter of it
 /// in event time (5 minutes with the default rules); when the table is still full, a client with a matched

@@ -14,7 +14,7 @@ use super::{Deadline, EnforceReport, Service, ServiceError, StatePart};
 use crate::aws::events::{decode_s3_key, ObjectRef};
 use crate::aws::s3::{BodyReader, S3Error};
 use crate::aws::store::Shard;
-use crate::engine::{Engine, EngineStats, ExportKeys, Offense, StoredState};
+use crate::engine::{EngineStats, ExportKeys, Offense, StoredState};
 use crate::formats::{hint_from_name, NameHint};
 use crate::key::Key;
 use crate::ledger::Block;
@@ -105,11 +105,14 @@ impl BatchReport {
     }
 }
 
-/// An object read whole and parsed, waiting to be merged.
-struct Parsed {
-    report: IngestReport,
-    id: String,
-    local: StoredState,
+/// What counting one object into a batch's engine came to.
+enum Counted {
+    /// Counted: its report, and what the absorbed records know it by.
+    Yes(IngestReport, String),
+    /// Passed over (not a log, no requests in it): nothing counted.
+    Skipped(IngestReport),
+    /// Its download broke mid-stream: the engine holds part of it.
+    Broken(ServiceError),
 }
 
 /// Whether a state object took a batch's counts.
@@ -191,53 +194,71 @@ impl Service {
             objects.iter().map(|_| None).collect();
         let mut members: Vec<(usize, IngestReport)> = Vec::new();
         let mut ids: Vec<String> = Vec::new();
-        // The counts of the objects so far: the first one's as parsed, an
-        // engine adding them up once there is a second.
-        let (mut first, mut sum): (Option<StoredState>, Option<Engine>) = (None, None);
-        for (i, o) in objects.iter().enumerate() {
-            let parsed = match self.read_object(o, deadline).await {
-                Ok(Ok(p)) => p,
-                Ok(Err(skipped)) => {
-                    results[i] = Some(Ok(skipped));
+        // Every object is counted into one engine. One whose download
+        // breaks mid-stream leaves part of itself in it: it gets its error
+        // and the batch starts over without it (rare: a reset connection).
+        let local = 'batch: loop {
+            members.clear();
+            ids.clear();
+            let mut d = Pipeline::new(self.config.clone());
+            for (i, o) in objects.iter().enumerate() {
+                if results[i].as_ref().is_some_and(Result::is_err) {
                     continue;
                 }
-                Err(e) => {
-                    results[i] = Some(Err(e));
+                let input = match self.fetch(o, deadline).await {
+                    Ok(Ok(input)) => input,
+                    Ok(Err(skipped)) => {
+                        results[i] = Some(Ok(skipped));
+                        continue;
+                    }
+                    Err(e) => {
+                        results[i] = Some(Err(e));
+                        continue;
+                    }
+                };
+                if ids.contains(&input.id) {
+                    results[i] = Some(Ok(IngestReport {
+                        object: input.object,
+                        duplicate: true,
+                        ..IngestReport::default()
+                    }));
                     continue;
                 }
-            };
-            let Parsed {
-                mut report,
-                id,
-                local,
-            } = parsed;
-            if ids.contains(&id) {
-                report.duplicate = true;
-                results[i] = Some(Ok(report));
-                continue;
-            }
-            ids.push(id);
-            members.push((i, report));
-            match (&mut first, &mut sum) {
-                (None, None) => first = Some(local),
-                (_, Some(e)) => e.import(&local),
-                (Some(f), None) => {
-                    let mut e = Engine::new(&self.config);
-                    e.import(f);
-                    e.import(&local);
-                    first = None;
-                    sum = Some(e);
+                let counted = match self.count_into(d, input).await {
+                    Ok((back, counted)) => {
+                        d = back;
+                        counted
+                    }
+                    Err(e) => {
+                        results[i] = Some(Err(e));
+                        continue 'batch;
+                    }
+                };
+                match counted {
+                    Counted::Yes(report, id) => {
+                        ids.push(id);
+                        members.push((i, report));
+                    }
+                    Counted::Skipped(report) => results[i] = Some(Ok(report)),
+                    Counted::Broken(e) => {
+                        results[i] = Some(Err(e));
+                        continue 'batch;
+                    }
                 }
             }
-        }
-        let local = match (first, sum) {
-            (_, Some(e)) => e.export_with(|_| true, ExportKeys::AlsoTotalsOnly),
-            (Some(f), None) => f,
-            (None, None) => {
-                out.objects = results.into_iter().map(Option::unwrap).collect();
-                return out;
-            }
+            break d
+                .into_parts()
+                .0
+                .export_with(|_| true, ExportKeys::AlsoTotalsOnly);
         };
+        if members.is_empty() {
+            out.objects = results.into_iter().map(Option::unwrap).collect();
+            return out;
+        }
+        let newest = self.newest_event_ms(&local);
+        for (_, r) in &mut members {
+            r.newest_event_ms = Some(newest);
+        }
         let what = match members.as_slice() {
             [(_, r)] => r.object.clone(),
             _ => format!("a batch of {} objects", members.len()),
@@ -310,12 +331,12 @@ impl Service {
         now_ms: i64,
         deadline: Option<&Deadline>,
     ) -> Result<(IngestReport, Merge), ServiceError> {
-        let Parsed {
-            mut report,
-            id,
-            local,
-        } = match self.read_object(o, deadline).await? {
-            Ok(p) => p,
+        let input = match self.fetch(o, deadline).await? {
+            Ok(input) => input,
+            Err(skipped) => return Ok((skipped, Merge::default())),
+        };
+        let (mut report, id, local) = match self.count_alone(input).await? {
+            Ok(counted) => counted,
             Err(skipped) => return Ok((skipped, Merge::default())),
         };
         let m = self
@@ -348,13 +369,12 @@ impl Service {
         Ok(())
     }
 
-    /// Get an S3 object and parse it: parsed, or passed over (its report
-    /// says why).
-    async fn read_object(
+    /// Start reading an S3 object, or pass it over (its report says why).
+    async fn fetch(
         &self,
         o: &ObjectRef,
         deadline: Option<&Deadline>,
-    ) -> Result<Result<Parsed, IngestReport>, ServiceError> {
+    ) -> Result<Result<LogObject<BodyReader>, IngestReport>, ServiceError> {
         let (bucket, key) = (o.bucket.as_str(), o.key.as_str());
         let skip = |why: &str| {
             Ok(Err(IngestReport {
@@ -398,14 +418,13 @@ impl Service {
             .trim_matches('"')
             .to_string();
         let reader = BodyReader::spawn(obj.body, 8);
-        let input = LogObject {
+        Ok(Ok(LogObject {
             object: format!("s3://{bucket}/{key}"),
             id: format!("{bucket}/{key}@{etag}"),
             name: key,
             transport_failed: Some(reader.transport_failed()),
             reader,
-        };
-        self.parse_object(input).await
+        }))
     }
 
     /// Count any reader (an S3 body, a local file) as one log object.
@@ -418,12 +437,8 @@ impl Service {
     ) -> Result<IngestReport, ServiceError> {
         let ledger = self.store.ledger().await?;
         let factor = self.threshold_factor(&ledger.value, now_ms);
-        let Parsed {
-            mut report,
-            id,
-            local,
-        } = match self.parse_object(input).await? {
-            Ok(p) => p,
+        let (mut report, id, local) = match self.count_alone(input).await? {
+            Ok(counted) => counted,
             Err(skipped) => return Ok(skipped),
         };
         let what = report.object.clone();
@@ -441,12 +456,37 @@ impl Service {
         out.into_single()
     }
 
-    /// Parse a log object on a blocking thread: parsed, or passed over
-    /// (no requests in it, or not a log).
-    async fn parse_object<R: Read + Send + 'static>(
+    /// Count one object on its own: its report, id and counts, or passed
+    /// over.
+    async fn count_alone<R: Read + Send + 'static>(
         &self,
         input: LogObject<R>,
-    ) -> Result<Result<Parsed, IngestReport>, ServiceError> {
+    ) -> Result<Result<(IngestReport, String, StoredState), IngestReport>, ServiceError> {
+        let (d, counted) = self
+            .count_into(Pipeline::new(self.config.clone()), input)
+            .await?;
+        match counted {
+            Counted::Yes(mut report, id) => {
+                let local = d
+                    .into_parts()
+                    .0
+                    .export_with(|_| true, ExportKeys::AlsoTotalsOnly);
+                report.newest_event_ms = Some(self.newest_event_ms(&local));
+                Ok(Ok((report, id, local)))
+            }
+            Counted::Skipped(report) => Ok(Err(report)),
+            Counted::Broken(e) => Err(e),
+        }
+    }
+
+    /// Parse a log object into `d`'s engine on a blocking thread (every
+    /// key, those without matched requests for their totals): the pipeline
+    /// back, and what came of the object. An error: the pipeline is lost.
+    async fn count_into<R: Read + Send + 'static>(
+        &self,
+        mut d: Pipeline,
+        input: LogObject<R>,
+    ) -> Result<(Pipeline, Counted), ServiceError> {
         let LogObject {
             object,
             name,
@@ -454,55 +494,42 @@ impl Service {
             reader,
             transport_failed,
         } = input;
+        let format = self.format.clone();
+        let (d, file, counts) = tokio::task::spawn_blocking(move || {
+            let before = d.engine().stats();
+            let file = d.process(&name, reader, format.as_ref());
+            let counts = d.engine().stats().since(&before);
+            (d, file, counts)
+        })
+        .await
+        .map_err(|e| ServiceError::Retryable(format!("{object}: parser task: {e}")))?;
+        if transport_failed.is_some_and(|f| f.load(Ordering::SeqCst)) {
+            let e = ServiceError::Retryable(format!(
+                "{object}: download failed mid-stream ({}); nothing was counted",
+                file.error.clone().unwrap_or_default()
+            ));
+            return Ok((d, Counted::Broken(e)));
+        }
         let mut report = IngestReport {
             object,
+            file,
+            counts,
             ..IngestReport::default()
         };
-        let (file, local, counts) = self.parse(name, reader).await?;
-        if transport_failed.is_some_and(|f| f.load(Ordering::SeqCst)) {
-            return Err(ServiceError::Retryable(format!(
-                "{}: download failed mid-stream ({}); nothing was counted",
-                report.object,
-                file.error.clone().unwrap_or_default()
-            )));
-        }
-        report.file = file;
-        report.counts = counts;
         if report.file.skipped.is_some() || report.file.lines_parsed == 0 {
             report.skipped = report
                 .file
                 .skipped
                 .clone()
                 .or_else(|| Some("no requests in it".into()));
-            return Ok(Err(report));
+            return Ok((d, Counted::Skipped(report)));
         }
-        let bucket_ms = self.config.bucket_ms();
-        report.newest_event_ms = Some((i64::from(local.newest) + 1) * bucket_ms - 1);
-        Ok(Ok(Parsed { report, id, local }))
+        Ok((d, Counted::Yes(report, id)))
     }
 
-    /// Parse `reader` on a blocking thread: the file report, the object's
-    /// counts (every key, those without matched requests for their totals)
-    /// and what the engine could not count.
-    async fn parse<R: Read + Send + 'static>(
-        &self,
-        name: String,
-        reader: R,
-    ) -> Result<(FileReport, StoredState, EngineStats), ServiceError> {
-        let config = self.config.clone();
-        let format = self.format.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut d = Pipeline::new(config);
-            let r = d.process(&name, reader, format.as_ref());
-            let (engine, _) = d.into_parts();
-            (
-                r,
-                engine.export_with(|_| true, ExportKeys::AlsoTotalsOnly),
-                engine.stats(),
-            )
-        })
-        .await
-        .map_err(|e| ServiceError::Retryable(format!("parser task: {e}")))
+    /// The end of the newest bucket counted in `local` (epoch ms).
+    fn newest_event_ms(&self, local: &StoredState) -> i64 {
+        (i64::from(local.newest) + 1) * self.config.bucket_ms() - 1
     }
 
     /// Merge the counts `local` of the objects `ids` into the site object
