@@ -250,6 +250,17 @@ def start_moto():
         "import logging, os, sys, threading\n"
         "from werkzeug.serving import make_server\n"
         "from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app\n"
+        # S3 applies a conditional write atomically; moto checks the ETag and
+        # writes in two steps, and under load two writers can both win (the
+        # same patch as tests/moto.rs's wrapper).
+        "from moto.s3.responses import S3Response\n"
+        "lock = threading.Lock()\n"
+        "def atomic(f):\n"
+        "    def g(self, *a, **k):\n"
+        "        with lock: return f(self, *a, **k)\n"
+        "    return g\n"
+        "S3Response.put_object = atomic(S3Response.put_object)\n"
+        "S3Response.delete_object = atomic(S3Response.delete_object)\n"
         "srv = make_server('127.0.0.1', 0, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=MotoRequestHandler)\n"
         "os.environ['MOTO_PORT'] = str(srv.server_address[1])\n"
         "logging.getLogger('werkzeug').setLevel(logging.WARNING)\n"

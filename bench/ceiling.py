@@ -242,13 +242,16 @@ def run(args, ingest, gen, clients, concurrency, batch, files):
         for name in os.listdir(logs.name):
             with open(os.path.join(logs.name, name), errors="replace") as f:
                 retries += sum(int(m) for m in re.findall(r'"CasRetries":(\d+)', f.read()))
+        if os.environ.get('CEILING_KEEP_LOGS'):
+            subprocess.run(['cp', '-r', logs.name, '/tmp/ceiling-logs'])
         logs.cleanup()
         # Every request counted once: the site object's total against the lines.
-        counted, state_bytes = (int(x) for x in s3_script(endpoint, (
+        counted, state_bytes, absorbed = (int(x) for x in s3_script(endpoint, (
             f"o = s3.get_object(Bucket='{STATE}', Key='fail2waf/v1/site.json')\n"
-            "st = json.loads(o['Body'].read())['state']['site']['total']\n"
+            "site = json.loads(o['Body'].read())\n"
+            "st = site['state']['site']['total']\n"
             f"size = sum(o['Size'] for o in s3.list_objects_v2(Bucket='{STATE}')['Contents'])\n"
-            "print(sum(n for _, n in st), size)\n"
+            "print(sum(n for _, n in st), size, len(site['absorbed']))\n"
         )).split())
     finally:
         moto_proc.kill()
@@ -256,7 +259,7 @@ def run(args, ingest, gen, clients, concurrency, batch, files):
     return {
         "clients": clients, "concurrency": concurrency, "batch": batch, "objects": objects, "done": done,
         "failed": failed, "seconds": elapsed, "per_second": done / elapsed if done else 0.0,
-        "retries": retries, "lines": lines, "counted": counted, "redelivered": Dispatcher.retried,
+        "retries": retries, "lines": lines, "counted": counted, "absorbed": absorbed, "redelivered": Dispatcher.retried,
         "fn_cpu": fn_cpu / max(done, 1), "moto_cpu": moto_cpu / max(done, 1), "state_mb": state_bytes / 1e6,
     }
 
@@ -310,7 +313,7 @@ def main():
             files.append((path, lines))
         for b, c in [(int(b), int(c)) for b in args.batch.split(",") for c in args.concurrency.split(",")]:
             r = run(args, ingest, gen, clients, c, b, files)
-            ok = "all once" if r["counted"] == r["lines"] and r["done"] == r["objects"] else f"{r['counted']} of {r['lines']}"
+            ok = "all once" if r["counted"] == r["lines"] and r["done"] == r["objects"] else f"{r['counted']} of {r['lines']} ({r['absorbed']} objects absorbed)"
             print(f"{clients:>8} {b:>5} {c:>10} {r['done']:>3}/{r['objects']:<4} {r['seconds']:>8.1f} {r['per_second']:>10.2f} "
                   f"{r['retries']:>12} {r['redelivered']:>8} {r['failed']:>7} {r['fn_cpu']:>9.2f}s {r['moto_cpu']:>11.2f}s "
                   f"{r['state_mb']:>8.1f}  {ok}", flush=True)

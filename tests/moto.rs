@@ -68,6 +68,18 @@ try:
     from werkzeug.serving import make_server
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+    # S3 applies a conditional write (If-Match, If-None-Match) atomically;
+    # moto checks the ETag and then writes, and under load two writers of
+    # the same ETag can both win (a lost update): one at a time here.
+    from moto.s3.responses import S3Response
+    lock = threading.Lock()
+    def atomic(f):
+        def g(self, *a, **k):
+            with lock:
+                return f(self, *a, **k)
+        return g
+    S3Response.put_object = atomic(S3Response.put_object)
+    S3Response.delete_object = atomic(S3Response.delete_object)
     srv = make_server("127.0.0.1", int(sys.argv[1]),
                       DomainDispatcherApplication(create_backend_app),
                       threaded=True, request_handler=MotoRequestHandler)

@@ -185,8 +185,9 @@ pub async fn ingest(
                         count_ingest(&mut m, &r, now_ms);
                         done.push(r.object);
                     }
-                    // The first retryable error fails the invocation
-                    // (Lambda retries it; what was counted stays counted).
+                    // An error fails the invocation, a retryable one
+                    // first (Lambda retries it; what was counted stays
+                    // counted).
                     Err(e) if failed.as_ref().is_none_or(|f| !f.retryable()) => failed = Some(e),
                     Err(_) => {}
                 }
