@@ -383,16 +383,7 @@ fn a_body_broken_mid_stream_in_a_batch_fails_its_object_alone() {
     // batch's engine: the batch starts over without it.
     let broken = breaking_get(&acct, &keys[1]);
     let svc = faulty_service(&acct, &rt, &[&broken], &[], None);
-    let objects: Vec<ObjectRef> = keys
-        .iter()
-        .map(|k| ObjectRef {
-            bucket: acct.logs.clone(),
-            key: k.clone(),
-            etag: None,
-            size: None,
-            sequencer: None,
-        })
-        .collect();
+    let objects: Vec<ObjectRef> = keys.iter().map(|k| ObjectRef::new(&acct.logs, k)).collect();
     let b = rt.block_on(svc.ingest_objects(&objects, wall_ms(), "req-1", None));
     assert_eq!(broken.num_calls(), 1);
     let [first, middle, last] = &b.objects[..] else {

@@ -6,6 +6,7 @@
 
 use super::events::{
     decode_alarm, decode_finding, decode_ingest, is_guardduty_finding, AlarmState, IngestEvent,
+    ObjectRef,
 };
 use super::metrics::{Metrics, Unit};
 use super::service::{BatchReport, Deadline, EnforceReport, IngestReport, Service, ServiceError};
@@ -312,6 +313,10 @@ pub async fn guardduty(
     Ok((v, m))
 }
 
+/// Objects the alarm's re-scan counts together (the stack's default
+/// `IngestBatchSize`).
+const RESCAN_BATCH: usize = 10;
+
 /// The alarm function: ALARM enters incident mode (stricter thresholds)
 /// for the configured time, re-scans the log objects delivered during the
 /// alarm's evaluation window and judges everything counted again; OK ends
@@ -341,13 +346,23 @@ pub async fn alarm(
             let since = change.time_ms.min(now_ms) - window - 5 * 60_000;
             let objects = svc.recent_objects(since, now_ms).await?;
             let mut blocks = 0;
-            for (bucket, key) in &objects {
-                let r = svc
-                    .ingest_object(bucket, key, now_ms, request_id, deadline.as_ref())
-                    .await?;
-                log_ingest(&r);
-                count_ingest(&mut m, &r, now_ms);
-                blocks += r.blocks.len();
+            // In batches, as the ingest function counts them (most are
+            // absorbed already: a batch of those costs its reads).
+            for chunk in objects.chunks(RESCAN_BATCH) {
+                let refs: Vec<ObjectRef> = chunk
+                    .iter()
+                    .map(|(bucket, key)| ObjectRef::new(bucket, key))
+                    .collect();
+                let b = svc
+                    .ingest_objects(&refs, now_ms, request_id, deadline.as_ref())
+                    .await;
+                count_batch(&mut m, &b);
+                blocks += b.blocks.len();
+                for r in b.objects {
+                    let r = r?;
+                    log_ingest(&r);
+                    count_ingest(&mut m, &r, now_ms);
+                }
             }
             let rejudged = svc.rejudge(now_ms, request_id).await?;
             for (key, b) in &rejudged {

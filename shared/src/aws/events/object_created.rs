@@ -36,6 +36,19 @@ pub struct ObjectRef {
     pub sequencer: Option<String>,
 }
 
+impl ObjectRef {
+    /// An object known by its bucket and key only.
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> ObjectRef {
+        ObjectRef {
+            bucket: bucket.into(),
+            key: key.into(),
+            etag: None,
+            size: None,
+            sequencer: None,
+        }
+    }
+}
+
 /// A decoded ingest trigger.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IngestEvent {

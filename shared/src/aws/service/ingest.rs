@@ -156,13 +156,7 @@ impl Service {
         holder: &str,
         deadline: Option<&Deadline>,
     ) -> Result<IngestReport, ServiceError> {
-        let o = ObjectRef {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            etag: None,
-            size: None,
-            sequencer: None,
-        };
+        let o = ObjectRef::new(bucket, key);
         self.ingest_objects(std::slice::from_ref(&o), now_ms, holder, deadline)
             .await
             .into_single()
