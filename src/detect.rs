@@ -239,23 +239,31 @@ impl Backend {
     }
 
     /// Save a local state directory (pruned windows, expired blocks).
+    ///
+    /// The process ends next: the engine is not freed key by key (with
+    /// 100,000 clients held that took 3 % of a run), the exit returns its
+    /// memory at once.
     fn save(self) -> Result<()> {
-        if let Backend::Local {
+        let Backend::Local {
             pipeline,
-            dir: Some(dir),
+            dir,
             absorbed,
         } = self
-        {
-            let policy = pipeline.policy().clone();
-            let (mut engine, mut ledger) = pipeline.into_parts();
-            engine.prune();
-            let state = engine.export();
-            let now = i64::from(state.newest) * state.bucket_secs as i64 * 1000;
-            ledger.expire(now, &policy);
-            dir.save(&state, &ledger, &absorbed)
-                .context("saving state")?;
-        }
-        Ok(())
+        else {
+            return Ok(());
+        };
+        let Some(dir) = dir else {
+            std::mem::forget(pipeline);
+            return Ok(());
+        };
+        let policy = pipeline.policy().clone();
+        let (mut engine, mut ledger) = pipeline.into_parts();
+        engine.prune();
+        let state = engine.export();
+        std::mem::forget(engine);
+        let now = i64::from(state.newest) * state.bucket_secs as i64 * 1000;
+        ledger.expire(now, &policy);
+        dir.save(&state, &ledger, &absorbed).context("saving state")
     }
 }
 
