@@ -65,7 +65,7 @@ if [ "$ARCH" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
 fi
 echo "== the built functions against moto, through the Lambda Runtime API${runner:+ (under $runner)}"
 FAIL2WAF_FUNCTIONS_RUNNER="$runner" FAIL2WAF_FUNCTIONS_DIR="$PWD/.aws-sam/build" cargo test --test tests -- \
-  aws::an_attack_spread_over_node_files aws::a_queue_batch_is_merged_once aws::an_alarm_enters_incident_mode \
+  aws::an_attack_spread_over_node_files aws::a_queue_batch_is_merged_once aws::a_batch_that_fails_for_want_of_a_fix aws::an_alarm_enters_incident_mode \
   aws::expire_removes_ended_blocks aws::an_ip_set_a_stack_update_emptied \
   users::guardduty_findings_block \
   users::a_user_waf_keeps_blocking 2>&1 | grep -E '^test |test result'

@@ -413,6 +413,37 @@ fn a_queue_batch_is_merged_once_and_a_partly_counted_batch_counts_each_object_on
 }
 
 #[test]
+fn a_batch_that_fails_for_want_of_a_fix_goes_back_to_the_queue_not_away() {
+    let acct = Account::new();
+    let keys = attack_objects(&acct, wall_ms() - 120_000, 1);
+    // A state object that does not parse: no retry cures it by itself.
+    let site = format!("/{}/fail2waf/v1/site.json", acct.state);
+    assert_eq!(moto().s3("PUT", &site, &[], b"{not json").status, 200);
+    let env = acct.env(&[]);
+    let (out, stdout) = run_function("ingest", &env, &[queue_batch(&acct.logs, &keys)]);
+    let failed: Vec<&str> = response(&out[0])["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        ["m0", "m1", "m2"],
+        "every message kept for the dead-letter queue"
+    );
+    assert_eq!(emf_lines(&stdout)[0]["ObjectErrors"], 3.0, "{stdout}");
+    // Fixed (the object removed): the messages, received again, count once.
+    assert_eq!(moto().s3("DELETE", &site, &[], b"").status, 204);
+    let (out, _) = run_function("ingest", &env, &[queue_batch(&acct.logs, &keys)]);
+    assert_eq!(response(&out[0])["batchItemFailures"], json!([]));
+    assert_eq!(
+        acct.ip_set(&acct.v4),
+        BTreeSet::from(["198.51.100.66/32".to_string()])
+    );
+}
+
+#[test]
 fn concurrent_ingests_of_the_same_shards_lose_no_count_and_waf_writes_stay_under_one_per_second() {
     let acct = Account::new();
     let t0 = wall_ms() - 600_000;

@@ -409,6 +409,42 @@ fn a_body_broken_mid_stream_in_a_batch_fails_its_object_alone() {
 }
 
 #[test]
+fn a_batch_near_its_deadline_merges_what_it_read_and_leaves_the_rest() {
+    let acct = Account::new();
+    let rt = runtime();
+    let t0 = wall_ms() - 300_000;
+    let keys: Vec<String> = (1..=3).map(|n| alb_key(6, n)).collect();
+    let addrs: Vec<String> = (0..20).map(|a| format!("198.51.100.{a}")).collect();
+    let lines: Vec<usize> = keys
+        .iter()
+        .map(|k| quiet_object(&acct, k, t0, &addrs, 2))
+        .collect();
+    let svc = faulty_service(&acct, &rt, &[], &[], None);
+    let objects: Vec<ObjectRef> = keys.iter().map(|k| ObjectRef::new(&acct.logs, k)).collect();
+    // Time left, but not enough to read more and still merge: the first
+    // object is read and merged, the others are left to a retry.
+    let near = Deadline::with_reserve(Duration::from_secs(60), Duration::from_secs(60));
+    let b = rt.block_on(svc.ingest_objects(&objects, wall_ms(), "req-1", Some(&near)));
+    let [first, rest @ ..] = &b.objects[..] else {
+        panic!("{b:?}")
+    };
+    assert!(first.is_ok(), "{b:?}");
+    for r in rest {
+        let e = r.as_ref().unwrap_err();
+        assert!(e.retryable() && e.to_string().contains("not read"), "{e}");
+    }
+    assert_eq!(site_total(&acct), lines[0] as u64);
+    // The retry of the other two, with time, counts them; nothing twice.
+    let b = rt.block_on(svc.ingest_objects(&objects[1..], wall_ms(), "req-2", None));
+    assert!(b.objects.iter().all(Result::is_ok), "{b:?}");
+    assert_eq!(site_total(&acct), lines.iter().sum::<usize>() as u64);
+    assert_eq!(
+        matched(&shards(&acct, 16)),
+        lines.iter().sum::<usize>() as u64
+    );
+}
+
+#[test]
 fn a_body_broken_mid_stream_fails_retryably_and_merges_nothing() {
     let acct = Account::new();
     let rt = runtime();

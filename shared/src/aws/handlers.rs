@@ -6,7 +6,6 @@
 
 use super::events::{
     decode_alarm, decode_finding, decode_ingest, is_guardduty_finding, AlarmState, IngestEvent,
-    ObjectRef,
 };
 use super::metrics::{Metrics, Unit};
 use super::service::{BatchReport, Deadline, EnforceReport, IngestReport, Service, ServiceError};
@@ -232,9 +231,14 @@ pub async fn ingest(
                         tracing::warn!(message_id = %id, error = %e, "will be retried");
                         retry[n] = true;
                     }
+                    // Not a passing fault (access denied, a state object that
+                    // does not parse): retried all the same, so that after
+                    // its receives it waits in the dead-letter queue, with
+                    // its alarm, for the fix and `fail2waf redrive`.
                     Err(e) => {
-                        tracing::error!(message_id = %id, error = %e, "cannot be ingested: dropped");
-                        m.add("BadMessages", 1.0, Unit::Count);
+                        tracing::error!(message_id = %id, error = %e, "cannot be ingested: retried, then the dead-letter queue");
+                        m.add("ObjectErrors", 1.0, Unit::Count);
+                        retry[n] = true;
                     }
                 }
             }
@@ -313,10 +317,6 @@ pub async fn guardduty(
     Ok((v, m))
 }
 
-/// Objects the alarm's re-scan counts together (the stack's default
-/// `IngestBatchSize`).
-const RESCAN_BATCH: usize = 10;
-
 /// The alarm function: ALARM enters incident mode (stricter thresholds)
 /// for the configured time, re-scans the log objects delivered during the
 /// alarm's evaluation window and judges everything counted again; OK ends
@@ -346,23 +346,16 @@ pub async fn alarm(
             let since = change.time_ms.min(now_ms) - window - 5 * 60_000;
             let objects = svc.recent_objects(since, now_ms).await?;
             let mut blocks = 0;
-            // In batches, as the ingest function counts them (most are
-            // absorbed already: a batch of those costs its reads).
-            for chunk in objects.chunks(RESCAN_BATCH) {
-                let refs: Vec<ObjectRef> = chunk
-                    .iter()
-                    .map(|(bucket, key)| ObjectRef::new(bucket, key))
-                    .collect();
-                let b = svc
-                    .ingest_objects(&refs, now_ms, request_id, deadline.as_ref())
-                    .await;
-                count_batch(&mut m, &b);
-                blocks += b.blocks.len();
-                for r in b.objects {
-                    let r = r?;
-                    log_ingest(&r);
-                    count_ingest(&mut m, &r, now_ms);
-                }
+            // One at a time, not in batches: most were counted already, and
+            // a batch mixing counted and new objects is merged object by
+            // object after all (each one read twice).
+            for (bucket, key) in &objects {
+                let r = svc
+                    .ingest_object(bucket, key, now_ms, request_id, deadline.as_ref())
+                    .await?;
+                log_ingest(&r);
+                count_ingest(&mut m, &r, now_ms);
+                blocks += r.blocks.len();
             }
             let rejudged = svc.rejudge(now_ms, request_id).await?;
             for (key, b) in &rejudged {

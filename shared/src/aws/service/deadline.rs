@@ -6,6 +6,10 @@ use super::ServiceError;
 /// of the time remaining at the start of the invocation if that is shorter.
 const DEADLINE_MARGIN_MS: i64 = 3000;
 
+/// The time a batch keeps for merging what it has read: no further object
+/// is read when less than this (or a quarter of the budget) is left.
+const MERGE_RESERVE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// When an invocation must stop starting new work: the Lambda deadline
 /// less a safety margin. Work is checked against it between atomic steps
 /// (after parsing an object, before each shard merge, before the ledger
@@ -15,6 +19,8 @@ const DEADLINE_MARGIN_MS: i64 = 3000;
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline {
     cutoff: std::time::Instant,
+    /// [`MERGE_RESERVE`], or a quarter of the budget if that is shorter.
+    reserve: std::time::Duration,
 }
 
 impl Deadline {
@@ -30,9 +36,23 @@ impl Deadline {
 
     /// Stop starting new work `budget` from now (no further margin).
     pub fn after(budget: std::time::Duration) -> Deadline {
+        Deadline::with_reserve(budget, MERGE_RESERVE.min(budget / 4))
+    }
+
+    /// [`Deadline::after`] with `reserve` kept for merging a batch.
+    pub fn with_reserve(budget: std::time::Duration, reserve: std::time::Duration) -> Deadline {
         Deadline {
             cutoff: std::time::Instant::now() + budget,
+            reserve,
         }
+    }
+
+    /// Is the cutoff so near that a batch must merge what it has read
+    /// instead of reading more? (Reading the next object would leave it no
+    /// time to merge any: every object would be retried, and the retry
+    /// would run out of time the same way.)
+    pub fn merge_now(&self) -> bool {
+        std::time::Instant::now() + self.reserve >= self.cutoff
     }
 
     /// Has the cutoff passed?

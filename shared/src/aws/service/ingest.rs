@@ -4,11 +4,11 @@
 //! they touched, decide and enforce.
 //!
 //! The objects of one invocation (an SQS batch, an S3 event's records) are
-//! merged together: their counts are added up first, and the site object
-//! and each shard are read, merged and written once for the batch, not once
-//! per object. At 50,000 clients an object touches every shard, so this
-//! cycle (the whole state read and written) is what bounds how many
-//! objects a second one stack counts (docs/architecture.md, "Capacity").
+//! counted into one engine, and the site object and each shard are read,
+//! merged and written once for the batch, not once per object. At 50,000
+//! clients an object touches every shard, so this cycle (the whole state
+//! read and written) is what bounds how many objects a second one stack
+//! counts (docs/architecture.md, "Capacity").
 
 use super::{Deadline, EnforceReport, Service, ServiceError, StatePart};
 use crate::aws::events::{decode_s3_key, ObjectRef};
@@ -163,8 +163,8 @@ impl Service {
     }
 
     /// Count S3 log objects into the shared state as one batch: each is
-    /// read and parsed (one after the other), their counts are added up,
-    /// and the site object and every touched shard are merged once for
+    /// read and parsed (one after the other) into one engine, and the
+    /// site object and every touched shard are merged once for
     /// all of them; then decide and enforce once. An object that cannot be
     /// read (or is reached past `deadline`) gets its error and the others
     /// are counted; an error while merging is every merged object's.
@@ -197,6 +197,14 @@ impl Service {
             let mut d = Pipeline::new(self.config.clone());
             for (i, o) in objects.iter().enumerate() {
                 if results[i].as_ref().is_some_and(Result::is_err) {
+                    continue;
+                }
+                if !members.is_empty() && deadline.is_some_and(Deadline::merge_now) {
+                    results[i] = Some(Err(ServiceError::Retryable(format!(
+                        "deadline: s3://{}/{} not read, to leave time to merge the batch's \
+                         other objects; a retry counts it",
+                        o.bucket, o.key
+                    ))));
                     continue;
                 }
                 let input = match self.fetch(o, deadline).await {
