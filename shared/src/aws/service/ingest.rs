@@ -333,10 +333,20 @@ impl Service {
         now_ms: i64,
         deadline: Option<&Deadline>,
     ) -> Result<(IngestReport, Merge), ServiceError> {
-        let input = match self.fetch(o, deadline).await? {
-            Ok(input) => input,
-            Err(skipped) => return Ok((skipped, Merge::default())),
-        };
+        match self.fetch(o, deadline).await? {
+            Ok(input) => self.merge_alone(input, factor, now_ms, deadline).await,
+            Err(skipped) => Ok((skipped, Merge::default())),
+        }
+    }
+
+    /// Count one object on its own and merge it.
+    async fn merge_alone<R: Read + Send + 'static>(
+        &self,
+        input: LogObject<R>,
+        factor: f64,
+        now_ms: i64,
+        deadline: Option<&Deadline>,
+    ) -> Result<(IngestReport, Merge), ServiceError> {
         let (mut report, id, local) = match self.count_alone(input).await? {
             Ok(counted) => counted,
             Err(skipped) => return Ok((skipped, Merge::default())),
@@ -439,15 +449,8 @@ impl Service {
     ) -> Result<IngestReport, ServiceError> {
         let ledger = self.store.ledger().await?;
         let factor = self.threshold_factor(&ledger.value, now_ms);
-        let (mut report, id, local) = match self.count_alone(input).await? {
-            Ok(counted) => counted,
-            Err(skipped) => return Ok(skipped),
-        };
+        let (report, mut m) = self.merge_alone(input, factor, now_ms, deadline).await?;
         let what = report.object.clone();
-        let mut m = self
-            .merge_counts(&[id], &local, factor, now_ms, &what, deadline)
-            .await?;
-        report.duplicate = m.duplicate;
         let mut out = BatchReport {
             shards_written: m.shards_written,
             objects: vec![Ok(report)],
