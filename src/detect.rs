@@ -241,7 +241,7 @@ impl Backend {
     /// Save a local state directory (pruned windows, expired blocks).
     ///
     /// The process ends next: the engine is not freed key by key (with
-    /// 100,000 clients held that took 3 % of a run), the exit returns its
+    /// 100,000 clients held that took 2 % of a run), the exit returns its
     /// memory at once.
     fn save(self) -> Result<()> {
         let Backend::Local {
