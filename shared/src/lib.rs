@@ -29,6 +29,7 @@
 //! engine, so the same records in the same order give the same decisions.
 #![deny(missing_docs)]
 
+pub mod ahead;
 #[cfg(feature = "events")]
 pub mod aws;
 pub mod client;

@@ -4,12 +4,13 @@
 //! the CLI runs over local files and what the Lambda functions run over S3
 //! objects, so both decide the same way.
 
+use crate::ahead::{read_ahead, Item, Parse};
 use crate::config::Config;
 use crate::engine::{Engine, Offense, StoredState};
-use crate::formats::{format_from_line, hint_from_name, Format, LineParser, NameHint};
+use crate::formats::{format_from_line, hint_from_name, Format, LineParser, NameHint, ParseResult};
 use crate::key::Key;
 use crate::ledger::{Block, Ledger, Outcome, Policy, Refusal};
-use crate::read::{decompress, read_ahead, Line, Lines};
+use crate::read::{decompress, Line, Lines};
 use ipnet::IpNet;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -61,6 +62,8 @@ pub struct Pipeline {
     refused: BTreeMap<&'static str, u64>,
     refused_by_rule: BTreeMap<String, u64>,
     threads: usize,
+    /// Where lines are parsed with two threads (tests force [`Parse::Ahead`]).
+    pub(crate) parse: Parse,
     recorder: Option<Box<dyn Recorder>>,
 }
 
@@ -94,6 +97,7 @@ impl Pipeline {
             refused: BTreeMap::new(),
             refused_by_rule: BTreeMap::new(),
             threads: 2,
+            parse: Parse::Balanced,
             recorder: None,
         }
     }
@@ -108,8 +112,9 @@ impl Pipeline {
         self.recorder.take()
     }
 
-    /// Threads per input: 1 decompresses and parses on the calling thread;
-    /// 2 or more (the default) decompresses on a thread of its own.
+    /// Threads per input: 1 reads, parses and counts on the calling thread;
+    /// 2 or more (the default) read on a thread of their own, which parses
+    /// too while the counting thread is behind ([`crate::ahead`]).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
     }
@@ -223,19 +228,16 @@ impl Pipeline {
             }
         }
         let reader = match decompress(input) {
-            Ok(r) if self.threads > 1 => Box::new(read_ahead(r, 4)) as Box<dyn Read + Send>,
             Ok(r) => r,
             Err(e) => {
                 report.error = Some(e.to_string());
                 return report;
             }
         };
-        let mut lines = Lines::new(reader);
-        self.run(&mut lines, format, &mut report);
+        report.bytes = self.run(Lines::new(reader), format, &mut report);
         // The end of a file: judge what waited for more of it.
         self.engine.flush_pending();
         self.settle();
-        report.bytes = lines.bytes;
         report
     }
 
@@ -254,72 +256,151 @@ impl Pipeline {
         p
     }
 
-    fn run<R: Read>(
+    /// Count every line of `lines`; the bytes read.
+    fn run(
         &mut self,
-        lines: &mut Lines<R>,
-        mut format: Option<Format>,
+        mut lines: Lines<Box<dyn Read + Send>>,
+        format: Option<Format>,
         report: &mut FileReport,
-    ) {
-        let mut parser: Option<Box<dyn LineParser>> = format.as_ref().map(|f| self.parser(f));
-        let mut reasons: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
-        loop {
-            let line = match lines.next_line() {
-                Ok(Some(l)) => l,
-                Ok(None) => break,
-                Err(e) => {
-                    report.error = Some(e.to_string());
-                    break;
+    ) -> u64 {
+        let mut reasons = Reasons::new();
+        let found = match format {
+            Some(f) => Some((self.parser(&f), f, None)),
+            None => self.detect(&mut lines, report, &mut reasons),
+        };
+        let mut bytes = lines.bytes;
+        if let Some((mut parser, format, header)) = found {
+            report.format = Some(format.name().to_string());
+            if self.threads > 1 {
+                // The reading thread parses too, with a parser of its own
+                // that has read what this one has: the header line the
+                // format was found by, where it matters (`detect`).
+                let mut second = self.parser(&format);
+                if let Some(h) = header {
+                    let _ = second.parse(&h);
                 }
-            };
-            report.lines_read += 1;
-            let text = match line {
-                Line::Text(t) => t,
-                Line::TooLong(_) => {
-                    *reasons.entry(("line", "too long")).or_insert(0) += 1;
-                    continue;
-                }
-            };
-            if parser.is_none() {
-                if text.iter().all(u8::is_ascii_whitespace) {
-                    *reasons.entry(("line", "no request")).or_insert(0) += 1;
-                    continue;
-                }
-                match format_from_line(text) {
-                    Some(f) => {
-                        parser = Some(self.parser(&f));
-                        format = Some(f);
+                let mut ahead = read_ahead(lines, second, self.parse);
+                while let Some(chunk) = ahead.next() {
+                    for item in &chunk.items {
+                        report.lines_read += 1;
+                        match *item {
+                            Item::Line(s, e) => {
+                                let parsed = parser.parse(chunk.line(s, e));
+                                self.count(parsed, report, &mut reasons);
+                            }
+                            Item::Hit(n) => {
+                                self.count(Ok(Some(chunk.hit(n))), report, &mut reasons)
+                            }
+                            Item::NoRequest => self.count(Ok(None), report, &mut reasons),
+                            Item::Failed(ref e) => self.count(Err(e.clone()), report, &mut reasons),
+                            Item::TooLong => *reasons.entry(TOO_LONG).or_insert(0) += 1,
+                        }
                     }
-                    None => {
-                        report.error = Some("unknown log format (use --format)".into());
-                        *reasons.entry(("line", "unknown format")).or_insert(0) += 1;
-                        break;
+                    if let Some(end) = &chunk.end {
+                        bytes = end.bytes;
+                        report.error.clone_from(&end.error);
+                    }
+                    ahead.recycle(chunk);
+                }
+            } else {
+                loop {
+                    match lines.next_line() {
+                        Ok(Some(Line::Text(t))) => {
+                            report.lines_read += 1;
+                            let parsed = parser.parse(t);
+                            self.count(parsed, report, &mut reasons);
+                        }
+                        Ok(Some(Line::TooLong(_))) => {
+                            report.lines_read += 1;
+                            *reasons.entry(TOO_LONG).or_insert(0) += 1;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            report.error = Some(e.to_string());
+                            break;
+                        }
                     }
                 }
-            }
-            let p = parser.as_mut().expect("set above");
-            match p.parse(text) {
-                Ok(Some(hit)) => {
-                    report.lines_parsed += 1;
-                    let counted = self.engine.observe(&hit);
-                    if let (Some(r), Some((key, matched))) = (self.recorder.as_mut(), counted) {
-                        r.record(key, &hit, matched);
-                    }
-                    if self.engine.has_offenses() {
-                        self.settle();
-                    }
-                }
-                Ok(None) => *reasons.entry(("line", "no request")).or_insert(0) += 1,
-                Err(e) => *reasons.entry((e.field, e.reason)).or_insert(0) += 1,
+                bytes = lines.bytes;
             }
         }
-        report.format = format.map(|f| f.name().to_string());
         report.lines_skipped = report.lines_read - report.lines_parsed;
         report.skip_reasons = reasons
             .into_iter()
             .map(|((f, r), n)| (format!("{f}: {r}"), n))
             .collect();
+        bytes
+    }
+
+    /// Find the format on the first line with text, and count that line
+    /// (and the lines before it): its parser, and the line where it
+    /// changes how a parser reads the lines after it. `None` when no format
+    /// is found.
+    fn detect(
+        &mut self,
+        lines: &mut Lines<Box<dyn Read + Send>>,
+        report: &mut FileReport,
+        reasons: &mut Reasons,
+    ) -> Option<Found> {
+        loop {
+            let text = match lines.next_line() {
+                Ok(Some(Line::Text(t))) => t,
+                Ok(Some(Line::TooLong(_))) => {
+                    report.lines_read += 1;
+                    *reasons.entry(TOO_LONG).or_insert(0) += 1;
+                    continue;
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    report.error = Some(e.to_string());
+                    return None;
+                }
+            };
+            report.lines_read += 1;
+            if text.iter().all(u8::is_ascii_whitespace) {
+                *reasons.entry(("line", "no request")).or_insert(0) += 1;
+                continue;
+            }
+            let Some(format) = format_from_line(text) else {
+                report.error = Some("unknown log format (use --format)".into());
+                *reasons.entry(("line", "unknown format")).or_insert(0) += 1;
+                return None;
+            };
+            let mut parser = self.parser(&format);
+            let header = parser.changes_state(text).then(|| text.to_vec());
+            let parsed = parser.parse(text);
+            self.count(parsed, report, reasons);
+            return Some((parser, format, header));
+        }
+    }
+
+    /// Count one parsed line.
+    fn count(&mut self, parsed: ParseResult<'_>, report: &mut FileReport, reasons: &mut Reasons) {
+        match parsed {
+            Ok(Some(hit)) => {
+                report.lines_parsed += 1;
+                let counted = self.engine.observe(&hit);
+                if let (Some(r), Some((key, matched))) = (self.recorder.as_mut(), counted) {
+                    r.record(key, &hit, matched);
+                }
+                if self.engine.has_offenses() {
+                    self.settle();
+                }
+            }
+            Ok(None) => *reasons.entry(("line", "no request")).or_insert(0) += 1,
+            Err(e) => *reasons.entry((e.field, e.reason)).or_insert(0) += 1,
+        }
     }
 }
+
+/// The format of a file, its parser, and the line it was found by where
+/// that line changes how a parser reads the lines after it.
+type Found = (Box<dyn LineParser>, Format, Option<Vec<u8>>);
+
+/// Skipped lines by (field, reason).
+type Reasons = BTreeMap<(&'static str, &'static str), u64>;
+
+const TOO_LONG: (&str, &str) = ("line", "too long");
 
 #[cfg(test)]
 mod tests {
@@ -419,5 +500,87 @@ mod tests {
             format!("{:?}", whole.decisions())
         );
         assert_eq!(lean.engine().export(), whole.engine().export());
+    }
+
+    /// A recorder that keeps every request it is shown, whole.
+    struct Keep(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Recorder for Keep {
+        fn record(
+            &mut self,
+            key: IpNet,
+            hit: &crate::hit::Hit<'_>,
+            matched: crate::rules::RuleSet,
+        ) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{key} {matched:?} {hit:?}"));
+        }
+    }
+
+    #[test]
+    fn where_lines_are_parsed_changes_no_request_no_count_and_no_decision() {
+        use crate::formats::testutil::{fixture, fixture_files};
+        // Every fixture of these formats alone, and all of a format's
+        // together many times over (chunks of whole lines, CloudFront
+        // `#Fields` headers in the middle), whole and gzipped and cut short.
+        let mut inputs: Vec<(String, Vec<u8>)> = vec![];
+        for dir in ["alb", "cloudfront", "waf", "realtool"] {
+            let mut all = Vec::new();
+            for f in fixture_files(dir) {
+                if f.ends_with(".md") || f.ends_with(".tsv") {
+                    continue;
+                }
+                let data = fixture(&f);
+                all.extend_from_slice(&data);
+                if !all.ends_with(b"\n") {
+                    all.push(b'\n');
+                }
+                inputs.push((f, data));
+            }
+            let mut many = Vec::new();
+            while many.len() < 3 * crate::ahead::CHUNK {
+                many.extend_from_slice(&all);
+            }
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, &many).unwrap();
+            let gz = e.finish().unwrap();
+            inputs.push((format!("{dir}, cut"), gz[..gz.len() / 2].to_vec()));
+            inputs.push((format!("{dir}, all"), many));
+        }
+        let (mut requests, mut blocks) = (0, 0);
+        for (name, data) in &inputs {
+            let run = |threads: usize, parse: Parse, recorder: bool| {
+                let mut p = Pipeline::new(Config::default());
+                p.set_threads(threads);
+                p.parse = parse;
+                let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+                if recorder {
+                    p.set_recorder(Box::new(Keep(seen.clone())));
+                }
+                let r = p.process("input.log", Cursor::new(data.clone()), None);
+                p.settle();
+                let seen = seen.lock().unwrap().clone();
+                (
+                    format!("{r:?}"),
+                    format!("{:?}", p.decisions()),
+                    p.engine().export(),
+                    seen,
+                )
+            };
+            for recorder in [false, true] {
+                let one = run(1, Parse::Balanced, recorder);
+                assert!(
+                    one == run(2, Parse::Ahead, recorder),
+                    "{name}, parsed ahead"
+                );
+                assert!(one == run(2, Parse::Balanced, recorder), "{name}, balanced");
+                requests += one.3.len();
+                blocks += one.1.matches("Decision").count();
+            }
+        }
+        // The inputs were read, counted and blocked on.
+        assert!(requests > 50_000 && blocks > 10, "{requests} {blocks}");
     }
 }

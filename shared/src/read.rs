@@ -169,6 +169,13 @@ impl<R: Read> Lines<R> {
         }
     }
 
+    /// The reader, the bytes read from it and not yet handed out as lines,
+    /// the bytes read, and whether it has ended.
+    pub fn into_parts(self) -> (R, Vec<u8>, u64, bool) {
+        let rest = self.buf[self.start..self.end].to_vec();
+        (self.inner, rest, self.bytes, self.eof)
+    }
+
     /// The next line, `None` at the end. An error (a truncated gzip, a
     /// broken connection) comes after every complete line before it.
     #[allow(clippy::should_implement_trait)]

@@ -155,6 +155,10 @@ impl CloudFrontParser {
 }
 
 impl LineParser for CloudFrontParser {
+    fn changes_state(&self, line: &[u8]) -> bool {
+        line.starts_with(b"#Fields:")
+    }
+
     fn parse<'a>(&mut self, line: &'a [u8]) -> ParseResult<'a> {
         if line.is_empty() {
             return Ok(None);

@@ -67,6 +67,15 @@ pub trait LineParser: Send {
     fn set_user_source(&mut self, source: &UserSource) {
         let _ = source;
     }
+
+    /// Does parsing `line` change how the lines after it are parsed (a
+    /// CloudFront `#Fields` header)? Where lines are parsed on two threads
+    /// ([`crate::ahead`]), both parsers read such a line. The default: no
+    /// line does.
+    fn changes_state(&self, line: &[u8]) -> bool {
+        let _ = line;
+        false
+    }
 }
 
 /// Which request header or cookie names the application user, for formats
