@@ -27,8 +27,10 @@ use std::sync::Arc;
 /// Bytes of lines in a chunk (a chunk ends after the line that reaches it).
 pub const CHUNK: usize = 256 * 1024;
 
-/// Lines in a chunk, at most (a file of short lines).
-const CHUNK_LINES: usize = 2048;
+/// Lines in a chunk, at most: a chunk ends early only in a file whose
+/// lines are shorter than 64 bytes on average (no access log's are), and
+/// a chunk of short lines that parse holds at most this many requests.
+const CHUNK_LINES: usize = 4096;
 
 /// Chunks handed over and not yet taken, at most.
 const AHEAD: usize = 3;
@@ -56,8 +58,8 @@ pub enum Item {
     Hit(u32),
     /// Parsed: a line without a request.
     NoRequest,
-    /// Parsed: a line that failed.
-    Failed(ParseError),
+    /// Parsed: a line that failed, the `n`th of [`Chunk::failure`].
+    Failed(u32),
 }
 
 /// The end of the input.
@@ -77,6 +79,7 @@ pub struct Chunk {
     /// The lines, in order.
     pub items: Vec<Item>,
     hits: Vec<Detached>,
+    failures: Vec<ParseError>,
     /// Set on the last chunk.
     pub end: Option<End>,
 }
@@ -85,6 +88,11 @@ impl Chunk {
     /// The `n`th request parsed ahead ([`Item::Hit`]).
     pub fn hit(&self, n: u32) -> Hit<'_> {
         self.hits[n as usize].attach(&self.data)
+    }
+
+    /// The `n`th failure parsed ahead ([`Item::Failed`]).
+    pub fn failure(&self, n: u32) -> ParseError {
+        self.failures[n as usize].clone()
     }
 
     /// The bytes of [`Item::Line`].
@@ -111,7 +119,10 @@ impl Chunk {
                     Item::Hit((self.hits.len() - 1) as u32)
                 }
                 Ok(None) => Item::NoRequest,
-                Err(e) => Item::Failed(e),
+                Err(e) => {
+                    self.failures.push(e);
+                    Item::Failed((self.failures.len() - 1) as u32)
+                }
             }
         } else {
             Item::Line(start as u32, end as u32)
@@ -153,6 +164,7 @@ impl<R: Read> Splitter<R> {
     fn fill(&mut self, c: &mut Chunk, parser: &mut dyn LineParser, parse: bool) {
         c.items.clear();
         c.hits.clear();
+        c.failures.clear();
         c.end = None;
         if c.data.len() != CHUNK.max(self.carry.len() + MIN_READ) {
             // New, grown by a long line, or too small for the carry.
@@ -160,6 +172,9 @@ impl<R: Read> Splitter<R> {
         }
         let mut filled = self.carry.len();
         c.data[..filled].copy_from_slice(&self.carry);
+        if self.carry.capacity() > CHUNK {
+            self.carry = Vec::new(); // the start of a long line
+        }
         self.carry.clear();
         let (mut line, mut scan) = (0, 0);
         loop {
@@ -272,7 +287,14 @@ impl Iterator for Ahead {
 
     /// The next chunk; `None` after the last.
     fn next(&mut self) -> Option<Chunk> {
-        let c = self.rx.recv().ok()?;
+        let Ok(c) = self.rx.recv() else {
+            // The reading thread is gone: done, or a panic (a parser's),
+            // which goes on here as it would have with one thread.
+            if let Some(Err(panic)) = self.thread.take().map(|t| t.join()) {
+                std::panic::resume_unwind(panic);
+            }
+            return None;
+        };
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         Some(c)
     }
@@ -333,7 +355,9 @@ impl Part {
 
     fn str<'a>(&'a self, base: &'a [u8]) -> Cow<'a, str> {
         // Valid: it was a `str` when it was taken.
-        Cow::Borrowed(std::str::from_utf8(self.bytes(base)).unwrap_or_default())
+        let s = std::str::from_utf8(self.bytes(base));
+        debug_assert!(s.is_ok(), "a part of a hit is not the text it was");
+        Cow::Borrowed(s.unwrap_or_default())
     }
 }
 
@@ -416,6 +440,9 @@ mod tests {
     impl<R: Read> Read for Dribble<R> {
         fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
             self.1 = (self.1 * 7 + 3) % 5003;
+            if self.1 % 11 == 0 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
             let n = out.len().min(self.1 * 97 + 1);
             self.0.read(&mut out[..n])
         }
@@ -478,6 +505,24 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_panic_on_the_reading_thread_goes_on_on_the_counting_thread() {
+        struct Boom;
+        impl LineParser for Boom {
+            fn parse<'a>(&mut self, line: &'a [u8]) -> crate::formats::ParseResult<'a> {
+                assert!(line != b"boom", "the parser fails");
+                Ok(None)
+            }
+        }
+        let input: Box<dyn Read + Send> = Box::new(Cursor::new(b"a\nboom\nb\n".to_vec()));
+        let mut ahead = read_ahead(Lines::new(input), Box::new(Boom), Parse::Ahead);
+        let counted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ahead.by_ref().map(|c| c.items.len()).sum::<usize>()
+        }));
+        let panic = counted.expect_err("the panic reaches the counting thread");
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"the parser fails"));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! The pipeline, in the order data flows:
 //!
 //! 1. [`read`]: stream a file or object, gunzip by magic bytes, split lines
-//!    in bounded memory.
+//!    in bounded memory; [`ahead`]: the same on a second thread, in chunks
+//!    of whole lines, parsed there too while counting is the slower.
 //! 2. [`formats`]: parse a line of ALB, AWS WAF, CloudFront or a regex
 //!    format into a borrowed [`hit::Hit`]; a bad line is counted, never fatal.
 //! 3. [`client`]: resolve the address that counts (trusted proxies,

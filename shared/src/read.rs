@@ -42,76 +42,6 @@ pub fn decompress<R: Read + Send + 'static>(mut r: R) -> io::Result<Box<dyn Read
     }
 }
 
-/// A reader that reads `inner` on a thread of its own, a few buffers in
-/// advance, so decompression overlaps parsing on another core. Buffers are
-/// recycled: memory stays at `(ahead + 2) × BUF_SIZE`.
-pub struct ReadAhead {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    back: std::sync::mpsc::SyncSender<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-/// Read `inner` on its own thread, up to `ahead` buffers in advance.
-pub fn read_ahead<R: Read + Send + 'static>(mut inner: R, ahead: usize) -> ReadAhead {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(ahead.max(1));
-    let (back, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(ahead.max(1) + 2);
-    std::thread::spawn(move || loop {
-        let mut buf = spare.try_recv().unwrap_or_default();
-        buf.resize(BUF_SIZE, 0);
-        let mut n = 0;
-        // Fill the buffer: fewer, larger hand-overs.
-        while n < buf.len() {
-            match inner.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    if n > 0 {
-                        buf.truncate(n);
-                        let _ = tx.send(Ok(buf));
-                    }
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-        if n == 0 {
-            return;
-        }
-        buf.truncate(n);
-        if tx.send(Ok(buf)).is_err() {
-            return; // the reader is gone
-        }
-    });
-    ReadAhead {
-        rx,
-        back,
-        cur: Vec::new(),
-        pos: 0,
-    }
-}
-
-impl Read for ReadAhead {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(Ok(next)) => {
-                    let old = std::mem::replace(&mut self.cur, next);
-                    let _ = self.back.try_send(old);
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.cur.len() - self.pos);
-        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 /// One line from [`Lines`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line<'a> {
@@ -316,30 +246,6 @@ mod tests {
             (l[0].as_str(), l[2].as_str(), l[4].as_str()),
             ("a", "b", "c")
         );
-    }
-
-    #[test]
-    fn read_ahead_gives_the_same_lines_and_the_same_damage() {
-        let text: String = (0..50_000).map(|i| format!("line {i}\n")).collect();
-        let data = gz(text.as_bytes());
-        let plain = |d: Vec<u8>| collect(d);
-        let ahead = |d: Vec<u8>| {
-            let mut l = Lines::new(read_ahead(decompress(io::Cursor::new(d)).unwrap(), 4));
-            let mut out = vec![];
-            loop {
-                match l.next_line() {
-                    Ok(Some(Line::Text(t))) => out.push(String::from_utf8_lossy(t).into_owned()),
-                    Ok(Some(Line::TooLong(_))) => out.push("<too long>".into()),
-                    Ok(None) => return (out, None),
-                    Err(e) => return (out, Some(e.kind())),
-                }
-            }
-        };
-        assert_eq!(plain(data.clone()), ahead(data.clone()));
-        let cut = data[..data.len() * 2 / 3].to_vec();
-        let (a, b) = (plain(cut.clone()), ahead(cut));
-        assert!(a.1.is_some() && b.1.is_some());
-        assert_eq!(a.0, b.0);
     }
 
     #[test]
