@@ -41,8 +41,9 @@ pub struct DetectArgs {
     /// Print JSON Lines (see README "JSON output").
     #[arg(long)]
     json: bool,
-    /// Threads per input: 1 decompresses and parses on one thread; 2 (the
-    /// default) decompresses on a second core while the first parses.
+    /// Threads per input: 1 reads, parses and counts on one thread; 2 (the
+    /// default) decompresses on a second core, which also parses while
+    /// counting is the slower.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: u16,
 }
