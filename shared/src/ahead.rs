@@ -1,8 +1,8 @@
 //! Reading ahead on a second thread: lines in chunks, parsed there too
 //! when the counting thread is the slower one.
 //!
-//! The reading thread decompresses and splits lines ([`Lines`]) and hands
-//! them over in chunks of about [`CHUNK`] bytes. Where the counting thread
+//! The reading thread decompresses straight into chunks of about [`CHUNK`]
+//! bytes of whole lines (the lines [`Lines`] gives) and hands them over. Where the counting thread
 //! falls behind (the chunks it has not taken reach [`PARSE_WHEN`]), the
 //! reading thread parses the next chunk's lines as well, so the work finds
 //! its balance between the two cores: at a few thousand clients counting is
@@ -50,15 +50,15 @@ pub enum Parse {
 
 /// One line of a chunk.
 pub enum Item {
-    /// Bytes `start..end` of [`Chunk::data`], to parse.
+    /// Bytes `start..end` of the chunk ([`Chunk::line`]), to parse.
     Line(u32, u32),
     /// A line longer than [`crate::read::MAX_LINE`], skipped.
     TooLong,
-    /// Parsed: a request, the `n`th of [`Chunk::hits`].
+    /// Parsed: a request, the `n`th of the chunk ([`Chunk::hit`]).
     Hit(u32),
     /// Parsed: a line without a request.
     NoRequest,
-    /// Parsed: a line that failed, the `n`th of [`Chunk::failure`].
+    /// Parsed: a line that failed, the `n`th of the chunk ([`Chunk::failure`]).
     Failed(u32),
 }
 
@@ -142,8 +142,8 @@ struct Splitter<R> {
     inner: R,
     /// The start of a line that the last chunk's buffer did not end.
     carry: Vec<u8>,
-    /// Bytes so far of a line too long to keep (0: none).
-    skipped: usize,
+    /// In a line too long to keep: its bytes are being skipped.
+    skipping: bool,
     eof: bool,
     bytes: u64,
 }
@@ -154,7 +154,7 @@ impl<R: Read> Splitter<R> {
         Splitter {
             inner,
             carry,
-            skipped: 0,
+            skipping: false,
             eof,
             bytes,
         }
@@ -180,8 +180,8 @@ impl<R: Read> Splitter<R> {
         loop {
             while let Some(i) = memchr::memchr(b'\n', &c.data[scan..filled]) {
                 let end = scan + i;
-                if self.skipped > 0 || end - line > MAX_LINE {
-                    self.skipped = 0;
+                if self.skipping || end - line > MAX_LINE {
+                    self.skipping = false;
                     c.items.push(Item::TooLong);
                 } else {
                     c.push(line, end, parser, parse);
@@ -196,15 +196,15 @@ impl<R: Read> Splitter<R> {
                 break;
             }
             scan = filled;
-            if self.skipped > 0 || filled - line > MAX_LINE {
-                // Too long to keep: count its bytes, forget them.
-                self.skipped += filled - line;
+            if self.skipping || filled - line > MAX_LINE {
+                // Too long to keep: forget its bytes.
+                self.skipping = true;
                 filled = line;
                 scan = line;
             }
             if self.eof {
-                if self.skipped > 0 {
-                    self.skipped = 0;
+                if self.skipping {
+                    self.skipping = false;
                     c.items.push(Item::TooLong);
                 } else if filled > line {
                     c.push(line, filled, parser, parse);
@@ -425,9 +425,10 @@ impl Detached {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::testutil::gz;
     use crate::formats::Format;
     use crate::read::{decompress, Line, BUF_SIZE};
-    use std::io::{self, Cursor, Write};
+    use std::io::{self, Cursor};
 
     /// What a reader gives: a line's bytes or `None` (too long), then the
     /// error at the end, if any, and the bytes read.
@@ -499,12 +500,6 @@ mod tests {
         let end = c.end.unwrap();
         (got.1, got.2) = (end.error, end.bytes);
         (want, got)
-    }
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
     }
 
     #[test]

@@ -560,12 +560,6 @@ mod tests {
         one.expect("ran")
     }
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut e, data).unwrap();
-        e.finish().unwrap()
-    }
-
     #[test]
     fn where_lines_are_parsed_changes_no_request_no_count_and_no_decision() {
         use crate::formats::testutil::{fixture, fixture_files};
@@ -590,7 +584,7 @@ mod tests {
             while many.len() < 3 * crate::ahead::CHUNK {
                 many.extend_from_slice(&all);
             }
-            let gz = gzip(&many);
+            let gz = crate::formats::testutil::gz(&many);
             inputs.push((format!("{dir}, cut"), gz[..gz.len() / 2].to_vec()));
             inputs.push((format!("{dir}, all"), many));
         }

@@ -178,7 +178,7 @@ fn trim_cr(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use crate::formats::testutil::gz;
 
     fn collect(data: Vec<u8>) -> (Vec<String>, Option<io::ErrorKind>) {
         let mut l = Lines::new(decompress(io::Cursor::new(data)).unwrap());
@@ -191,12 +191,6 @@ mod tests {
                 Err(e) => return (out, Some(e.kind())),
             }
         }
-    }
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
     }
 
     #[test]

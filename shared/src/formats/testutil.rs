@@ -58,6 +58,13 @@ pub(crate) fn fixture_files(dir: &str) -> Vec<String> {
     found
 }
 
+/// `data` as one gzip member.
+pub(crate) fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut e, data).unwrap();
+    e.finish().unwrap()
+}
+
 /// The lines of `data`, split at `\n` as the reader splits a file, without
 /// the empty piece after a final newline (so no lines for no bytes). Unlike
 /// the reader, it leaves a `\r` before the `\n` on the line, so that a
