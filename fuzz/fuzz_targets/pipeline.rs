@@ -24,9 +24,12 @@ trusted_proxies = ["10.0.0.0/8", "198.51.100.0/28"]
     .expect("valid")
 });
 
-fn run(config: &Config, data: Vec<u8>, format: Option<&Format>, threads: usize) {
+/// One run; its report and decisions. With `threads` > 1, every line is
+/// parsed on the reading thread.
+fn run(config: &Config, data: Vec<u8>, format: Option<&Format>, threads: usize) -> String {
     let mut d = Pipeline::new(config.clone());
     d.set_threads(threads);
+    d.set_parse_ahead(true);
     let r = d.process("fuzz-input", Cursor::new(data), format);
     check(&r);
     for dec in d.decisions() {
@@ -37,6 +40,7 @@ fn run(config: &Config, data: Vec<u8>, format: Option<&Format>, threads: usize) 
         assert!(d.policy().check(&dec.key).is_ok(), "policy refuses {dec:?}");
         assert!(dec.block.until_ms >= dec.block.since_ms, "{dec:?}");
     }
+    format!("{r:?} {:?}", d.decisions())
 }
 
 fn check(r: &FileReport) {
@@ -47,12 +51,15 @@ fn check(r: &FileReport) {
 
 fuzz_target!(|data: &[u8]| {
     // One thread for the plain runs (a thread per run costs more than the
-    // run), the read-ahead thread for the gzip one.
+    // run); the gzip one with one thread and with the reading thread
+    // parsing, which must agree.
     run(&DEFAULT, data.to_vec(), None, 1);
     run(&GUARDED, data.to_vec(), Some(&Format::Alb), 1);
     if data.len() <= 4096 {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(data).unwrap();
-        run(&DEFAULT, gz.finish().unwrap(), None, 2);
+        let gz = gz.finish().unwrap();
+        let one = run(&DEFAULT, gz.clone(), None, 1);
+        assert_eq!(one, run(&DEFAULT, gz, None, 2), "parsed on the reading thread");
     }
 });

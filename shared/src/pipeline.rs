@@ -62,8 +62,8 @@ pub struct Pipeline {
     refused: BTreeMap<&'static str, u64>,
     refused_by_rule: BTreeMap<String, u64>,
     threads: usize,
-    /// Where lines are parsed with two threads (tests force [`Parse::Ahead`]).
-    pub(crate) parse: Parse,
+    /// Where lines are parsed with two threads.
+    parse: Parse,
     recorder: Option<Box<dyn Recorder>>,
 }
 
@@ -117,6 +117,17 @@ impl Pipeline {
     /// too while the counting thread is behind ([`crate::ahead`]).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads.max(1);
+    }
+
+    /// With two threads, parse every line on the reading thread, not
+    /// only while the counting thread is behind (tests and fuzzing: the
+    /// results are the same either way, [`crate::ahead`]).
+    pub fn set_parse_ahead(&mut self, always: bool) {
+        self.parse = if always {
+            Parse::Ahead
+        } else {
+            Parse::Balanced
+        };
     }
 
     /// The configuration.
@@ -531,7 +542,7 @@ mod tests {
     ) -> (FileReport, String, StoredState, Vec<String>) {
         let mut p = Pipeline::new(Config::default());
         p.set_threads(threads);
-        p.parse = parse;
+        p.set_parse_ahead(parse == Parse::Ahead);
         let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
         if recorder {
             p.set_recorder(Box::new(Keep(seen.clone())));
