@@ -2,8 +2,8 @@
 //! when the counting thread is the slower one.
 //!
 //! The reading thread decompresses straight into chunks of about [`CHUNK`]
-//! bytes of whole lines (the lines [`Lines`] gives) and hands them over. Where the counting thread
-//! falls behind (the chunks it has not taken reach [`PARSE_WHEN`]), the
+//! bytes of whole lines (the lines [`Lines`] gives) and hands them over.
+//! Where the counting thread falls behind (the chunks it has not taken reach [`PARSE_WHEN`]), the
 //! reading thread parses the next chunk's lines as well, so the work finds
 //! its balance between the two cores: at a few thousand clients counting is
 //! cheap and the reading thread only reads; at many, counting misses the
@@ -13,6 +13,11 @@
 //! line is parsed changes nothing: a line that changes a parser's state (a
 //! CloudFront `#Fields` header, [`LineParser::changes_state`]) is read by
 //! both parsers, in order.
+//!
+//! With one thread ([`chunks`] with `threads` 1) the same chunks are read on
+//! the counting thread as it asks for them: either way the counting thread
+//! has a chunk's lines at hand, and parses a few of them before counting
+//! them ([`crate::pipeline`], [`crate::engine::Engine`]'s reading ahead).
 
 use crate::formats::{LineParser, ParseError};
 use crate::hit::{Hit, WafVerdict};
@@ -241,6 +246,64 @@ impl<R: Read> Splitter<R> {
             }
         }
         self.carry.extend_from_slice(&c.data[line..filled]);
+    }
+}
+
+/// Chunks of lines, read on the calling thread or on one of their own
+/// ([`chunks`]).
+pub struct Chunks<R>(Source<R>);
+
+enum Source<R> {
+    /// Read on the calling thread when asked for: the reader, the parser
+    /// that reads what changes a parser's state (as the reading thread's
+    /// would), a chunk's memory to fill next, and whether the last chunk
+    /// was given.
+    Here(Splitter<R>, Box<dyn LineParser>, Option<Chunk>, bool),
+    /// Read ahead on a thread of its own ([`read_ahead`]).
+    Thread(Ahead),
+}
+
+/// The chunks of the rest of `lines`: read on a second thread that parses
+/// with `parser` as `how` says or, with `threads` 1, on the calling thread
+/// as they are asked for (and parsed there, by the counting thread).
+pub fn chunks<R: Read + Send + 'static>(
+    lines: Lines<R>,
+    parser: Box<dyn LineParser>,
+    threads: usize,
+    how: Parse,
+) -> Chunks<R> {
+    Chunks(if threads > 1 {
+        Source::Thread(read_ahead(lines, parser, how))
+    } else {
+        Source::Here(Splitter::new(lines), parser, None, false)
+    })
+}
+
+impl<R: Read> Iterator for Chunks<R> {
+    type Item = Chunk;
+
+    /// The next chunk; `None` after the last.
+    fn next(&mut self) -> Option<Chunk> {
+        match &mut self.0 {
+            Source::Here(_, _, _, true) => None,
+            Source::Here(split, parser, spare, done) => {
+                let mut c = spare.take().unwrap_or_default();
+                split.fill(&mut c, parser.as_mut(), false);
+                *done = c.end.is_some();
+                Some(c)
+            }
+            Source::Thread(a) => a.next(),
+        }
+    }
+}
+
+impl<R> Chunks<R> {
+    /// Give a chunk's memory back, to be filled again.
+    pub fn recycle(&mut self, c: Chunk) {
+        match &mut self.0 {
+            Source::Here(_, _, spare, _) => *spare = Some(c),
+            Source::Thread(a) => a.recycle(c),
+        }
     }
 }
 

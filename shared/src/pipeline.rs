@@ -4,7 +4,7 @@
 //! the CLI runs over local files and what the Lambda functions run over S3
 //! objects, so both decide the same way.
 
-use crate::ahead::{read_ahead, Item, Parse};
+use crate::ahead::{chunks, Chunk, Item, Parse};
 use crate::config::Config;
 use crate::engine::{Engine, Offense, StoredState};
 use crate::formats::{format_from_line, hint_from_name, Format, LineParser, NameHint, ParseResult};
@@ -282,59 +282,22 @@ impl Pipeline {
         let mut bytes = lines.bytes;
         if let Some((mut parser, format, header)) = found {
             report.format = Some(format.name().to_string());
-            if self.threads > 1 {
-                // The reading thread parses too, with a parser of its own
-                // that has read what this one has: the header line the
-                // format was found by, where it matters (`detect`).
-                let mut second = self.parser(&format);
-                if let Some(h) = header {
-                    let _ = second.parse(&h);
+            // The reading thread (with two threads) parses too, with a
+            // parser of its own that has read what this one has: the
+            // header line the format was found by, where it matters
+            // (`detect`).
+            let mut second = self.parser(&format);
+            if let Some(h) = header {
+                let _ = second.parse(&h);
+            }
+            let mut chunks = chunks(lines, second, self.threads, self.parse);
+            while let Some(chunk) = chunks.next() {
+                self.count_chunk(&chunk, parser.as_mut(), report, &mut reasons);
+                if let Some(end) = &chunk.end {
+                    bytes = end.bytes;
+                    report.error.clone_from(&end.error);
                 }
-                let mut ahead = read_ahead(lines, second, self.parse);
-                while let Some(chunk) = ahead.next() {
-                    for item in &chunk.items {
-                        report.lines_read += 1;
-                        match *item {
-                            Item::Line(s, e) => {
-                                let parsed = parser.parse(chunk.line(s, e));
-                                self.count(parsed, report, &mut reasons);
-                            }
-                            Item::Hit(n) => {
-                                self.count(Ok(Some(chunk.hit(n))), report, &mut reasons)
-                            }
-                            Item::NoRequest => self.count(Ok(None), report, &mut reasons),
-                            Item::Failed(n) => {
-                                self.count(Err(chunk.failure(n)), report, &mut reasons)
-                            }
-                            Item::TooLong => *reasons.entry(TOO_LONG).or_insert(0) += 1,
-                        }
-                    }
-                    if let Some(end) = &chunk.end {
-                        bytes = end.bytes;
-                        report.error.clone_from(&end.error);
-                    }
-                    ahead.recycle(chunk);
-                }
-            } else {
-                loop {
-                    match lines.next_line() {
-                        Ok(Some(Line::Text(t))) => {
-                            report.lines_read += 1;
-                            let parsed = parser.parse(t);
-                            self.count(parsed, report, &mut reasons);
-                        }
-                        Ok(Some(Line::TooLong(_))) => {
-                            report.lines_read += 1;
-                            *reasons.entry(TOO_LONG).or_insert(0) += 1;
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            report.error = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
-                bytes = lines.bytes;
+                chunks.recycle(chunk);
             }
         }
         report.lines_skipped = report.lines_read - report.lines_parsed;
@@ -382,19 +345,67 @@ impl Pipeline {
             let mut parser = self.parser(&format);
             let header = parser.changes_state(text).then(|| text.to_vec());
             let parsed = parser.parse(text);
-            self.count(parsed, report, reasons);
+            self.count(Some(&parsed), report, reasons);
             return Some((parser, format, header));
         }
     }
 
-    /// Count one parsed line.
-    fn count(&mut self, parsed: ParseResult<'_>, report: &mut FileReport, reasons: &mut Reasons) {
+    /// Count the lines of `chunk`. Where the engine reads ahead
+    /// ([`Engine::reads_ahead`]), [`BATCH`] lines at a time are parsed,
+    /// then warmed ([`Engine::warm`]), then counted.
+    fn count_chunk(
+        &mut self,
+        chunk: &Chunk,
+        parser: &mut dyn LineParser,
+        report: &mut FileReport,
+        reasons: &mut Reasons,
+    ) {
+        // A line's parse, `None` for a line too long to read.
+        let mut parse = |item: &Item| match *item {
+            Item::Line(s, e) => Some(parser.parse(chunk.line(s, e))),
+            Item::Hit(n) => Some(Ok(Some(chunk.hit(n)))),
+            Item::NoRequest => Some(Ok(None)),
+            Item::Failed(n) => Some(Err(chunk.failure(n))),
+            Item::TooLong => None,
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        for group in chunk.items.chunks(BATCH) {
+            report.lines_read += group.len() as u64;
+            if self.engine.reads_ahead() {
+                batch.extend(group.iter().map(&mut parse));
+                self.engine.warm(batch.iter().filter_map(|p| match p {
+                    Some(Ok(Some(hit))) => Some(hit),
+                    _ => None,
+                }));
+                for p in &batch {
+                    self.count(p.as_ref(), report, reasons);
+                }
+                batch.clear();
+            } else {
+                for item in group {
+                    self.count(parse(item).as_ref(), report, reasons);
+                }
+            }
+        }
+    }
+
+    /// Count one parsed line (`None`: a line too long to read).
+    fn count(
+        &mut self,
+        parsed: Option<&ParseResult<'_>>,
+        report: &mut FileReport,
+        reasons: &mut Reasons,
+    ) {
+        let Some(parsed) = parsed else {
+            *reasons.entry(TOO_LONG).or_insert(0) += 1;
+            return;
+        };
         match parsed {
             Ok(Some(hit)) => {
                 report.lines_parsed += 1;
-                let counted = self.engine.observe(&hit);
+                let counted = self.engine.observe(hit);
                 if let (Some(r), Some((key, matched))) = (self.recorder.as_mut(), counted) {
-                    r.record(key, &hit, matched);
+                    r.record(key, hit, matched);
                 }
                 if self.engine.has_offenses() {
                     self.settle();
@@ -414,6 +425,9 @@ type Found = (Box<dyn LineParser>, Format, Option<Vec<u8>>);
 type Reasons = BTreeMap<(&'static str, &'static str), u64>;
 
 const TOO_LONG: (&str, &str) = ("line", "too long");
+
+/// Requests warmed, then counted, together.
+const BATCH: usize = 16;
 
 #[cfg(test)]
 mod tests {
