@@ -368,7 +368,7 @@ impl Pipeline {
             Item::Failed(n) => Some(Err(chunk.failure(n))),
             Item::TooLong => None,
         };
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch = Vec::new();
         for group in chunk.items.chunks(BATCH) {
             report.lines_read += group.len() as u64;
             if self.engine.reads_ahead() {
