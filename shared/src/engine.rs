@@ -541,9 +541,6 @@ pub struct Engine {
     offenses: Vec<Offense>,
     stats: EngineStats,
     max_keys: usize,
-    /// The most keys the key table was seen to have room for
-    /// ([`Engine::has_room`]).
-    keys_room: usize,
     /// Keys being warmed ([`Engine::warm`]), kept for their memory.
     warming: Vec<NetKey>,
     /// Whether most clients of the last batch warmed were held, and the
@@ -615,7 +612,6 @@ impl Engine {
             offenses: Vec::new(),
             stats: EngineStats::default(),
             max_keys: MAX_KEYS,
-            keys_room: 0,
             warming: Vec::new(),
             warm_pays: (true, 0),
             full_until: 0,
@@ -698,24 +694,13 @@ impl Engine {
     /// so a flood of addresses cannot make every request cost a full scan.
     #[inline]
     fn room_for(&mut self, key: &Key, matched: bool) -> bool {
-        self.has_room() || self.make_room_for(key, matched)
+        self.key_count() < self.max_keys || self.make_room_for(key, matched)
     }
 
     /// [`Engine::room_for`] a network (the key made only when needed).
     #[inline]
     fn room_for_net(&mut self, net: IpNet, matched: bool) -> bool {
-        self.has_room() || self.make_room_for(&Key::Net(net), matched)
-    }
-
-    /// A new key can be held: under the cap. Notes the key table's size on
-    /// the way (its room without removed keys' marks, `make_room_for`).
-    /// Whether a key is held depends on the keys alone, never on the
-    /// table's layout, which its random hash seed makes differ from run to
-    /// run.
-    #[inline]
-    fn has_room(&mut self) -> bool {
-        self.keys_room = self.keys_room.max(self.keys.capacity());
-        self.key_count() < self.max_keys
+        self.key_count() < self.max_keys || self.make_room_for(&Key::Net(net), matched)
     }
 
     #[inline(never)]
@@ -728,16 +713,7 @@ impl Engine {
         }
         // One pass: prune, and drop the clients without matched requests.
         self.prune_keys(true);
-        // Removed keys leave marks in the table that use up its room like
-        // keys until it is rebuilt; with none left, the next new key made
-        // hashbrown double it (a 500,000-client log's 9 MiB table became
-        // 19 MiB). Once the marks have taken half of its room, it is
-        // rebuilt in place here: asking for no more than half of the
-        // table, this allocates nothing.
-        if let Some(more) = (self.keys_room / 2).checked_sub(self.keys.len()) {
-            self.keys.reserve(more);
-        }
-        if !self.has_room() {
+        if self.key_count() >= self.max_keys {
             self.full_until = self.newest.saturating_add(6);
             return false;
         }
@@ -2594,8 +2570,9 @@ mod tests {
     fn which_keys_are_held_does_not_depend_on_the_tables_layout() {
         // A flood of addresses at a cap of 1,560 keys (87 % of a table of
         // 2,048 slots, as 100,000 keys of the default's 131,072): keys are
-        // evicted, the table rebuilt, new keys refused. Each engine's key
-        // table has a hash seed of its own, and so a layout of its own.
+        // evicted and new ones refused. Each engine's key table has a hash
+        // seed of its own, and so a layout of its own (and its own moment
+        // to grow: removed keys' marks use up its room).
         let flood = || {
             let mut e = Engine::new(&Config::default());
             e.set_max_keys(1560);
