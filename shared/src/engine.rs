@@ -163,12 +163,18 @@ fn caps(rule: &Rule) -> (usize, usize) {
 struct KeyState {
     /// All requests per bucket, but for `pending`.
     total: Series,
-    /// Requests of the key's newest bucket not yet added to `total`
-    /// (bucket, count; none when the count is 0). A client's request
-    /// usually lands in the bucket of its previous one: counting it here,
-    /// next to the key, spares a visit to the series' heap memory, which on
-    /// a site with many clients is a cache miss per request.
-    pending: (Bucket, u32),
+    /// Requests of the key's newest bucket not yet added to `total`: the
+    /// bucket, and the count (none when 0). A client's request usually
+    /// lands in the bucket of its previous one: counting it here, next to
+    /// the key, spares a visit to the series' heap memory, which on a site
+    /// with many clients is a cache miss per request. (Two fields, not a
+    /// pair, so that `aliases` fits beside them.)
+    pending_bucket: Bucket,
+    pending_count: u16,
+    /// The networks (bit i: [`Engine::prefix_lens`]`[i]`) whose only
+    /// member this client is, and whose counts are the client's own
+    /// ([`Engine::sole`]).
+    aliases: u8,
     /// What only some keys have, boxed: this is the structure every
     /// request visits, and a busy site holds hundreds of thousands of
     /// them, most with nothing but their totals.
@@ -217,31 +223,73 @@ struct MoreState {
 impl KeyState {
     /// Count one request in bucket `b`.
     fn count(&mut self, b: Bucket) {
-        if self.pending.1 > 0 && self.pending.0 == b {
-            self.pending.1 = self.pending.1.saturating_add(1);
+        if self.pending_count > 0 && self.pending_bucket == b && self.pending_count < u16::MAX {
+            self.pending_count += 1;
         } else {
             self.flush();
-            self.pending = (b, 1);
+            (self.pending_bucket, self.pending_count) = (b, 1);
         }
     }
 
-    /// Move `pending` into `total`.
+    /// Move the pending count into `total`.
     fn flush(&mut self) {
-        if self.pending.1 > 0 {
-            self.total.add(self.pending.0, self.pending.1);
-            self.pending.1 = 0;
+        if self.pending_count > 0 {
+            self.total
+                .add(self.pending_bucket, u32::from(self.pending_count));
+            self.pending_count = 0;
         }
+    }
+
+    /// The pending count's bucket, if it has one.
+    fn pending(&self) -> Option<Bucket> {
+        (self.pending_count > 0).then_some(self.pending_bucket)
     }
 
     /// Requests in buckets `lo ..= hi`.
     fn total_sum(&self, lo: Bucket, hi: Bucket) -> u64 {
-        let (b, n) = self.pending;
-        let extra = if (lo..=hi).contains(&b) {
-            u64::from(n)
-        } else {
-            0
+        let extra = match self.pending() {
+            Some(b) if (lo..=hi).contains(&b) => u64::from(self.pending_count),
+            _ => 0,
         };
         self.total.sum(lo, hi) + extra
+    }
+
+    /// No request counted (the counts a network made now would start with).
+    fn is_blank(&self) -> bool {
+        self.pending_count == 0
+            && self.total.is_empty()
+            && self.more.as_ref().is_none_or(|m| m.gateway.is_empty())
+    }
+
+    /// The counts alone (totals, gateway errors), for a network whose only
+    /// member this key was.
+    fn counts_only(&self) -> KeyState {
+        let gateway = self
+            .more
+            .as_ref()
+            .map(|m| &m.gateway)
+            .filter(|g| !g.is_empty());
+        KeyState {
+            total: self.total.clone(),
+            pending_bucket: self.pending_bucket,
+            pending_count: self.pending_count,
+            aliases: 0,
+            more: gateway.map(|g| {
+                Box::new(MoreState {
+                    gateway: g.clone(),
+                    ..MoreState::default()
+                })
+            }),
+        }
+    }
+
+    /// All requests per bucket, the pending count included.
+    fn stored_total(&self) -> Series {
+        let mut t = self.total.clone();
+        if let Some(b) = self.pending() {
+            t.add(b, u32::from(self.pending_count));
+        }
+        t
     }
 
     /// Requests in buckets `lo ..= hi` that say what the client asked for:
@@ -521,7 +569,11 @@ pub const MAX_KEYS: usize = 100_000;
 #[derive(Debug, Clone)]
 pub struct Engine {
     rules: Vec<Rule>,
+    /// The networks (IPv4 and IPv6 prefix lengths) that prefix rules count.
     prefix_lens: Vec<(u8, u8)>,
+    /// For each of `prefix_lens`, the bit of [`KeyState::aliases`] that
+    /// stands for it (0: its networks are always counted apart).
+    alias_bits: Vec<u8>,
     own_waf_rule: String,
     outage: OutageConfig,
     resolver: ClientResolver,
@@ -530,6 +582,16 @@ pub struct Engine {
     threshold_factor: f64,
     /// Addresses and networks: the map every request visits.
     keys: HashMap<NetKey, KeyState, ahash::RandomState>,
+    /// Networks with one member so far: network → (the member, its bit in
+    /// the member's [`KeyState::aliases`]). Such a network's counts are
+    /// its member's, so they are not counted twice: most clients of a
+    /// busy site are alone in their network, and each request then visits
+    /// one entry of `keys`, not two. A second member, a match of a prefix
+    /// rule, an import or an export of the network gives it counts of its
+    /// own ([`Engine::materialize`]). Each counts as a key held.
+    sole: HashMap<NetKey, (NetKey, u8), ahash::RandomState>,
+    /// Evictions so far ([`Engine::prune_keys`]): they end every alias.
+    evictions: u64,
     /// Users (only with user rules, for hits that name one).
     users: HashMap<User, KeyState, ahash::RandomState>,
     site_total: Series,
@@ -593,9 +655,27 @@ impl Engine {
             .collect();
         prefix_lens.sort_unstable();
         prefix_lens.dedup();
+        // A network is an alias only where no other prefix length of its
+        // family names the same network (with rules of /24 and /48 and of
+        // /24 and /56, each request counts twice in its IPv4 /24).
+        let alias_bits = (0..prefix_lens.len())
+            .map(|i| {
+                let (l4, l6) = prefix_lens[i];
+                let alone = prefix_lens
+                    .iter()
+                    .enumerate()
+                    .all(|(j, &(m4, m6))| j == i || (m4 != l4 && m6 != l6));
+                if i < 8 && alone {
+                    1 << i
+                } else {
+                    0
+                }
+            })
+            .collect();
         Engine {
             rules: config.rules.clone(),
             prefix_lens,
+            alias_bits,
             own_waf_rule: f.own_waf_rule.clone(),
             outage: f.outage.clone(),
             resolver: ClientResolver::new(f.trusted_proxies.clone(), f.ipv6_key_prefix),
@@ -603,6 +683,8 @@ impl Engine {
             longest: config.longest_window_buckets(),
             threshold_factor: 1.0,
             keys: HashMap::default(),
+            sole: HashMap::default(),
+            evictions: 0,
             users: HashMap::default(),
             site_total: Series::default(),
             site_answered: Series::default(),
@@ -705,7 +787,8 @@ impl Engine {
 
     #[inline(never)]
     fn make_room_for(&mut self, key: &Key, matched: bool) -> bool {
-        if self.state(key).is_some() {
+        let sole = matches!(key, Key::Net(n) if self.sole.contains_key(&NetKey(*n)));
+        if sole || self.state(key).is_some() {
             return true;
         }
         if !matched || self.newest < self.full_until {
@@ -789,7 +872,7 @@ impl Engine {
 
     /// Number of keys held (addresses, networks and users).
     pub fn key_count(&self) -> usize {
-        self.keys.len() + self.users.len()
+        self.keys.len() + self.sole.len() + self.users.len()
     }
 
     /// Count one request. Returns the key it counted for and the rules it
@@ -874,7 +957,7 @@ impl Engine {
     /// warmed, to find out whether that has changed.
     pub(crate) fn reads_ahead(&mut self) -> bool {
         self.warm_pays.1 = self.warm_pays.1.wrapping_add(1);
-        self.key_count() >= WARM_KEYS && (self.warm_pays.0 || self.warm_pays.1 % WARM_RETRY == 0)
+        self.keys.len() >= WARM_KEYS && (self.warm_pays.0 || self.warm_pays.1 % WARM_RETRY == 0)
     }
 
     /// Read what [`Engine::observe`] will read first for `hits`: the key
@@ -899,13 +982,14 @@ impl Engine {
         let (mut sum, mut found) = (0u64, 0);
         for i in 0..clients {
             let key = keys[i];
-            let held = self.keys.get(&key).map(|ks| ks.pending.1);
-            sum = sum.wrapping_add(held.map_or(0, u64::from));
+            let held = self.keys.get(&key).map(|ks| (ks.pending_count, ks.aliases));
+            sum = sum.wrapping_add(held.map_or(0, |h| u64::from(h.0)));
             found += usize::from(held.is_some());
             if held.is_some() || room {
-                for &(l4, l6) in &self.prefix_lens {
+                let aliases = held.map_or(0, |h| h.1);
+                for (&(l4, l6), &bit) in self.prefix_lens.iter().zip(&self.alias_bits) {
                     let net = widen(key.0, l4, l6);
-                    if net != key.0 {
+                    if net != key.0 && aliases & bit == 0 {
                         keys.push(NetKey(net));
                     }
                 }
@@ -914,7 +998,7 @@ impl Engine {
         self.warm_pays.0 = found * 2 >= clients;
         if self.warm_pays.0 {
             for k in &keys[clients..] {
-                let held = self.keys.get(k).map(|ks| ks.pending.1);
+                let held = self.keys.get(k).map(|ks| ks.pending_count);
                 sum = sum.wrapping_add(held.map_or(0, u64::from));
             }
             for k in &keys {
@@ -970,24 +1054,75 @@ impl Engine {
         route: Option<(u64, u64)>,
     ) {
         let outage = self.outage_rules;
-        count_in(
-            self.keys.entry(NetKey(key)).or_default(),
-            b,
-            (matched, outage),
-            gateway,
-            route,
-        );
+        let ks = self.keys.entry(NetKey(key)).or_default();
+        // A network made now starts with this request: where the client
+        // has no other, the network can be its alias.
+        let blank = ks.is_blank();
+        let mut aliases = ks.aliases;
+        count_in(ks, b, (matched, outage), gateway, route);
+        let evictions = self.evictions;
         for i in 0..self.prefix_lens.len() {
             let (l4, l6) = self.prefix_lens[i];
-            let net = widen(key, l4, l6);
-            if net != key && self.room_for_net(net, !matched.is_empty()) {
-                let ns = self.keys.entry(NetKey(net)).or_default();
+            let net = NetKey(widen(key, l4, l6));
+            if self.evictions != evictions {
+                aliases = 0; // an eviction ended them
+            }
+            let bit = self.alias_bits[i];
+            if net.0 == key || aliases & bit != 0 {
+                continue; // no network, or the client's counts are its
+            }
+            if let Some(ns) = self.keys.get_mut(&net) {
                 ns.count(b);
                 if gateway {
                     ns.add_gateway(b, 1);
                 }
+                continue;
+            }
+            if !self.room_for_net(net.0, !matched.is_empty()) {
+                continue;
+            }
+            if blank && bit != 0 && !self.sole.contains_key(&net) {
+                if let Some(ks) = self.keys.get_mut(&NetKey(key)) {
+                    ks.aliases |= bit;
+                    self.sole.insert(net, (NetKey(key), bit));
+                    continue;
+                }
+            }
+            self.materialize(net);
+            let ns = self.keys.entry(net).or_default();
+            ns.count(b);
+            if gateway {
+                ns.add_gateway(b, 1);
             }
         }
+    }
+
+    /// [`Engine::materialize`] the networks that are aliases of `member`.
+    fn end_aliases_of(&mut self, member: IpNet) {
+        let Some(aliases) = self.keys.get(&NetKey(member)).map(|ks| ks.aliases) else {
+            return;
+        };
+        for i in 0..self.prefix_lens.len() {
+            if aliases & self.alias_bits[i] != 0 {
+                let (l4, l6) = self.prefix_lens[i];
+                self.materialize(NetKey(widen(member, l4, l6)));
+            }
+        }
+    }
+
+    /// Give network `net`, if it is an alias of its only member
+    /// ([`Engine::sole`]), counts of its own: a copy of the member's.
+    fn materialize(&mut self, net: NetKey) {
+        let Some((member, bit)) = self.sole.remove(&net) else {
+            return;
+        };
+        let Some(ms) = self.keys.get_mut(&member) else {
+            debug_assert!(false, "an alias outlived its member");
+            return;
+        };
+        ms.aliases &= !bit;
+        let counts = ms.counts_only();
+        self.keys.insert(net, counts);
     }
 
     /// Count a request of user `key` (held) in its totals, and on the
@@ -1029,6 +1164,11 @@ impl Engine {
             (KeyKind::User, Some(u)) => (u.clone(), Some(net_hash(key))),
             (KeyKind::User, None) => return,
         };
+        if let (KeyKind::Prefix, Key::Net(n)) = (rule.config.key, &k) {
+            // The network's state is about to differ from its member's.
+            self.materialize(NetKey(*n));
+        }
+        let rule = &self.rules[r];
         let (pcap, mcap) = caps(rule);
         let ks = match &k {
             Key::Net(n) => self.keys.get_mut(&NetKey(*n)),
@@ -1599,8 +1739,7 @@ impl Engine {
             // Nothing in a key is older than its oldest request: a key
             // whose oldest request is inside the horizon is kept as it is,
             // without a visit to its rules' memory.
-            let pending = (ks.pending.1 > 0).then_some(ks.pending.0);
-            let oldest = match (ks.total.oldest(), pending) {
+            let oldest = match (ks.total.oldest(), ks.pending()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -1609,8 +1748,8 @@ impl Engine {
             }
             // Not `flush`: a key's newest bucket stays beside it, and
             // moving it would allocate for most keys of a busy site.
-            if ks.pending.0 < horizon {
-                ks.pending.1 = 0;
+            if ks.pending_bucket < horizon {
+                ks.pending_count = 0;
             }
             ks.total.prune_before(horizon);
             if let Some(m) = &mut ks.more {
@@ -1627,10 +1766,35 @@ impl Engine {
                     ks.more = None;
                 }
             }
-            ks.pending.1 > 0 || !ks.total.is_empty() || ks.more.is_some()
+            ks.pending_count > 0 || !ks.total.is_empty() || ks.more.is_some()
         };
-        self.keys.retain(|_, ks| keep(ks));
+        // An alias ends where its network would have been dropped: at an
+        // eviction (it has no matched request), or when its member's
+        // counts (the network's) are all pruned.
+        let mut ended = Vec::new();
+        self.keys.retain(|k, ks| {
+            let kept = keep(ks);
+            if ks.aliases != 0 && (evict || ks.is_blank()) {
+                let aliases = std::mem::take(&mut ks.aliases);
+                if !evict {
+                    ended.push((k.0, aliases));
+                }
+            }
+            kept
+        });
         self.users.retain(|_, ks| keep(ks));
+        if evict {
+            self.evictions += 1;
+            self.sole.clear();
+        } else {
+            for (member, aliases) in ended {
+                for (&(l4, l6), &bit) in self.prefix_lens.iter().zip(&self.alias_bits) {
+                    if aliases & bit != 0 {
+                        self.sole.remove(&NetKey(widen(member, l4, l6)));
+                    }
+                }
+            }
+        }
     }
 
     /// The state worth keeping: keys with matched requests inside the
@@ -1651,7 +1815,20 @@ impl Engine {
     /// in several objects).
     pub fn export_with(&self, keep: impl Fn(&Key) -> bool, which: ExportKeys) -> StoredState {
         let mut keys = BTreeMap::new();
-        for (k, ks) in self.states() {
+        // Networks that are aliases have no matched request: their counts
+        // are their member's.
+        let aliases: Vec<(Key, KeyState)> = match which {
+            ExportKeys::Matched => Vec::new(),
+            ExportKeys::AlsoTotalsOnly => self
+                .sole
+                .iter()
+                .filter_map(|(net, (member, _))| {
+                    Some((Key::Net(net.0), self.keys.get(member)?.counts_only()))
+                })
+                .collect(),
+        };
+        let aliases = aliases.iter().map(|(k, ks)| (k.clone(), ks));
+        for (k, ks) in self.states().chain(aliases) {
             if (ks.rules().is_empty() && which == ExportKeys::Matched) || !keep(&k) {
                 continue;
             }
@@ -1663,13 +1840,7 @@ impl Engine {
             keys.insert(
                 k,
                 StoredKey {
-                    total: {
-                        let mut t = ks.total.clone();
-                        if ks.pending.1 > 0 {
-                            t.add(ks.pending.0, ks.pending.1);
-                        }
-                        t
-                    },
+                    total: ks.stored_total(),
                     gateway: ks
                         .more
                         .as_ref()
@@ -1735,7 +1906,13 @@ impl Engine {
                 .filter_map(|(n, rs)| self.rule_index(n).map(|r| (r, rs)))
                 .collect();
             let ks = match k {
-                Key::Net(n) => self.keys.entry(NetKey(*n)).or_default(),
+                Key::Net(n) => {
+                    // Counts from elsewhere make a network and its only
+                    // member differ.
+                    self.materialize(NetKey(*n));
+                    self.end_aliases_of(*n);
+                    self.keys.entry(NetKey(*n)).or_default()
+                }
                 Key::User(u) => self.users.entry(u.clone()).or_default(),
             };
             ks.flush();
@@ -2503,12 +2680,13 @@ mod tests {
 
     #[test]
     fn reading_ahead_changes_no_count_and_no_decision() {
-        // 12,000 clients that come back every two minutes (24,000 keys with
-        // their /24s: reading ahead pays), then a flood of 30,000 new
-        // addresses (it does not); a scanner in each.
+        // 20,000 clients of 2,000 networks that come back every 200 s
+        // (22,000 keys with their /24s: reading ahead pays), then a flood
+        // of 30,000 new addresses (it does not); a scanner in each.
         let mut hits = Vec::new();
-        for i in 0..72_000u32 {
-            let ip = std::net::Ipv4Addr::from((i % 12_000).wrapping_mul(2_654_435_761));
+        for i in 0..100_000u32 {
+            let (net, member) = ((i % 20_000) / 10, i % 10);
+            let ip = std::net::Ipv4Addr::from(net.wrapping_mul(2_654_435_761) << 8 | member);
             let (status, path) = if i % 37 == 0 {
                 (404, format!("/missing/{i}"))
             } else {
@@ -2524,7 +2702,7 @@ mod tests {
         }
         for i in 0..30_000u32 {
             let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i * 7);
-            let t = 720.0 + f64::from(i) * 0.01;
+            let t = 1000.0 + f64::from(i) * 0.01;
             hits.push(hit(t, &ip.to_string(), 200, "GET", "/".into()));
         }
         for (ip, t0) in [("198.51.100.7", 300.0), ("198.51.100.8", 800.0)] {
@@ -2564,6 +2742,152 @@ mod tests {
         assert_eq!(off, off2);
         assert_eq!(stats, stats2);
         assert!(state == state2, "the stored windows differ");
+    }
+
+    /// Traffic of clients alone in their network and of networks with
+    /// many, over IPv4 and IPv6: page views, scanners' 404s, failed
+    /// logins, gateway errors of an outage, 500s of a fuzzer, a subnet
+    /// scan, and clients that come back after their counts were pruned.
+    fn networks_and_members(seed: u64, n: u32) -> Vec<Hit<'static>> {
+        let mut x = seed;
+        let mut next = move |m: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % m
+        };
+        let mut hits = Vec::new();
+        for i in 0..n {
+            // A client: alone in its /24 (or IPv6 /48), or one of a few
+            // networks' many members.
+            let ip = match next(10) {
+                0..=5 => {
+                    std::net::Ipv4Addr::from((next(20_000) as u32).wrapping_mul(2_654_435_761))
+                        .to_string()
+                }
+                6 | 7 => format!("192.0.2.{}", next(40)),
+                8 => format!("2001:db8:{:x}::{:x}", next(300), next(3)),
+                _ => format!("2001:db8:7::{:x}:0:0:1", next(30)),
+            };
+            let t = f64::from(i) * 0.05
+                + if i > n / 2 { 1800.0 } else { 0.0 }
+                + next(1000) as f64 / 1000.0;
+            let (status, method, path) = match next(100) {
+                0..=9 => (404, "GET", format!("/missing/{}", next(500))),
+                10..=12 => (401, "POST", "/login".to_string()),
+                // An outage of one route, early on.
+                13..=15 if i < n / 4 => (502, "GET", "/api/cart".to_string()),
+                16 if i < n / 4 => (500, "GET", format!("/search?q={}", next(100))),
+                _ => (200, "GET", format!("/p/{}", next(50))),
+            };
+            hits.push(hit(t, &ip, status, method, path));
+        }
+        for i in 0..120u32 {
+            let t = 600.0 + f64::from(i) * 5.0;
+            let ip = format!("203.0.113.{}", 10 + i % 12);
+            hits.push(hit(t, &ip, 404, "GET", format!("/sub/{i}")));
+        }
+        // A password guesser and a fuzzer, each alone in its network.
+        for i in 0..40u32 {
+            let t = 1900.0 + f64::from(i) * 2.0;
+            hits.push(hit(t, "198.51.100.9", 401, "POST", "/login".into()));
+            let path = format!("/search?q='{i}");
+            hits.push(hit(t + 1.0, "198.51.99.10", 500, "GET", path));
+        }
+        hits.sort_by_key(|h| h.time_ms);
+        hits
+    }
+
+    #[test]
+    fn a_network_of_one_client_counts_as_if_counted_apart() {
+        // An alias (a network counted as its only member) must change no
+        // count, no decision and no stored window: the same traffic with
+        // and without aliases, with and without a cap that is reached, and
+        // with counts from elsewhere imported half way.
+        // Also with a second prefix rule (/16 and /32): two networks a client.
+        let mut wide = Config::default();
+        let mut rule = wide
+            .rules
+            .iter()
+            .find(|r| r.config.key == KeyKind::Prefix)
+            .unwrap()
+            .clone();
+        (
+            rule.config.name,
+            rule.config.prefix_v4,
+            rule.config.prefix_v6,
+        ) = ("wide".into(), 16, 32);
+        wide.rules.push(rule);
+        let runs = [
+            (1, None, Config::default()),
+            (2, Some(900), Config::default()),
+            (3, Some(2_500), Config::default()),
+            (4, None, wide.clone()),
+            (5, Some(1_500), wide),
+        ];
+        for (seed, cap, config) in runs {
+            // Counts of the same clients from elsewhere: those with matched
+            // requests (a member's without its network's).
+            let elsewhere = {
+                let mut e = Engine::new(&config);
+                run(&mut e, &networks_and_members(seed + 99, 3_000));
+                e.export()
+            };
+            let hits = networks_and_members(seed, 12_000);
+            let go = |aliases: bool| {
+                let mut e = Engine::new(&config);
+                if !aliases {
+                    e.alias_bits.fill(0);
+                }
+                if let Some(n) = cap {
+                    e.set_max_keys(n);
+                }
+                let (first, second) = hits.split_at(hits.len() / 3);
+                let mut off = run(&mut e, first);
+                let before = (e.key_count(), e.sole.len());
+                let midway = e.export_with(|_| true, ExportKeys::AlsoTotalsOnly);
+                e.import(&elsewhere);
+                e.evaluate_all();
+                off.extend(e.take_offenses());
+                off.extend(run(&mut e, second));
+                let all = e.export_with(|_| true, ExportKeys::AlsoTotalsOnly);
+                (
+                    off,
+                    e.stats(),
+                    before,
+                    e.export(),
+                    (midway, all),
+                    e.sole.len(),
+                )
+            };
+            let (with, without) = (go(true), go(false));
+            eprintln!("seed {seed}: aliases {:?} {}", with.2, with.5);
+            assert!(
+                with.2 .1 + with.5 > 50,
+                "seed {seed}: aliases {:?} {}",
+                with.2,
+                with.5
+            );
+            assert_eq!(without.2 .1 + without.5, 0);
+            let rules: Vec<&str> = with.0.iter().map(|o| o.rule.as_str()).collect();
+            for rule in ["scan-subnet", "auth-brute", "fuzz-5xx"] {
+                assert!(rules.contains(&rule), "seed {seed}: {rules:?}");
+            }
+            if cap.is_some() {
+                assert!(with.1.untracked > 0, "seed {seed}: the cap was not reached");
+            }
+            assert_eq!(with.0, without.0, "seed {seed}: offenses");
+            assert_eq!(with.1, without.1, "seed {seed}: stats");
+            assert_eq!(with.2 .0, without.2 .0, "seed {seed}: keys held");
+            assert!(
+                with.3 == without.3,
+                "seed {seed}: the stored windows differ"
+            );
+            assert!(
+                with.4 == without.4,
+                "seed {seed}: the exported totals differ"
+            );
+        }
     }
 
     #[test]
