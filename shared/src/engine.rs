@@ -20,6 +20,7 @@ use crate::rules::{KeyKind, Rule, RuleSet};
 use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 /// The version of [`StoredState`]'s layout.
@@ -175,11 +176,19 @@ struct KeyState {
     /// member this client is, and whose counts are the client's own
     /// ([`Engine::sole`]).
     aliases: u8,
+    /// Whether `more` holds a rule's state: an eviction ([`Engine::prune_keys`])
+    /// tells the keys to drop without a visit to each one's `more`.
+    has_rules: bool,
     /// What only some keys have, boxed: this is the structure every
     /// request visits, and a busy site holds hundreds of thousands of
     /// them, most with nothing but their totals.
     more: Option<Box<MoreState>>,
 }
+
+// Every request visits one: the fields beside `total` and `more` fit in
+// one word.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<KeyState>() == 48);
 
 /// Keys held, at least, for [`Engine::warm`] to read ahead: a table of
 /// fewer (about 1 MiB) stays in the processor's cache.
@@ -274,6 +283,7 @@ impl KeyState {
             pending_bucket: self.pending_bucket,
             pending_count: self.pending_count,
             aliases: 0,
+            has_rules: false,
             more: gateway.map(|g| {
                 Box::new(MoreState {
                     gateway: g.clone(),
@@ -328,6 +338,7 @@ impl KeyState {
     }
 
     fn rule_mut(&mut self, r: u16) -> &mut RuleState {
+        self.has_rules = true;
         let rules = &mut self.more_mut().rules;
         let i = match rules.binary_search_by_key(&r, |e| e.0) {
             Ok(i) => i,
@@ -1081,14 +1092,21 @@ impl Engine {
             if !self.room_for_net(net.0, !matched.is_empty()) {
                 continue;
             }
-            if blank && bit != 0 && !self.sole.contains_key(&net) {
-                if let Some(ks) = self.keys.get_mut(&NetKey(key)) {
-                    ks.aliases |= bit;
-                    self.sole.insert(net, (NetKey(key), bit));
-                    continue;
+            match self.sole.entry(net) {
+                Entry::Occupied(o) => {
+                    // A second member.
+                    let (member, bit) = o.remove();
+                    self.own_counts(net, member, bit);
                 }
+                Entry::Vacant(v) if blank && bit != 0 => {
+                    if let Some(ks) = self.keys.get_mut(&NetKey(key)) {
+                        ks.aliases |= bit;
+                        v.insert((NetKey(key), bit));
+                        continue;
+                    }
+                }
+                Entry::Vacant(_) => {}
             }
-            self.materialize(net);
             let ns = self.keys.entry(net).or_default();
             ns.count(b);
             if gateway {
@@ -1113,9 +1131,14 @@ impl Engine {
     /// Give network `net`, if it is an alias of its only member
     /// ([`Engine::sole`]), counts of its own: a copy of the member's.
     fn materialize(&mut self, net: NetKey) {
-        let Some((member, bit)) = self.sole.remove(&net) else {
-            return;
-        };
+        if let Some((member, bit)) = self.sole.remove(&net) {
+            self.own_counts(net, member, bit);
+        }
+    }
+
+    /// Network `net`, no longer an alias of `member` (its `bit`), with a
+    /// copy of the member's counts.
+    fn own_counts(&mut self, net: NetKey, member: NetKey, bit: u8) {
         let Some(ms) = self.keys.get_mut(&member) else {
             debug_assert!(false, "an alias outlived its member");
             return;
@@ -1733,7 +1756,7 @@ impl Engine {
         }
         self.prune_routes(horizon);
         let keep = |ks: &mut KeyState| {
-            if evict && ks.rules().is_empty() {
+            if evict && !ks.has_rules {
                 return false;
             }
             // Nothing in a key is older than its oldest request: a key
@@ -1762,10 +1785,12 @@ impl Engine {
                     !rs.matched.is_empty() || rs.quiet_until >= horizon
                 });
                 m.index_routes();
+                ks.has_rules = !m.rules.is_empty();
                 if m.is_empty() {
                     ks.more = None;
                 }
             }
+            debug_assert_eq!(ks.has_rules, !ks.rules().is_empty());
             ks.pending_count > 0 || !ks.total.is_empty() || ks.more.is_some()
         };
         // An alias ends where its network would have been dropped: at an
