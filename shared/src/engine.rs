@@ -172,9 +172,9 @@ struct KeyState {
     /// pair, so that `aliases` fits beside them.)
     pending_bucket: Bucket,
     pending_count: u16,
-    /// The networks (bit i: [`Engine::prefix_lens`]`[i]`) whose only
-    /// member this client is, and whose counts are the client's own
-    /// ([`Engine::sole`]).
+    /// The networks (bit i: the `i`th of [`Engine::prefix_lens`] of the
+    /// client's family) whose only member this client is, and whose counts
+    /// are the client's own ([`Engine::sole`]).
     aliases: u8,
     /// Whether `more` holds a rule's state: an eviction ([`Engine::prune_keys`])
     /// tells the keys to drop without a visit to each one's `more`.
@@ -580,11 +580,13 @@ pub const MAX_KEYS: usize = 100_000;
 #[derive(Debug, Clone)]
 pub struct Engine {
     rules: Vec<Rule>,
-    /// The networks (IPv4 and IPv6 prefix lengths) that prefix rules count.
-    prefix_lens: Vec<(u8, u8)>,
-    /// For each of `prefix_lens`, the bit of [`KeyState::aliases`] that
-    /// stands for it (0: its networks are always counted apart).
-    alias_bits: Vec<u8>,
+    /// The networks that prefix rules count: their prefix lengths, IPv4's
+    /// and IPv6's, each list without repeats (rules of /24 and /48 and of
+    /// /24 and /56 count a request once in its IPv4 /24).
+    prefix_lens: [Vec<u8>; 2],
+    /// Whether networks with one member are aliases ([`Engine::sole`]);
+    /// off only in tests, to compare.
+    aliasing: bool,
     own_waf_rule: String,
     outage: OutageConfig,
     resolver: ClientResolver,
@@ -658,35 +660,22 @@ impl Engine {
     /// An empty engine for `config`.
     pub fn new(config: &Config) -> Engine {
         let f = &config.file;
-        let mut prefix_lens: Vec<(u8, u8)> = config
-            .rules
-            .iter()
-            .filter(|r| r.config.key == KeyKind::Prefix)
-            .map(|r| (r.config.prefix_v4, r.config.prefix_v6))
-            .collect();
-        prefix_lens.sort_unstable();
-        prefix_lens.dedup();
-        // A network is an alias only where no other prefix length of its
-        // family names the same network (with rules of /24 and /48 and of
-        // /24 and /56, each request counts twice in its IPv4 /24).
-        let alias_bits = (0..prefix_lens.len())
-            .map(|i| {
-                let (l4, l6) = prefix_lens[i];
-                let alone = prefix_lens
-                    .iter()
-                    .enumerate()
-                    .all(|(j, &(m4, m6))| j == i || (m4 != l4 && m6 != l6));
-                if i < 8 && alone {
-                    1 << i
-                } else {
-                    0
-                }
-            })
-            .collect();
+        let prefix = || {
+            config
+                .rules
+                .iter()
+                .filter(|r| r.config.key == KeyKind::Prefix)
+        };
+        let lens = |len: fn(&Rule) -> u8| {
+            let mut v: Vec<u8> = prefix().map(len).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
         Engine {
             rules: config.rules.clone(),
-            prefix_lens,
-            alias_bits,
+            prefix_lens: [lens(|r| r.config.prefix_v4), lens(|r| r.config.prefix_v6)],
+            aliasing: true,
             own_waf_rule: f.own_waf_rule.clone(),
             outage: f.outage.clone(),
             resolver: ClientResolver::new(f.trusted_proxies.clone(), f.ipv6_key_prefix),
@@ -886,6 +875,24 @@ impl Engine {
         self.keys.len() + self.sole.len() + self.users.len()
     }
 
+    /// The prefix lengths of the networks counted for a key of `key`'s
+    /// family.
+    #[inline]
+    fn lens_of(&self, key: IpNet) -> &[u8] {
+        lens_for(&self.prefix_lens, key)
+    }
+
+    /// The bit of [`KeyState::aliases`] of the `i`th network of a key (0:
+    /// never an alias).
+    #[inline]
+    fn alias_bit(&self, i: usize) -> u8 {
+        if self.aliasing && i < 8 {
+            1 << i
+        } else {
+            0
+        }
+    }
+
     /// Count one request. Returns the key it counted for and the rules it
     /// matched (bit `i` for rule `i`), or `None` when it counted for nobody
     /// (trusted proxies only).
@@ -998,9 +1005,9 @@ impl Engine {
             found += usize::from(held.is_some());
             if held.is_some() || room {
                 let aliases = held.map_or(0, |h| h.1);
-                for (&(l4, l6), &bit) in self.prefix_lens.iter().zip(&self.alias_bits) {
-                    let net = widen(key.0, l4, l6);
-                    if net != key.0 && aliases & bit == 0 {
+                for (i, &len) in self.lens_of(key.0).iter().enumerate() {
+                    let net = widen(key.0, len, len);
+                    if net != key.0 && aliases & self.alias_bit(i) == 0 {
                         keys.push(NetKey(net));
                     }
                 }
@@ -1072,13 +1079,13 @@ impl Engine {
         let mut aliases = ks.aliases;
         count_in(ks, b, (matched, outage), gateway, route);
         let evictions = self.evictions;
-        for i in 0..self.prefix_lens.len() {
-            let (l4, l6) = self.prefix_lens[i];
-            let net = NetKey(widen(key, l4, l6));
+        for i in 0..self.lens_of(key).len() {
+            let len = self.lens_of(key)[i];
+            let net = NetKey(widen(key, len, len));
             if self.evictions != evictions {
                 aliases = 0; // an eviction ended them
             }
-            let bit = self.alias_bits[i];
+            let bit = self.alias_bit(i);
             if net.0 == key || aliases & bit != 0 {
                 continue; // no network, or the client's counts are its
             }
@@ -1120,10 +1127,10 @@ impl Engine {
         let Some(aliases) = self.keys.get(&NetKey(member)).map(|ks| ks.aliases) else {
             return;
         };
-        for i in 0..self.prefix_lens.len() {
-            if aliases & self.alias_bits[i] != 0 {
-                let (l4, l6) = self.prefix_lens[i];
-                self.materialize(NetKey(widen(member, l4, l6)));
+        for i in 0..self.lens_of(member).len() {
+            if aliases & self.alias_bit(i) != 0 {
+                let len = self.lens_of(member)[i];
+                self.materialize(NetKey(widen(member, len, len)));
             }
         }
     }
@@ -1813,9 +1820,9 @@ impl Engine {
             self.sole.clear();
         } else {
             for (member, aliases) in ended {
-                for (&(l4, l6), &bit) in self.prefix_lens.iter().zip(&self.alias_bits) {
-                    if aliases & bit != 0 {
-                        self.sole.remove(&NetKey(widen(member, l4, l6)));
+                for (i, &len) in lens_for(&self.prefix_lens, member).iter().enumerate() {
+                    if aliases & (1 << i) != 0 {
+                        self.sole.remove(&NetKey(widen(member, len, len)));
                     }
                 }
             }
@@ -2031,6 +2038,11 @@ fn count_in(
             }
         }
     }
+}
+
+/// Of `lens` (IPv4's, IPv6's), those of `key`'s family.
+fn lens_for(lens: &[Vec<u8>; 2], key: IpNet) -> &[u8] {
+    &lens[usize::from(matches!(key, IpNet::V6(_)))]
 }
 
 /// A stable hash of a key (a client among a route's failing clients).
@@ -2456,7 +2468,7 @@ mod tests {
                 let h = hit(f64::from(t), ips[who], if err { 404 } else { 200 }, "GET", format!("/{t}"));
                 let (key, _) = e.observe(&h).unwrap();
                 let b = e.bucket_of(h.time_ms);
-                for k in std::iter::once(key).chain(e.prefix_lens.clone().into_iter().map(|(a, c)| widen(key, a, c))) {
+                for k in std::iter::once(key).chain(e.lens_of(key).to_vec().into_iter().map(|l| widen(key, l, l))) {
                     *want.entry(k).or_default().entry(b).or_default() += 1;
                 }
                 if prune {
@@ -2824,6 +2836,37 @@ mod tests {
     }
 
     #[test]
+    fn a_request_counts_once_in_a_network_that_two_rules_count() {
+        // /24 and /48, /24 and /56: one IPv4 /24, two IPv6 networks.
+        let mut config = Config::default();
+        let mut rule = config
+            .rules
+            .iter()
+            .find(|r| r.config.key == KeyKind::Prefix)
+            .unwrap()
+            .clone();
+        (rule.config.name, rule.config.prefix_v6) = ("v6-56".into(), 56);
+        config.rules.push(rule);
+        let mut e = Engine::new(&config);
+        for i in 0..5 {
+            let t = f64::from(i);
+            e.observe(&hit(t, "192.0.2.1", 200, "GET", "/".into()));
+            e.observe(&hit(t, "192.0.2.2", 200, "GET", "/".into()));
+            e.observe(&hit(t, "2001:db8::1", 200, "GET", "/".into()));
+        }
+        let st = e.export_with(|_| true, ExportKeys::AlsoTotalsOnly);
+        let total = |k: &str| {
+            st.keys[&Key::Net(k.parse().unwrap())]
+                .total
+                .sum(0, Bucket::MAX)
+        };
+        assert_eq!(total("192.0.2.0/24"), 10);
+        assert_eq!(total("2001:db8::/48"), 5);
+        assert_eq!(total("2001:db8::/56"), 5);
+        assert_eq!(total("2001:db8::/64"), 5);
+    }
+
+    #[test]
     fn a_network_of_one_client_counts_as_if_counted_apart() {
         // An alias (a network counted as its only member) must change no
         // count, no decision and no stored window: the same traffic with
@@ -2862,7 +2905,7 @@ mod tests {
             let go = |aliases: bool| {
                 let mut e = Engine::new(&config);
                 if !aliases {
-                    e.alias_bits.fill(0);
+                    e.aliasing = false;
                 }
                 if let Some(n) = cap {
                     e.set_max_keys(n);
