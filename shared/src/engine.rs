@@ -1848,24 +1848,21 @@ impl Engine {
     pub fn export_with(&self, keep: impl Fn(&Key) -> bool, which: ExportKeys) -> StoredState {
         let mut keys = BTreeMap::new();
         // Networks that are aliases have no matched request: their counts
-        // are their member's.
-        let aliases: Vec<(Key, KeyState)> = match which {
-            ExportKeys::Matched => Vec::new(),
-            ExportKeys::AlsoTotalsOnly => self
-                .sole
-                .iter()
-                .filter_map(|(net, (member, _))| {
-                    Some((Key::Net(net.0), self.keys.get(member)?.counts_only()))
-                })
-                .collect(),
-        };
-        let aliases = aliases.iter().map(|(k, ks)| (k.clone(), ks));
-        for (k, ks) in self.states().chain(aliases) {
-            if (ks.rules().is_empty() && which == ExportKeys::Matched) || !keep(&k) {
+        // are their member's (and its rules are not theirs).
+        let aliases = self
+            .sole
+            .iter()
+            .filter(|_| which == ExportKeys::AlsoTotalsOnly)
+            .filter_map(|(net, (member, _))| {
+                Some((Key::Net(net.0), self.keys.get(member)?, false))
+            });
+        let held = self.states().map(|(k, ks)| (k, ks, true));
+        for (k, ks, own) in held.chain(aliases) {
+            let rules = if own { ks.rules() } else { &[] };
+            if (rules.is_empty() && which == ExportKeys::Matched) || !keep(&k) {
                 continue;
             }
-            let rules = ks
-                .rules()
+            let rules = rules
                 .iter()
                 .map(|(r, rs)| (self.rules[*r as usize].config.name.clone(), rs.clone()))
                 .collect();
