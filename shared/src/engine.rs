@@ -597,11 +597,13 @@ pub struct Engine {
     keys: HashMap<NetKey, KeyState, ahash::RandomState>,
     /// Networks with one member so far: network → (the member, its bit in
     /// the member's [`KeyState::aliases`]). Such a network's counts are
-    /// its member's, so they are not counted twice: most clients of a
-    /// busy site are alone in their network, and each request then visits
-    /// one entry of `keys`, not two. A second member, a match of a prefix
-    /// rule, an import or an export of the network gives it counts of its
-    /// own ([`Engine::materialize`]). Each counts as a key held.
+    /// its member's, so they are not counted twice: where clients are
+    /// alone in their networks (clients spread over the address space),
+    /// each request then visits one entry of `keys`, not two. A second
+    /// member, a match of a prefix rule, or counts imported into the
+    /// network or its member give it counts of its own
+    /// ([`Engine::materialize`]); an export writes its member's. Each
+    /// counts as a key held.
     sole: HashMap<NetKey, (NetKey, u8), ahash::RandomState>,
     /// Evictions so far ([`Engine::prune_keys`]): they end every alias.
     evictions: u64,
@@ -660,14 +662,12 @@ impl Engine {
     /// An empty engine for `config`.
     pub fn new(config: &Config) -> Engine {
         let f = &config.file;
-        let prefix = || {
-            config
+        let lens = |len: fn(&Rule) -> u8| {
+            let prefix = config
                 .rules
                 .iter()
-                .filter(|r| r.config.key == KeyKind::Prefix)
-        };
-        let lens = |len: fn(&Rule) -> u8| {
-            let mut v: Vec<u8> = prefix().map(len).collect();
+                .filter(|r| r.config.key == KeyKind::Prefix);
+            let mut v: Vec<u8> = prefix.map(len).collect();
             v.sort_unstable();
             v.dedup();
             v
@@ -886,8 +886,8 @@ impl Engine {
     /// never an alias).
     #[inline]
     fn alias_bit(&self, i: usize) -> u8 {
-        if self.aliasing && i < 8 {
-            1 << i
+        if self.aliasing {
+            bit_of(i)
         } else {
             0
         }
@@ -1083,7 +1083,10 @@ impl Engine {
             let len = self.lens_of(key)[i];
             let net = NetKey(widen(key, len, len));
             if self.evictions != evictions {
-                aliases = 0; // an eviction ended them
+                // An eviction (making room for a wider network) ended them.
+                // Not seen: a wider network is held wherever a narrower
+                // one is an alias. A guard all the same.
+                aliases = 0;
             }
             let bit = self.alias_bit(i);
             if net.0 == key || aliases & bit != 0 {
@@ -1105,7 +1108,9 @@ impl Engine {
                     let (member, bit) = o.remove();
                     self.own_counts(net, member, bit);
                 }
-                Entry::Vacant(v) if blank && bit != 0 => {
+                // Not after an eviction: it may have pruned the client's
+                // counts (a late record's), which `blank` predates.
+                Entry::Vacant(v) if blank && bit != 0 && self.evictions == evictions => {
                     if let Some(ks) = self.keys.get_mut(&NetKey(key)) {
                         ks.aliases |= bit;
                         v.insert((NetKey(key), bit));
@@ -1821,7 +1826,7 @@ impl Engine {
         } else {
             for (member, aliases) in ended {
                 for (i, &len) in lens_for(&self.prefix_lens, member).iter().enumerate() {
-                    if aliases & (1 << i) != 0 {
+                    if aliases & bit_of(i) != 0 {
                         self.sole.remove(&NetKey(widen(member, len, len)));
                     }
                 }
@@ -2035,6 +2040,15 @@ fn count_in(
             }
         }
     }
+}
+
+/// The bit of [`KeyState::aliases`] for a key's `i`th network (0 past
+/// the eighth: never an alias).
+fn bit_of(i: usize) -> u8 {
+    u8::try_from(i)
+        .ok()
+        .and_then(|i| 1u8.checked_shl(u32::from(i)))
+        .unwrap_or(0)
 }
 
 /// Of `lens` (IPv4's, IPv6's), those of `key`'s family.
@@ -2832,19 +2846,25 @@ mod tests {
         hits
     }
 
+    /// The default rules and a copy of `scan-subnet` for networks of
+    /// `v4` and `v6` bits.
+    fn with_prefix_rule(v4: u8, v6: u8) -> Config {
+        let mut config = Config::default();
+        let prefix = config
+            .rules
+            .iter()
+            .find(|r| r.config.key == KeyKind::Prefix);
+        let mut rule = prefix.unwrap().clone();
+        rule.config.name = format!("prefix-{v4}-{v6}");
+        (rule.config.prefix_v4, rule.config.prefix_v6) = (v4, v6);
+        config.rules.push(rule);
+        config
+    }
+
     #[test]
     fn a_request_counts_once_in_a_network_that_two_rules_count() {
         // /24 and /48, /24 and /56: one IPv4 /24, two IPv6 networks.
-        let mut config = Config::default();
-        let mut rule = config
-            .rules
-            .iter()
-            .find(|r| r.config.key == KeyKind::Prefix)
-            .unwrap()
-            .clone();
-        (rule.config.name, rule.config.prefix_v6) = ("v6-56".into(), 56);
-        config.rules.push(rule);
-        let mut e = Engine::new(&config);
+        let mut e = Engine::new(&with_prefix_rule(24, 56));
         for i in 0..5 {
             let t = f64::from(i);
             e.observe(&hit(t, "192.0.2.1", 200, "GET", "/".into()));
@@ -2864,25 +2884,54 @@ mod tests {
     }
 
     #[test]
+    fn an_eviction_while_a_late_record_is_counted_makes_no_alias() {
+        // A client with a rule's state and no counts (imported) sends a
+        // record older than the longest window while the cap is reached:
+        // making room for its network evicts, and prunes the record from
+        // the client, but not from the network made after.
+        let t0 = 3_600.0;
+        let mut past = Engine::new(&Config::default());
+        past.observe(&hit(t0, "198.51.100.9", 401, "POST", "/login".into()));
+        let mut st = past.export();
+        for k in st.keys.values_mut() {
+            k.total = Series::default();
+        }
+        let go = |aliasing: bool| {
+            let mut e = Engine::new(&Config::default());
+            e.aliasing = aliasing;
+            e.set_max_keys(3);
+            e.import(&st);
+            e.observe(&hit(t0, "203.0.113.5", 200, "GET", "/".into()));
+            e.observe(&hit(
+                t0 - 3_000.0,
+                "198.51.100.9",
+                401,
+                "POST",
+                "/login".into(),
+            ));
+            (
+                e.stats(),
+                e.export_with(|_| true, ExportKeys::AlsoTotalsOnly),
+            )
+        };
+        let (with, without) = (go(true), go(false));
+        assert_eq!(with.0, without.0);
+        assert!(
+            with.1 == without.1,
+            "{:?}\n{:?}",
+            with.1.keys,
+            without.1.keys
+        );
+    }
+
+    #[test]
     fn a_network_of_one_client_counts_as_if_counted_apart() {
         // An alias (a network counted as its only member) must change no
         // count, no decision and no stored window: the same traffic with
         // and without aliases, with and without a cap that is reached, and
         // with counts from elsewhere imported half way.
         // Also with a second prefix rule (/16 and /32): two networks a client.
-        let mut wide = Config::default();
-        let mut rule = wide
-            .rules
-            .iter()
-            .find(|r| r.config.key == KeyKind::Prefix)
-            .unwrap()
-            .clone();
-        (
-            rule.config.name,
-            rule.config.prefix_v4,
-            rule.config.prefix_v6,
-        ) = ("wide".into(), 16, 32);
-        wide.rules.push(rule);
+        let wide = with_prefix_rule(16, 32);
         let runs = [
             (1, None, Config::default()),
             (2, Some(900), Config::default()),
