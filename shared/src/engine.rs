@@ -2843,6 +2843,11 @@ mod tests {
             hits.push(hit(t + 1.0, "198.51.99.10", 500, "GET", path));
         }
         hits.sort_by_key(|h| h.time_ms);
+        // Late records: one in 50 arrives 30 minutes after its time, past
+        // the longest window.
+        for h in hits.iter_mut().step_by(50) {
+            h.time_ms -= 1_800_000;
+        }
         hits
     }
 
@@ -2975,9 +2980,8 @@ mod tests {
                 )
             };
             let (with, without) = (go(true), go(false));
-            eprintln!("seed {seed}: aliases {:?} {}", with.2, with.5);
             assert!(
-                with.2 .1 + with.5 > 50,
+                with.2 .1 + with.5 > 20,
                 "seed {seed}: aliases {:?} {}",
                 with.2,
                 with.5
