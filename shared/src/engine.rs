@@ -18,10 +18,11 @@ use crate::printable::clip;
 use crate::route::{route_hash, HeldSections, RouteCount, RouteCounts, RouteNamer};
 use crate::rules::{KeyKind, Rule, RuleSet};
 use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The version of [`StoredState`]'s layout.
 pub const STATE_VERSION: u32 = 1;
@@ -197,22 +198,57 @@ const WARM_KEYS: usize = 16_384;
 /// While most clients are new, one batch in this many is warmed.
 const WARM_RETRY: u32 = 64;
 
-/// An address or network as the key table's key. Hashed as one integer
-/// (two for IPv6), where `IpNet`'s derived hash writes every field apart:
-/// a request hashes its keys several times ([`Engine::warm`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct NetKey(IpNet);
+/// An address or network as the key table's key: three aligned words.
+/// A key is written once, when its entry is made, and read back at once
+/// by the lookups that follow. `IpNet` (18 bytes, byte-aligned) is copied
+/// in pieces that the processor cannot forward from its pending stores to
+/// those reads, and each such read then waits for every earlier store to
+/// reach the cache: on a site with many clients, stores to entries that
+/// are not in the cache. Hashed as the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct NetKey {
+    hi: u64,
+    lo: u64,
+    /// The prefix length, and [`NetKey::V4`] for IPv4.
+    len: u64,
+}
 
-impl std::hash::Hash for NetKey {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        match self.0 {
-            IpNet::V4(n) => {
-                h.write_u64(u64::from(n.addr().to_bits()) << 8 | u64::from(n.prefix_len()))
-            }
+impl NetKey {
+    /// [`NetKey::len`]'s flag of IPv4.
+    const V4: u64 = 1 << 8;
+
+    /// The key of `net`.
+    #[inline]
+    fn of(net: IpNet) -> NetKey {
+        match net {
+            IpNet::V4(n) => NetKey {
+                hi: 0,
+                lo: u64::from(n.addr().to_bits()),
+                len: NetKey::V4 | u64::from(n.prefix_len()),
+            },
             IpNet::V6(n) => {
-                h.write_u128(n.addr().to_bits());
-                h.write_u8(n.prefix_len());
+                let bits = n.addr().to_bits();
+                NetKey {
+                    hi: (bits >> 64) as u64,
+                    lo: bits as u64,
+                    len: u64::from(n.prefix_len()),
+                }
             }
+        }
+    }
+
+    /// The network this is the key of.
+    #[inline]
+    fn net(self) -> IpNet {
+        let len = self.len as u8;
+        if self.len & NetKey::V4 != 0 {
+            IpNet::V4(Ipv4Net::new_assert(
+                Ipv4Addr::from_bits(self.lo as u32),
+                len,
+            ))
+        } else {
+            let bits = u128::from(self.hi) << 64 | u128::from(self.lo);
+            IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::from_bits(bits), len))
         }
     }
 }
@@ -787,7 +823,7 @@ impl Engine {
 
     #[inline(never)]
     fn make_room_for(&mut self, key: &Key, matched: bool) -> bool {
-        let sole = matches!(key, Key::Net(n) if self.sole.contains_key(&NetKey(*n)));
+        let sole = matches!(key, Key::Net(n) if self.sole.contains_key(&NetKey::of(*n)));
         if sole || self.state(key).is_some() {
             return true;
         }
@@ -807,7 +843,7 @@ impl Engine {
     #[inline]
     fn state(&self, key: &Key) -> Option<&KeyState> {
         match key {
-            Key::Net(n) => self.keys.get(&NetKey(*n)),
+            Key::Net(n) => self.keys.get(&NetKey::of(*n)),
             Key::User(u) => self.users.get(u),
         }
     }
@@ -816,7 +852,7 @@ impl Engine {
     #[inline]
     fn state_mut(&mut self, key: &Key) -> Option<&mut KeyState> {
         match key {
-            Key::Net(n) => self.keys.get_mut(&NetKey(*n)),
+            Key::Net(n) => self.keys.get_mut(&NetKey::of(*n)),
             Key::User(u) => self.users.get_mut(u),
         }
     }
@@ -825,14 +861,14 @@ impl Engine {
     #[inline]
     fn state_entry(&mut self, key: &Key) -> &mut KeyState {
         match key {
-            Key::Net(n) => self.keys.entry(NetKey(*n)).or_default(),
+            Key::Net(n) => self.keys.entry(NetKey::of(*n)).or_default(),
             Key::User(u) => self.users.entry(u.clone()).or_default(),
         }
     }
 
     /// Every key held, with its state.
     fn states(&self) -> impl Iterator<Item = (Key, &KeyState)> {
-        let nets = self.keys.iter().map(|(n, ks)| (Key::Net(n.0), ks));
+        let nets = self.keys.iter().map(|(n, ks)| (Key::Net(n.net()), ks));
         nets.chain(self.users.iter().map(|(u, ks)| (Key::User(u.clone()), ks)))
     }
 
@@ -990,7 +1026,7 @@ impl Engine {
         keys.clear();
         keys.extend(
             hits.filter_map(|hit| self.resolver.client(hit))
-                .map(|ip| NetKey(self.resolver.key(ip))),
+                .map(|ip| NetKey::of(self.resolver.key(ip))),
         );
         // In passes, each short enough that the processor runs many of its
         // lookups at once: the clients' entries; their networks' (where
@@ -1005,10 +1041,10 @@ impl Engine {
             found += usize::from(held.is_some());
             if held.is_some() || room {
                 let aliases = held.map_or(0, |h| h.1);
-                for (i, &len) in self.lens_of(key.0).iter().enumerate() {
-                    let net = widen(key.0, len, len);
-                    if net != key.0 && aliases & self.alias_bit(i) == 0 {
-                        keys.push(NetKey(net));
+                for (i, &len) in self.lens_of(key.net()).iter().enumerate() {
+                    let net = widen(key.net(), len, len);
+                    if net != key.net() && aliases & self.alias_bit(i) == 0 {
+                        keys.push(NetKey::of(net));
                     }
                 }
             }
@@ -1072,16 +1108,25 @@ impl Engine {
         route: Option<(u64, u64)>,
     ) {
         let outage = self.outage_rules;
-        let ks = self.keys.entry(NetKey(key)).or_default();
         // A network made now starts with this request: where the client
-        // has no other, the network can be its alias.
-        let blank = ks.is_blank();
+        // has no other, the network can be its alias. (A new entry is
+        // known to be blank without a read: a read of memory just written
+        // can wait for the write to reach the cache.)
+        let (ks, blank) = match self.keys.entry(NetKey::of(key)) {
+            Entry::Occupied(o) => {
+                let ks = o.into_mut();
+                let blank = ks.is_blank();
+                (ks, blank)
+            }
+            Entry::Vacant(v) => (v.insert(KeyState::default()), true),
+        };
         let mut aliases = ks.aliases;
         count_in(ks, b, (matched, outage), gateway, route);
         let evictions = self.evictions;
         for i in 0..self.lens_of(key).len() {
             let len = self.lens_of(key)[i];
-            let net = NetKey(widen(key, len, len));
+            let wide = widen(key, len, len);
+            let net = NetKey::of(wide);
             if self.evictions != evictions {
                 // An eviction (making room for a wider network) ended them.
                 // Not seen: a wider network is held wherever a narrower
@@ -1089,7 +1134,7 @@ impl Engine {
                 aliases = 0;
             }
             let bit = self.alias_bit(i);
-            if net.0 == key || aliases & bit != 0 {
+            if wide == key || aliases & bit != 0 {
                 continue; // no network, or the client's counts are its
             }
             if let Some(ns) = self.keys.get_mut(&net) {
@@ -1099,7 +1144,7 @@ impl Engine {
                 }
                 continue;
             }
-            if !self.room_for_net(net.0, !matched.is_empty()) {
+            if !self.room_for_net(wide, !matched.is_empty()) {
                 continue;
             }
             match self.sole.entry(net) {
@@ -1111,9 +1156,9 @@ impl Engine {
                 // Not after an eviction: it may have pruned the client's
                 // counts (a late record's), which `blank` predates.
                 Entry::Vacant(v) if blank && bit != 0 && self.evictions == evictions => {
-                    if let Some(ks) = self.keys.get_mut(&NetKey(key)) {
+                    if let Some(ks) = self.keys.get_mut(&NetKey::of(key)) {
                         ks.aliases |= bit;
-                        v.insert((NetKey(key), bit));
+                        v.insert((NetKey::of(key), bit));
                         continue;
                     }
                 }
@@ -1129,13 +1174,13 @@ impl Engine {
 
     /// [`Engine::materialize`] the networks that are aliases of `member`.
     fn end_aliases_of(&mut self, member: IpNet) {
-        let Some(aliases) = self.keys.get(&NetKey(member)).map(|ks| ks.aliases) else {
+        let Some(aliases) = self.keys.get(&NetKey::of(member)).map(|ks| ks.aliases) else {
             return;
         };
         for i in 0..self.lens_of(member).len() {
             if aliases & self.alias_bit(i) != 0 {
                 let len = self.lens_of(member)[i];
-                self.materialize(NetKey(widen(member, len, len)));
+                self.materialize(NetKey::of(widen(member, len, len)));
             }
         }
     }
@@ -1201,12 +1246,12 @@ impl Engine {
         };
         if let (KeyKind::Prefix, Key::Net(n)) = (rule.config.key, &k) {
             // The network's state is about to differ from its member's.
-            self.materialize(NetKey(*n));
+            self.materialize(NetKey::of(*n));
         }
         let rule = &self.rules[r];
         let (pcap, mcap) = caps(rule);
         let ks = match &k {
-            Key::Net(n) => self.keys.get_mut(&NetKey(*n)),
+            Key::Net(n) => self.keys.get_mut(&NetKey::of(*n)),
             Key::User(u) => self.users.get_mut(u),
         };
         let Some(ks) = ks else {
@@ -1620,7 +1665,7 @@ impl Engine {
         let lo = window_start(b, rule.window_buckets);
         let threshold = f64::from(rule.config.threshold) * self.threshold_factor;
         let min_ratio = rule.config.min_ratio.unwrap_or(0.0);
-        let ks = self.keys.entry(NetKey(key)).or_default();
+        let ks = self.keys.entry(NetKey::of(key)).or_default();
         let total = ks.asked_sum(lo, b);
         let own = &mut ks.rule_mut(r as u16).matched;
         own.add(b, 1);
@@ -1814,7 +1859,7 @@ impl Engine {
             if ks.aliases != 0 && (evict || ks.is_blank()) {
                 let aliases = std::mem::take(&mut ks.aliases);
                 if !evict {
-                    ended.push((k.0, aliases));
+                    ended.push((k.net(), aliases));
                 }
             }
             kept
@@ -1827,7 +1872,7 @@ impl Engine {
             for (member, aliases) in ended {
                 for (i, &len) in lens_for(&self.prefix_lens, member).iter().enumerate() {
                     if aliases & bit_of(i) != 0 {
-                        self.sole.remove(&NetKey(widen(member, len, len)));
+                        self.sole.remove(&NetKey::of(widen(member, len, len)));
                     }
                 }
             }
@@ -1859,7 +1904,7 @@ impl Engine {
             .iter()
             .filter(|_| which == ExportKeys::AlsoTotalsOnly)
             .filter_map(|(net, (member, _))| {
-                Some((Key::Net(net.0), self.keys.get(member)?, false))
+                Some((Key::Net(net.net()), self.keys.get(member)?, false))
             });
         let held = self.states().map(|(k, ks)| (k, ks, true));
         for (k, ks, own) in held.chain(aliases) {
@@ -1943,9 +1988,9 @@ impl Engine {
                 Key::Net(n) => {
                     // Counts from elsewhere make a network and its only
                     // member differ.
-                    self.materialize(NetKey(*n));
+                    self.materialize(NetKey::of(*n));
                     self.end_aliases_of(*n);
-                    self.keys.entry(NetKey(*n)).or_default()
+                    self.keys.entry(NetKey::of(*n)).or_default()
                 }
                 Key::User(u) => self.users.entry(u.clone()).or_default(),
             };
@@ -2090,6 +2135,35 @@ mod tests {
             engine.observe(h);
         }
         engine.take_offenses()
+    }
+
+    #[test]
+    fn a_net_key_is_its_network_and_no_other() {
+        let nets: Vec<IpNet> = [
+            "192.0.2.7/32",
+            "192.0.2.0/24",
+            "0.0.0.0/0",
+            "0.0.0.0/32",
+            "255.255.255.255/32",
+            "::/0",
+            "::/32",
+            "::/128",
+            "::c000:207/128",
+            "::ffff:192.0.2.7/128",
+            "2001:db8:1::/48",
+            "2001:db8:1::/64",
+            "2001:db8:1:2:3:4:5:6/128",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
+        ]
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+        for a in &nets {
+            assert_eq!(NetKey::of(*a).net(), *a);
+            for b in &nets {
+                assert_eq!(NetKey::of(*a) == NetKey::of(*b), a == b, "{a} {b}");
+            }
+        }
     }
 
     #[test]
