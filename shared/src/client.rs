@@ -91,10 +91,10 @@ pub fn widen(net: IpNet, len_v4: u8, len_v6: u8) -> IpNet {
     }
 }
 
-// The network of `len` (at most 32) bits that holds `a`. Inlined
-// arithmetic, where `Ipv4Net::trunc` is a call whose result comes back
-// through memory byte by byte: on the path of every request, that cost a
-// store-forwarding stall each time.
+/// The network of `len` (at most 32) bits that holds `a`. Inlined
+/// arithmetic, where `Ipv4Net::trunc` is a call whose result comes back
+/// through memory byte by byte: on the path of every request, that cost a
+/// store-forwarding stall each time.
 #[inline]
 fn trunc_v4(a: Ipv4Addr, len: u8) -> Ipv4Net {
     let mask = u32::MAX
@@ -103,7 +103,7 @@ fn trunc_v4(a: Ipv4Addr, len: u8) -> Ipv4Net {
     Ipv4Net::new_assert(Ipv4Addr::from_bits(a.to_bits() & mask), len.min(32))
 }
 
-// [`trunc_v4`] for IPv6 (`len` at most 128).
+/// [`trunc_v4`] for IPv6 (`len` at most 128).
 #[inline]
 fn trunc_v6(a: Ipv6Addr, len: u8) -> Ipv6Net {
     let mask = u128::MAX
