@@ -1040,10 +1040,10 @@ impl Engine {
             sum = sum.wrapping_add(held.map_or(0, |h| u64::from(h.0)));
             found += usize::from(held.is_some());
             if held.is_some() || room {
-                let aliases = held.map_or(0, |h| h.1);
-                for (i, &len) in self.lens_of(key.net()).iter().enumerate() {
-                    let net = widen(key.net(), len, len);
-                    if net != key.net() && aliases & self.alias_bit(i) == 0 {
+                let (aliases, key) = (held.map_or(0, |h| h.1), key.net());
+                for (i, &len) in self.lens_of(key).iter().enumerate() {
+                    let net = widen(key, len, len);
+                    if net != key && aliases & self.alias_bit(i) == 0 {
                         keys.push(NetKey::of(net));
                     }
                 }
@@ -1056,7 +1056,7 @@ impl Engine {
                 sum = sum.wrapping_add(held.map_or(0, u64::from));
             }
             for k in &keys {
-                let newest = self.keys.get(k).and_then(|ks| ks.total.newest());
+                let newest = self.keys.get(k).and_then(|ks| ks.total.newest_stored());
                 sum = sum.wrapping_add(newest.map_or(0, u64::from));
             }
         }
