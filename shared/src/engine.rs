@@ -1034,13 +1034,20 @@ impl Engine {
         // newest buckets of the series of those held.
         let (clients, room) = (keys.len(), self.key_count() < self.max_keys);
         let (mut sum, mut found) = (0u64, 0);
+        // The entries found, for the last pass to read without looking
+        // them up again.
+        let mut held = [None; 64];
+        let mut n = 0;
         for i in 0..clients {
             let key = keys[i];
-            let held = self.keys.get(&key).map(|ks| (ks.pending_count, ks.aliases));
-            sum = sum.wrapping_add(held.map_or(0, |h| u64::from(h.0)));
-            found += usize::from(held.is_some());
-            if held.is_some() || room {
-                let (aliases, key) = (held.map_or(0, |h| h.1), key.net());
+            let ks = self.keys.get(&key);
+            sum = sum.wrapping_add(ks.map_or(0, |ks| u64::from(ks.pending_count)));
+            found += usize::from(ks.is_some());
+            if ks.is_some() && n < held.len() {
+                (held[n], n) = (ks, n + 1);
+            }
+            if ks.is_some() || room {
+                let (aliases, key) = (ks.map_or(0, |ks| ks.aliases), key.net());
                 for (i, &len) in self.lens_of(key).iter().enumerate() {
                     let net = widen(key, len, len);
                     if net != key && aliases & self.alias_bit(i) == 0 {
@@ -1052,12 +1059,14 @@ impl Engine {
         self.warm_pays.0 = found * 2 >= clients;
         if self.warm_pays.0 {
             for k in &keys[clients..] {
-                let held = self.keys.get(k).map(|ks| ks.pending_count);
-                sum = sum.wrapping_add(held.map_or(0, u64::from));
+                let ks = self.keys.get(k);
+                sum = sum.wrapping_add(ks.map_or(0, |ks| u64::from(ks.pending_count)));
+                if ks.is_some() && n < held.len() {
+                    (held[n], n) = (ks, n + 1);
+                }
             }
-            for k in &keys {
-                let newest = self.keys.get(k).and_then(|ks| ks.total.newest_stored());
-                sum = sum.wrapping_add(newest.map_or(0, u64::from));
+            for ks in held[..n].iter().flatten() {
+                sum = sum.wrapping_add(ks.total.newest_stored().map_or(0, u64::from));
             }
         }
         std::hint::black_box(sum);
