@@ -191,6 +191,194 @@ struct KeyState {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<KeyState>() == 48);
 
+/// Networks with one member ([`Engine::sole`]): network → (the member,
+/// its bit in the member's [`KeyState::aliases`]). An IPv4 network of an
+/// IPv4 client, most of them, takes 16 bytes (its address and prefix
+/// length, the member's address, the bit) instead of 56, for the same
+/// reason as a [`Brief`].
+#[derive(Debug, Clone, Default)]
+struct Sole {
+    v4: HashMap<u64, (u32, u8), ahash::RandomState>,
+    other: HashMap<NetKey, (NetKey, u8), ahash::RandomState>,
+}
+
+const _: () = assert!(std::mem::size_of::<(u64, (u32, u8))>() == 16);
+
+impl Sole {
+    /// The IPv4 key of `net`, if it is an IPv4 network.
+    #[inline]
+    fn v4_key(net: &NetKey) -> Option<u64> {
+        (net.len & NetKey::V4 != 0).then_some(net.lo << 8 | (net.len & 0xff))
+    }
+
+    /// The network of an IPv4 key.
+    fn v4_net(k: u64) -> NetKey {
+        NetKey {
+            hi: 0,
+            lo: k >> 8,
+            len: NetKey::V4 | (k & 0xff),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.v4.len() + self.other.len()
+    }
+
+    #[inline]
+    fn contains_key(&self, net: &NetKey) -> bool {
+        match Sole::v4_key(net) {
+            Some(k) if self.v4.contains_key(&k) => true,
+            _ => !self.other.is_empty() && self.other.contains_key(net),
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, net: &NetKey) -> Option<(NetKey, u8)> {
+        let v4 = Sole::v4_key(net).and_then(|k| self.v4.remove(&k));
+        match v4 {
+            Some((m, bit)) => Some((brief_key(m), bit)),
+            // (An IPv4 network of a member that is not an IPv4 address:
+            // never made, as members are client keys.)
+            None if self.other.is_empty() => None,
+            None => self.other.remove(net),
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, net: NetKey, (member, bit): (NetKey, u8)) {
+        match (Sole::v4_key(&net), brief_addr(member.net())) {
+            (Some(k), Some(m)) => {
+                self.v4.insert(k, (m, bit));
+            }
+            _ => {
+                self.other.insert(net, (member, bit));
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.v4.clear();
+        self.other.clear();
+    }
+
+    /// Every network, with its member and the member's bit.
+    fn iter(&self) -> impl Iterator<Item = (NetKey, (NetKey, u8))> + '_ {
+        let v4 = self
+            .v4
+            .iter()
+            .map(|(&k, &(m, bit))| (Sole::v4_net(k), (brief_key(m), bit)));
+        v4.chain(self.other.iter().map(|(&n, &m)| (n, m)))
+    }
+}
+
+/// The state of an IPv4 client seen in at most two buckets, without a
+/// matched request or a gateway error: most clients of a busy site. It is
+/// what its [`KeyState`] would hold ([`Brief::state`]), in 16 bytes instead
+/// of 72, so that a table of as many as the key cap allows (20 bytes an
+/// entry with the address) stays in the processor's cache where a table of
+/// `KeyState`s does not; on a site with hundreds of thousands of clients
+/// a request then no longer waits for a new client's entry to be written
+/// to memory that is not in the cache. A client with more becomes a
+/// `KeyState` ([`Engine::promote`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Brief {
+    /// As [`KeyState::pending_bucket`].
+    pending_bucket: Bucket,
+    /// The one bucket of [`KeyState::total`], if its count is not 0.
+    total_bucket: Bucket,
+    total_count: u32,
+    /// As [`KeyState::pending_count`].
+    pending_count: u16,
+    /// As [`KeyState::aliases`].
+    aliases: u8,
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<(u32, Brief)>() == 20);
+
+impl Brief {
+    /// The [`KeyState`] this is.
+    fn state(&self) -> KeyState {
+        let mut total = Series::default();
+        if self.total_count > 0 {
+            total.add(self.total_bucket, self.total_count);
+        }
+        KeyState {
+            total,
+            pending_bucket: self.pending_bucket,
+            pending_count: self.pending_count,
+            aliases: self.aliases,
+            ..KeyState::default()
+        }
+    }
+
+    /// [`KeyState::count`], if what it makes is still brief (otherwise
+    /// nothing changes).
+    #[inline]
+    fn count(&mut self, b: Bucket) -> bool {
+        if self.pending_count > 0 && self.pending_bucket == b && self.pending_count < u16::MAX {
+            self.pending_count += 1;
+            return true;
+        }
+        if self.pending_count > 0 {
+            // `flush`: the pending count joins the total's one bucket.
+            let n = u32::from(self.pending_count);
+            if self.total_count == 0 {
+                (self.total_bucket, self.total_count) = (self.pending_bucket, n);
+            } else if self.total_bucket == self.pending_bucket {
+                self.total_count = self.total_count.saturating_add(n);
+            } else {
+                return false;
+            }
+        }
+        (self.pending_bucket, self.pending_count) = (b, 1);
+        true
+    }
+
+    /// As [`KeyState::is_blank`].
+    fn is_blank(&self) -> bool {
+        self.pending_count == 0 && self.total_count == 0
+    }
+
+    /// As an unevicted key's pruning ([`Engine::prune_keys`]): whether
+    /// anything is left.
+    fn prune(&mut self, horizon: Bucket) -> bool {
+        let oldest = match (self.total_count > 0, self.pending_count > 0) {
+            (true, true) => Some(self.total_bucket.min(self.pending_bucket)),
+            (true, false) => Some(self.total_bucket),
+            (false, true) => Some(self.pending_bucket),
+            (false, false) => None,
+        };
+        if oldest.is_some_and(|o| o >= horizon) {
+            return true;
+        }
+        if self.pending_bucket < horizon {
+            self.pending_count = 0;
+        }
+        if self.total_bucket < horizon {
+            self.total_count = 0;
+        }
+        !self.is_blank()
+    }
+}
+
+/// The address of a client key that may be [`Brief`]: an IPv4 address.
+#[inline]
+fn brief_addr(key: IpNet) -> Option<u32> {
+    match key {
+        IpNet::V4(n) if n.prefix_len() == 32 => Some(n.addr().to_bits()),
+        _ => None,
+    }
+}
+
+/// The key of a [`Brief`]'s address.
+fn brief_key(addr: u32) -> NetKey {
+    NetKey::of(IpNet::V4(Ipv4Net::new_assert(
+        Ipv4Addr::from_bits(addr),
+        32,
+    )))
+}
+
 /// Keys held, at least, for [`Engine::warm`] to read ahead: a table of
 /// fewer (about 1 MiB) stays in the processor's cache.
 const WARM_KEYS: usize = 16_384;
@@ -623,6 +811,8 @@ pub struct Engine {
     /// Whether networks with one member are aliases ([`Engine::sole`]);
     /// off only in tests, to compare.
     aliasing: bool,
+    /// Whether clients may be [`Brief`]; off only in tests, to compare.
+    briefing: bool,
     own_waf_rule: String,
     outage: OutageConfig,
     resolver: ClientResolver,
@@ -640,7 +830,10 @@ pub struct Engine {
     /// network or its member give it counts of its own
     /// ([`Engine::materialize`]); an export writes its member's. Each
     /// counts as a key held.
-    sole: HashMap<NetKey, (NetKey, u8), ahash::RandomState>,
+    sole: Sole,
+    /// IPv4 clients with brief state ([`Brief`]), by address: each counts
+    /// as a key held, and none is also in `keys`.
+    briefs: HashMap<u32, Brief, ahash::RandomState>,
     /// Evictions so far ([`Engine::prune_keys`]): they end every alias.
     evictions: u64,
     /// Users (only with user rules, for hits that name one).
@@ -712,6 +905,7 @@ impl Engine {
             rules: config.rules.clone(),
             prefix_lens: [lens(|r| r.config.prefix_v4), lens(|r| r.config.prefix_v6)],
             aliasing: true,
+            briefing: true,
             own_waf_rule: f.own_waf_rule.clone(),
             outage: f.outage.clone(),
             resolver: ClientResolver::new(f.trusted_proxies.clone(), f.ipv6_key_prefix),
@@ -719,7 +913,8 @@ impl Engine {
             longest: config.longest_window_buckets(),
             threshold_factor: 1.0,
             keys: HashMap::default(),
-            sole: HashMap::default(),
+            sole: Sole::default(),
+            briefs: HashMap::default(),
             evictions: 0,
             users: HashMap::default(),
             site_total: Series::default(),
@@ -824,7 +1019,8 @@ impl Engine {
     #[inline(never)]
     fn make_room_for(&mut self, key: &Key, matched: bool) -> bool {
         let sole = matches!(key, Key::Net(n) if self.sole.contains_key(&NetKey::of(*n)));
-        if sole || self.state(key).is_some() {
+        let brief = matches!(key, Key::Net(n) if brief_addr(*n).is_some_and(|a| self.briefs.contains_key(&a)));
+        if sole || brief || self.state(key).is_some() {
             return true;
         }
         if !matched || self.newest < self.full_until {
@@ -866,7 +1062,8 @@ impl Engine {
         }
     }
 
-    /// Every key held, with its state.
+    /// Every key held, with its state (but the [`Brief`] ones: they have
+    /// no rule's state).
     fn states(&self) -> impl Iterator<Item = (Key, &KeyState)> {
         let nets = self.keys.iter().map(|(n, ks)| (Key::Net(n.net()), ks));
         nets.chain(self.users.iter().map(|(u, ks)| (Key::User(u.clone()), ks)))
@@ -908,7 +1105,7 @@ impl Engine {
 
     /// Number of keys held (addresses, networks and users).
     pub fn key_count(&self) -> usize {
-        self.keys.len() + self.sole.len() + self.users.len()
+        self.keys.len() + self.briefs.len() + self.sole.len() + self.users.len()
     }
 
     /// The prefix lengths of the networks counted for a key of `key`'s
@@ -1121,16 +1318,26 @@ impl Engine {
         // has no other, the network can be its alias. (A new entry is
         // known to be blank without a read: a read of memory just written
         // can wait for the write to reach the cache.)
-        let (ks, blank) = match self.keys.entry(NetKey::of(key)) {
-            Entry::Occupied(o) => {
-                let ks = o.into_mut();
-                let blank = ks.is_blank();
-                (ks, blank)
-            }
-            Entry::Vacant(v) => (v.insert(KeyState::default()), true),
+        let nk = NetKey::of(key);
+        let (mut aliases, blank) = if let Some(ks) = self.keys.get_mut(&nk) {
+            let held = (ks.aliases, ks.is_blank());
+            count_in(ks, b, (matched, outage), gateway, route);
+            held
+        } else if let Some(held) = self.count_brief(key, b, matched, gateway) {
+            held
+        } else {
+            let (ks, blank) = match self.keys.entry(nk) {
+                Entry::Occupied(o) => {
+                    let ks = o.into_mut();
+                    let blank = ks.is_blank();
+                    (ks, blank)
+                }
+                Entry::Vacant(v) => (v.insert(KeyState::default()), true),
+            };
+            let aliases = ks.aliases;
+            count_in(ks, b, (matched, outage), gateway, route);
+            (aliases, blank)
         };
-        let mut aliases = ks.aliases;
-        count_in(ks, b, (matched, outage), gateway, route);
         let evictions = self.evictions;
         for i in 0..self.lens_of(key).len() {
             let len = self.lens_of(key)[i];
@@ -1156,22 +1363,23 @@ impl Engine {
             if !self.room_for_net(wide, !matched.is_empty()) {
                 continue;
             }
-            match self.sole.entry(net) {
-                Entry::Occupied(o) => {
-                    // A second member.
-                    let (member, bit) = o.remove();
-                    self.own_counts(net, member, bit);
-                }
+            if let Some((member, bit)) = self.sole.remove(&net) {
+                // A second member.
+                self.own_counts(net, member, bit);
+            } else if blank && bit != 0 && self.evictions == evictions {
                 // Not after an eviction: it may have pruned the client's
                 // counts (a late record's), which `blank` predates.
-                Entry::Vacant(v) if blank && bit != 0 && self.evictions == evictions => {
-                    if let Some(ks) = self.keys.get_mut(&NetKey::of(key)) {
-                        ks.aliases |= bit;
-                        v.insert((NetKey::of(key), bit));
-                        continue;
-                    }
+                let held = match self.keys.get_mut(&nk) {
+                    Some(ks) => Some(&mut ks.aliases),
+                    None => brief_addr(key)
+                        .and_then(|a| self.briefs.get_mut(&a))
+                        .map(|br| &mut br.aliases),
+                };
+                if let Some(aliases) = held {
+                    *aliases |= bit;
+                    self.sole.insert(net, (nk, bit));
+                    continue;
                 }
-                Entry::Vacant(_) => {}
             }
             let ns = self.keys.entry(net).or_default();
             ns.count(b);
@@ -1181,8 +1389,59 @@ impl Engine {
         }
     }
 
+    /// Count a request of client `key`, not in `keys`, in its [`Brief`]
+    /// state if the client has or may have one: the client's aliases and
+    /// whether it was blank, before. `None` where the request needs a
+    /// [`KeyState`] (the client's brief state, if any, moved into `keys`).
+    #[inline]
+    fn count_brief(
+        &mut self,
+        key: IpNet,
+        b: Bucket,
+        matched: RuleSet,
+        gateway: bool,
+    ) -> Option<(u8, bool)> {
+        let addr = brief_addr(key).filter(|_| self.briefing)?;
+        if matched.is_empty() && !gateway {
+            match self.briefs.entry(addr) {
+                Entry::Occupied(mut o) => {
+                    let br = o.get_mut();
+                    let before = (br.aliases, br.is_blank());
+                    if br.count(b) {
+                        return Some(before);
+                    }
+                }
+                Entry::Vacant(v) => {
+                    v.insert(Brief {
+                        pending_bucket: b,
+                        pending_count: 1,
+                        ..Brief::default()
+                    });
+                    return Some((0, true));
+                }
+            }
+        }
+        self.promote(addr);
+        None
+    }
+
+    /// Move client `addr`'s [`Brief`] state, if it has one, into `keys`.
+    fn promote(&mut self, addr: u32) {
+        if let Some(br) = self.briefs.remove(&addr) {
+            self.keys.insert(brief_key(addr), br.state());
+        }
+    }
+
+    /// [`Engine::promote`] client `key`, if it may be brief.
+    fn promote_key(&mut self, key: IpNet) {
+        if let Some(addr) = brief_addr(key) {
+            self.promote(addr);
+        }
+    }
+
     /// [`Engine::materialize`] the networks that are aliases of `member`.
     fn end_aliases_of(&mut self, member: IpNet) {
+        self.promote_key(member);
         let Some(aliases) = self.keys.get(&NetKey::of(member)).map(|ks| ks.aliases) else {
             return;
         };
@@ -1205,6 +1464,7 @@ impl Engine {
     /// Network `net`, no longer an alias of `member` (its `bit`), with a
     /// copy of the member's counts.
     fn own_counts(&mut self, net: NetKey, member: NetKey, bit: u8) {
+        self.promote_key(member.net());
         let Some(ms) = self.keys.get_mut(&member) else {
             debug_assert!(false, "an alias outlived its member");
             return;
@@ -1674,6 +1934,7 @@ impl Engine {
         let lo = window_start(b, rule.window_buckets);
         let threshold = f64::from(rule.config.threshold) * self.threshold_factor;
         let min_ratio = rule.config.min_ratio.unwrap_or(0.0);
+        self.promote_key(key);
         let ks = self.keys.entry(NetKey::of(key)).or_default();
         let total = ks.asked_sum(lo, b);
         let own = &mut ks.rule_mut(r as u16).matched;
@@ -1873,6 +2134,16 @@ impl Engine {
             }
             kept
         });
+        self.briefs.retain(|&addr, br| {
+            let kept = !evict && br.prune(horizon);
+            if br.aliases != 0 && (evict || br.is_blank()) {
+                let aliases = std::mem::take(&mut br.aliases);
+                if !evict {
+                    ended.push((brief_key(addr).net(), aliases));
+                }
+            }
+            kept
+        });
         self.users.retain(|_, ks| keep(ks));
         if evict {
             self.evictions += 1;
@@ -1906,6 +2177,13 @@ impl Engine {
     /// in several objects).
     pub fn export_with(&self, keep: impl Fn(&Key) -> bool, which: ExportKeys) -> StoredState {
         let mut keys = BTreeMap::new();
+        // Brief clients have no matched request either.
+        let briefs: HashMap<NetKey, KeyState> = self
+            .briefs
+            .iter()
+            .filter(|_| which == ExportKeys::AlsoTotalsOnly)
+            .map(|(&a, br)| (brief_key(a), br.state()))
+            .collect();
         // Networks that are aliases have no matched request: their counts
         // are their member's (and its rules are not theirs).
         let aliases = self
@@ -1913,10 +2191,12 @@ impl Engine {
             .iter()
             .filter(|_| which == ExportKeys::AlsoTotalsOnly)
             .filter_map(|(net, (member, _))| {
-                Some((Key::Net(net.net()), self.keys.get(member)?, false))
+                let ms = self.keys.get(&member).or_else(|| briefs.get(&member))?;
+                Some((Key::Net(net.net()), ms, false))
             });
         let held = self.states().map(|(k, ks)| (k, ks, true));
-        for (k, ks, own) in held.chain(aliases) {
+        let brief = briefs.iter().map(|(k, ks)| (Key::Net(k.net()), ks, true));
+        for (k, ks, own) in held.chain(brief).chain(aliases) {
             let rules = if own { ks.rules() } else { &[] };
             if (rules.is_empty() && which == ExportKeys::Matched) || !keep(&k) {
                 continue;
@@ -1997,6 +2277,7 @@ impl Engine {
                 Key::Net(n) => {
                     // Counts from elsewhere make a network and its only
                     // member differ.
+                    self.promote_key(*n);
                     self.materialize(NetKey::of(*n));
                     self.end_aliases_of(*n);
                     self.keys.entry(NetKey::of(*n)).or_default()
@@ -3014,10 +3295,11 @@ mod tests {
 
     #[test]
     fn a_network_of_one_client_counts_as_if_counted_apart() {
-        // An alias (a network counted as its only member) must change no
-        // count, no decision and no stored window: the same traffic with
-        // and without aliases, with and without a cap that is reached, and
-        // with counts from elsewhere imported half way.
+        // An alias (a network counted as its only member) and a brief
+        // client ([`Brief`]) must change no count, no decision and no
+        // stored window: the same traffic with and without aliases, with
+        // and without brief clients, with and without a cap that is
+        // reached, and with counts from elsewhere imported half way.
         // Also with a second prefix rule (/16 and /32): two networks a client.
         let wide = with_prefix_rule(16, 32);
         let runs = [
@@ -3036,17 +3318,16 @@ mod tests {
                 e.export()
             };
             let hits = networks_and_members(seed, 12_000);
-            let go = |aliases: bool| {
+            let go = |aliases: bool, briefs: bool| {
                 let mut e = Engine::new(&config);
-                if !aliases {
-                    e.aliasing = false;
-                }
+                e.aliasing = aliases;
+                e.briefing = briefs;
                 if let Some(n) = cap {
                     e.set_max_keys(n);
                 }
                 let (first, second) = hits.split_at(hits.len() / 3);
                 let mut off = run(&mut e, first);
-                let before = (e.key_count(), e.sole.len());
+                let before = (e.key_count(), e.sole.len(), e.briefs.len());
                 let midway = e.export_with(|_| true, ExportKeys::AlsoTotalsOnly);
                 e.import(&elsewhere);
                 e.evaluate_all();
@@ -3062,7 +3343,7 @@ mod tests {
                     e.sole.len(),
                 )
             };
-            let (with, without) = (go(true), go(false));
+            let (with, without) = (go(true, true), go(false, true));
             assert!(
                 with.2 .1 + with.5 > 20,
                 "seed {seed}: aliases {:?} {}",
@@ -3088,6 +3369,48 @@ mod tests {
                 with.4 == without.4,
                 "seed {seed}: the exported totals differ"
             );
+            let full = go(true, false);
+            assert!(with.2 .2 > 20, "seed {seed}: brief clients {:?}", with.2);
+            assert_eq!(full.2 .2, 0);
+            assert_eq!(with.0, full.0, "seed {seed}: offenses, brief");
+            assert_eq!(with.1, full.1, "seed {seed}: stats, brief");
+            assert_eq!((with.2 .0, with.2 .1), (full.2 .0, full.2 .1));
+            assert_eq!(with.5, full.5, "seed {seed}: aliases, brief");
+            assert!(with.3 == full.3, "seed {seed}: stored windows, brief");
+            assert!(with.4 == full.4, "seed {seed}: exported totals, brief");
+        }
+    }
+
+    proptest::proptest! {
+        /// A brief client counts as its [`KeyState`] would, late records
+        /// and pruning included, for as long as it stays brief.
+        #[test]
+        fn a_brief_state_is_its_key_state(
+            steps in proptest::collection::vec((0..6u32, proptest::bool::ANY, 0..4u32), 1..40),
+        ) {
+            let (mut br, mut ks) = (Brief::default(), KeyState::default());
+            for (b, prune, horizon) in steps {
+                let b = 100 + b;
+                if prune {
+                    let kept = br.prune(100 + horizon);
+                    ks.pending_count *= u16::from(ks.pending_bucket >= 100 + horizon);
+                    ks.total.prune_before(100 + horizon);
+                    proptest::prop_assert_eq!(kept, !ks.is_blank());
+                } else if br.count(b) {
+                    ks.count(b);
+                } else {
+                    // Not brief any more: the state unchanged.
+                    let mut next = ks.clone();
+                    next.count(b);
+                    proptest::prop_assert!(next.total.iter().count() > 1);
+                    break;
+                }
+                let st = br.state();
+                proptest::prop_assert_eq!(&st.total, &ks.total);
+                proptest::prop_assert_eq!(st.pending(), ks.pending());
+                proptest::prop_assert_eq!(st.pending_bucket, ks.pending_bucket);
+                proptest::prop_assert_eq!(st.is_blank(), ks.is_blank());
+            }
         }
     }
 
