@@ -38,6 +38,18 @@ impl ClientResolver {
     /// trusted proxies only.
     #[inline]
     pub fn client(&self, hit: &Hit<'_>) -> Option<IpAddr> {
+        if self.trusted.is_empty() {
+            // Small enough to inline everywhere: the address then stays in
+            // registers (returned through memory, it is read back in other
+            // pieces than it was written, which waits for every earlier
+            // store to reach the cache).
+            return Some(canonical(hit.peer));
+        }
+        self.client_behind_proxies(hit)
+    }
+
+    #[inline(never)]
+    fn client_behind_proxies(&self, hit: &Hit<'_>) -> Option<IpAddr> {
         let peer = canonical(hit.peer);
         if !self.is_trusted(peer) {
             return Some(peer);
