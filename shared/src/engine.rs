@@ -14,7 +14,7 @@ use crate::config::{Config, OutageConfig};
 use crate::duration::Secs;
 use crate::hit::Hit;
 use crate::key::{Key, User};
-use crate::printable::clip;
+use crate::printable::{clip, clip_onto};
 use crate::route::{route_hash, HeldSections, RouteCount, RouteCounts, RouteNamer};
 use crate::rules::{KeyKind, Rule, RuleSet};
 use crate::window::{stable_hash, window_start, Bucket, DistinctSet, Series};
@@ -360,6 +360,30 @@ impl Brief {
         }
         !self.is_blank()
     }
+}
+
+/// An example of a matched request for [`Evidence::samples`]: `STATUS
+/// METHOD path`, and ` from ADDRESS` for a user's. Built in one string, not
+/// formatted: a site with many clients makes one for most of its matches.
+fn sample(hit: &Hit<'_>, from: Option<IpNet>) -> String {
+    // Exactly the length of a sample whose text needs no clipping: the
+    // most common, and kept for as long as its client's counts.
+    let mut s = String::with_capacity(5 + hit.method.len().min(16) + hit.path.len().min(160));
+    match hit.status {
+        n @ 100..=999 => {
+            s.extend([n / 100, n / 10 % 10, n % 10].map(|d| char::from(b'0' + d as u8)))
+        }
+        n => s.push_str(&n.to_string()),
+    }
+    s.push(' ');
+    clip_onto(&mut s, &hit.method, 16);
+    s.push(' ');
+    clip_onto(&mut s, &hit.path, 160);
+    if let Some(key) = from {
+        s.push_str(" from ");
+        s.push_str(&crate::client::short(key));
+    }
+    s
 }
 
 /// The address of a client key that may be [`Brief`]: an IPv4 address.
@@ -1552,17 +1576,8 @@ impl Engine {
             rs.routes.add(b, h, 1, 1);
         }
         if rs.samples.len() < SAMPLES {
-            let mut s = format!(
-                "{} {} {}",
-                hit.status,
-                clip(&hit.method, 16),
-                clip(&hit.path, 160)
-            );
-            if user.is_some() {
-                // A user's requests name the address they came from.
-                s.push_str(" from ");
-                s.push_str(&crate::client::short(key));
-            }
+            // A user's requests name the address they came from.
+            let s = sample(hit, user.map(|_| key));
             if !rs.samples.contains(&s) {
                 rs.samples.reserve_exact(1);
                 rs.samples.push(s);
@@ -2418,6 +2433,32 @@ mod tests {
         h.method = Cow::Borrowed(method);
         h.path = Cow::Owned(path);
         h
+    }
+
+    #[test]
+    fn a_sample_reads_as_the_request_clipped_and_escaped() {
+        let h = hit(0.0, "192.0.2.1", 404, "GET", "/wp-login.php?x=1".into());
+        assert_eq!(sample(&h, None), "404 GET /wp-login.php?x=1");
+        let net: IpNet = "203.0.113.9/32".parse().unwrap();
+        let h = hit(0.0, "203.0.113.9", 401, "POST", "/login".into());
+        assert_eq!(sample(&h, Some(net)), "401 POST /login from 203.0.113.9");
+        // A status that is not three digits (CloudFront's `000` reads as 0).
+        let h = hit(0.0, "192.0.2.1", 0, "GET", "/".into());
+        assert_eq!(sample(&h, None), "0 GET /");
+        let h = hit(0.0, "192.0.2.1", 1000, "GET", "/".into());
+        assert_eq!(sample(&h, None), "1000 GET /");
+        // Control characters escaped, long text cut.
+        let long = format!("/a\n{}", "b".repeat(300));
+        let h = hit(0.0, "192.0.2.1", 500, "PROPFINDXXXXXXXXXXXX", long.clone());
+        assert_eq!(
+            sample(&h, None),
+            format!(
+                "500 {} {}",
+                clip("PROPFINDXXXXXXXXXXXX", 16),
+                clip(&long, 160)
+            )
+        );
+        assert!(sample(&h, None).starts_with("500 PROPFINDXXXXXXXX… /a\\n"));
     }
 
     fn run(engine: &mut Engine, hits: &[Hit<'_>]) -> Vec<Offense> {
