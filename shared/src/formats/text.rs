@@ -70,17 +70,24 @@ fn minute_ms(s: &[u8]) -> Option<i64> {
 /// added to `minute`, the value of [`minute_ms`] for `s`.
 fn seconds_on(minute: i64, s: &[u8]) -> Option<i64> {
     // AWS's own form, `SS.ffffffZ` (every ALB time): checked and read in
-    // one step, the bytes as one word.
-    if let Some(&[s1, s2, b'.', f1, f2, f3, f4, f5, f6, b'Z']) = s.get(17..) {
-        let word = u64::from_le_bytes([s1, s2, f1, f2, f3, f4, f5, f6]);
-        // Each byte a digit: 0x30..=0x39, so that adding 6 keeps it below 0x40.
+    // two loads, `SS.fffff` and `fZ`.
+    if let (27, Some(head), Some(tail)) = (s.len(), s.get(17..25), s.get(25..27)) {
+        let head = u64::from_le_bytes(head.try_into().expect("8 bytes"));
+        let tail = u16::from_le_bytes(tail.try_into().expect("2 bytes"));
+        // The `.` (byte 2) as a `0`, and the last digit in its place: all
+        // eight bytes are then digits, 0x30..=0x39, so that adding 6 keeps
+        // each below 0x40.
+        let dot = (head >> 16) as u8 == b'.';
+        let word = (head & !0xff_0000) | u64::from(tail & 0xff) << 16;
         let all_digits = word & 0xf0f0_f0f0_f0f0_f0f0 == 0x3030_3030_3030_3030
             && (word + 0x0606_0606_0606_0606) & 0xf0f0_f0f0_f0f0_f0f0 == 0x3030_3030_3030_3030;
-        let digit = |b: u8| u32::from(b.wrapping_sub(b'0'));
-        let sec = digit(s1) * 10 + digit(s2);
-        if all_digits && sec <= 60 {
-            let ms = digit(f1) * 100 + digit(f2) * 10 + digit(f3);
-            return Some(minute + i64::from(sec * 1000 + ms));
+        if dot && tail >> 8 == u16::from(b'Z') && all_digits {
+            let digit = |i: u32| ((word >> (8 * i)) & 0xf) as u32;
+            let sec = digit(0) * 10 + digit(1);
+            if sec <= 60 {
+                let ms = digit(3) * 100 + digit(4) * 10 + digit(5);
+                return Some(minute + i64::from(sec * 1000 + ms));
+            }
         }
     }
     seconds_on_any(minute, s)
@@ -207,17 +214,12 @@ pub(crate) fn parse_ip_port_bytes(s: &[u8]) -> Option<IpAddr> {
 /// went through memory, in pieces, for the same wait).
 #[inline]
 fn ip_port_bits(s: &[u8]) -> Option<(u128, bool)> {
-    if s.first() != Some(&b'[') {
-        if let Some((host, port)) = s
-            .iter()
-            .rposition(|&b| b == b':')
-            .map(|colon| (&s[..colon], &s[colon + 1..]))
-        {
-            if is_port(port) {
-                if let Some(v4) = parse_ipv4_fast(host) {
-                    return Some((u128::from(v4.to_bits()), false));
-                }
-            }
+    // Read forward: the address, a colon, the port. (The port after the
+    // last colon, as `parse_ip_port_other` reads it, is this one: a port
+    // holds no colon.)
+    if let Some((addr, end)) = ipv4_prefix(s) {
+        if s.get(end) == Some(&b':') && is_port(&s[end + 1..]) {
+            return Some((u128::from(addr), false));
         }
     }
     match parse_ip_port_other(s)? {
@@ -333,12 +335,30 @@ fn parse_ipv6_fast(b: &[u8]) -> Option<std::net::Ipv6Addr> {
 /// standard parser.
 #[inline]
 fn parse_ipv4_fast(b: &[u8]) -> Option<std::net::Ipv4Addr> {
-    if !(7..=15).contains(&b.len()) {
-        return None;
-    }
+    ipv4_prefix(b)
+        .filter(|&(_, end)| end == b.len())
+        .map(|(addr, _)| std::net::Ipv4Addr::from_bits(addr))
+}
+
+/// The dotted-quad IPv4 address that `b` starts with, by the standard
+/// parser's rules (one to three digits an octet, no leading zeros, at most
+/// 255): its bits, and where it ends.
+#[inline]
+fn ipv4_prefix(b: &[u8]) -> Option<(u32, usize)> {
+    // Read from sixteen bytes (an address is at most fifteen), padded with
+    // a byte that ends it: no bounds check on every byte.
+    let mut padded = [0u8; 16];
+    let head: &[u8; 16] = match b.first_chunk() {
+        Some(head) => head,
+        None => {
+            padded[..b.len()].copy_from_slice(b);
+            &padded
+        }
+    };
+    let at = |i: usize| head[i & 15];
     let (mut addr, mut i) = (0u32, 0);
     for n in 0..4 {
-        let first = b.get(i)?.wrapping_sub(b'0');
+        let first = at(i).wrapping_sub(b'0');
         if first > 9 {
             return None;
         }
@@ -347,10 +367,11 @@ fn parse_ipv4_fast(b: &[u8]) -> Option<std::net::Ipv4Addr> {
         // No leading zeros (as the standard parser): a 0 is the octet.
         if first != 0 {
             for _ in 0..2 {
-                match b.get(i).map(|c| c.wrapping_sub(b'0')) {
-                    Some(d) if d <= 9 => v = v * 10 + u32::from(d),
-                    _ => break,
+                let d = at(i).wrapping_sub(b'0');
+                if d > 9 {
+                    break;
                 }
+                v = v * 10 + u32::from(d);
                 i += 1;
             }
             if v > 255 {
@@ -359,13 +380,13 @@ fn parse_ipv4_fast(b: &[u8]) -> Option<std::net::Ipv4Addr> {
         }
         addr = addr << 8 | v;
         if n < 3 {
-            if b.get(i) != Some(&b'.') {
+            if at(i) != b'.' {
                 return None;
             }
             i += 1;
         }
     }
-    (i == b.len()).then(|| std::net::Ipv4Addr::from_bits(addr))
+    Some((addr, i))
 }
 
 /// Split an HTTP request line `METHOD URL VERSION` into method and URL at
@@ -485,6 +506,13 @@ mod tests {
             prop_assert_eq!(parse_ipv4_fast(host.as_bytes()), std, "{}", host);
             let want = std.filter(|_| port_ok);
             prop_assert_eq!(parse_ip_port(&s), want.map(IpAddr::V4), "{}", s);
+        }
+
+        #[test]
+        fn the_fast_path_agrees_with_the_general_one(
+            s in "[0-9.:a\\[\\]]{0,24}|([0-9]{1,3}\\.){3}[0-9]{1,4}[:.a0][0-9:]{0,7}",
+        ) {
+            prop_assert_eq!(parse_ip_port_bytes(s.as_bytes()), parse_ip_port_other(s.as_bytes()), "{}", s);
         }
 
         #[test]
