@@ -892,6 +892,8 @@ pub struct Engine {
     /// The rules that count per application user.
     user_rules: RuleSet,
     namer: RouteNamer,
+    /// The namer's last answers.
+    route_cache: crate::route::RouteCache,
     /// Failing routes: hash → (label, stats).
     routes: HashMap<u64, (String, RouteStats), ahash::RandomState>,
     /// The sections among `routes`: most requests need only to know that
@@ -959,6 +961,7 @@ impl Engine {
             outage_rules: RuleSet::of(&config.rules, |r| r.outage_aware),
             user_rules: RuleSet::of(&config.rules, |r| r.config.key == KeyKind::User),
             namer: RouteNamer::new(&f.outage.routes),
+            route_cache: Default::default(),
             routes: HashMap::default(),
             sections: HeldSections::default(),
             url_prefix: Default::default(),
@@ -1609,7 +1612,7 @@ impl Engine {
         if !failed && !self.sections.may_hold(&self.namer, path) {
             return None;
         }
-        let (h, section) = self.namer.hash(path);
+        let (h, section) = self.route_cache.hash(&self.namer, path);
         if !failed {
             // The route and the section count apart: a section's requests
             // are every request on it, whether its route failed or not.
