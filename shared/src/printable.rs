@@ -5,7 +5,7 @@
 /// Shorten `s` to at most `max` bytes (at a char boundary) and escape
 /// control characters, so evidence can be printed and logged safely.
 pub fn clip(s: &str, max: usize) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(s.len().min(max));
     clip_onto(&mut out, s, max);
     out
 }
