@@ -943,7 +943,7 @@ mod tests {
         // bytes next to 0x20 (0x1f, 0x21, 0xa0) that must not count; and
         // on lines mostly of spaces, up to eight in a word.
         let sparse: &[u8] = &[b' ', b'a', 0x1f, 0x21, 0xa0, 0x00, 0xff];
-        let dense: &[u8] = &[b' ', b' ', b' ', b'a'];
+        let dense: &[u8] = b"   a";
         let mut seed = 7u64;
         for (len, alphabet) in (0..80).flat_map(|n| [(n, sparse), (n, dense)]) {
             for _ in 0..20 {
